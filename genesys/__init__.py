@@ -1,0 +1,19 @@
+"""The Genesys Cloud boundary: voice-safe validation of participant attributes (and, later, the API client)."""
+
+from genesys.voice_safe import (
+    VoiceSafeAttributes,
+    VoiceSafeLimits,
+    VoiceSafeSettingsError,
+    VoiceSafetyProblem,
+    VoiceSafetyReport,
+    check_attributes,
+)
+
+__all__ = [
+    "VoiceSafeAttributes",
+    "VoiceSafeLimits",
+    "VoiceSafeSettingsError",
+    "VoiceSafetyProblem",
+    "VoiceSafetyReport",
+    "check_attributes",
+]

@@ -1,0 +1,251 @@
+"""Voice-safe validation: the last local gate before participant attributes go to Genesys Cloud.
+
+Genesys' `ParticipantAttributes` body is `{"attributes": {string: string}}`. Genesys documents few limits
+(a 256-character value limit for flows, a 512,000-byte request limit), so the limits here are conservative
+and configurable. Validation collects every problem, never just the first, and the only way to obtain a
+`VoiceSafeAttributes` (the one type the writer accepts) is through `check_attributes`, so an invalid map
+cannot be sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+LongValuePolicy = Literal["truncate", "reject"]
+
+# Genesys' documented request limit; the configurable body limit must stay well under it.
+GENESYS_REQUEST_BYTES_MAX = 512_000
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_PREVIEW_CHARS = 40
+
+
+class VoiceSafeSettingsError(ValueError):
+    """A `[voice_safe]` setting is invalid; `setting` names it and `problem` says what is wrong."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSafeLimits:
+    """Conservative limits for one participant's attribute map."""
+
+    max_value_chars: int = 256
+    """The one documented value limit (Architect's Set Participant Data)."""
+    max_key_chars: int = 128
+    max_attributes: int = 100
+    max_body_bytes: int = 64_000
+    """Far below Genesys' 512,000-byte request limit, leaving room for other writers' keys."""
+    long_values: LongValuePolicy = "truncate"
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("max_value_chars", 1, 65_536),
+            ("max_key_chars", 1, 1_024),
+            ("max_attributes", 1, 10_000),
+            ("max_body_bytes", 64, GENESYS_REQUEST_BYTES_MAX),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise VoiceSafeSettingsError(
+                    name, f"must be a whole number from {low:,} to {high:,}, not {value!r}"
+                )
+        if self.long_values not in ("truncate", "reject"):
+            raise VoiceSafeSettingsError(
+                "long_values", f'must be "truncate" or "reject", not {self.long_values!r}'
+            )
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> VoiceSafeLimits:
+        """Build limits from a `[voice_safe]` settings table; unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        for key in table:
+            if key not in known:
+                raise VoiceSafeSettingsError(
+                    str(key), f"is not a voice_safe setting (known: {', '.join(sorted(known))})"
+                )
+        return cls(**dict(table))
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSafetyProblem:
+    """One reason an attribute map may not be sent."""
+
+    key: str
+    rule: str
+    message: str
+    value_preview: str = ""
+
+    def __str__(self) -> str:
+        preview = f" (value {self.value_preview})" if self.value_preview else ""
+        return f"{self.key}: {self.message}{preview}"
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """A value that was shortened to fit `max_value_chars` because the policy is "truncate"."""
+
+    key: str
+    original_chars: int
+    kept_chars: int
+
+    def __str__(self) -> str:
+        return f"{self.key}: value cut from {self.original_chars:,} to {self.kept_chars:,} characters"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSafeAttributes:
+    """An attribute map that passed `check_attributes`; the only thing the Genesys writer sends."""
+
+    attributes: Mapping[str, str]
+    body_bytes: int
+
+    def body(self) -> dict[str, dict[str, str]]:
+        """The `ParticipantAttributes` request body."""
+        return {"attributes": dict(self.attributes)}
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSafetyReport:
+    """Everything `check_attributes` found: the checked map, the problems and the truncations."""
+
+    attributes: Mapping[str, str]
+    problems: tuple[VoiceSafetyProblem, ...]
+    truncations: tuple[Truncation, ...]
+    body_bytes: int
+    _sendable: VoiceSafeAttributes | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def sendable(self) -> VoiceSafeAttributes:
+        """The map to send; raises ValueError when problems were found, so nothing invalid is sent."""
+        if self._sendable is None:
+            raise ValueError(
+                f"attributes are not voice-safe ({len(self.problems)} problem(s)): "
+                + "; ".join(str(p) for p in self.problems[:5])
+            )
+        return self._sendable
+
+
+def value_preview(value: object) -> str:
+    """A short, single-line, quoted preview of a value for error messages."""
+    if isinstance(value, str):
+        shown = _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", value[: _PREVIEW_CHARS + 1])
+        if len(value) > _PREVIEW_CHARS:
+            return f'"{shown[:_PREVIEW_CHARS]}…" ({len(value):,} chars)'
+        return f'"{shown}"'
+    if isinstance(value, Mapping):
+        return f"an object with {len(value):,} key(s)"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value):,} item(s)"
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {str(value)[:_PREVIEW_CHARS]}"
+
+
+def body_size(attributes: Mapping[str, str]) -> int:
+    """Bytes of the request body exactly as httpx encodes it (compact UTF-8 JSON)."""
+    return len(
+        json.dumps({"attributes": attributes}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    )
+
+
+def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafetyReport:
+    """Check a candidate attribute map against the limits and report every problem found."""
+    problems: list[VoiceSafetyProblem] = []
+    truncations: list[Truncation] = []
+    checked: dict[str, str] = {}
+    if not isinstance(attributes, Mapping):
+        problem = VoiceSafetyProblem(
+            "(map)", "not_a_map", "attributes must be an object of string keys to string values",
+            value_preview(attributes),
+        )
+        return VoiceSafetyReport({}, (problem,), (), 0)
+
+    for key, value in attributes.items():
+        if not isinstance(key, str):
+            problems.append(VoiceSafetyProblem(
+                repr(key), "key_type", f"key is a {type(key).__name__}; keys must be strings"
+            ))
+            continue
+        problems.extend(_key_problems(key, limits))
+        if not isinstance(value, str):
+            problems.append(VoiceSafetyProblem(
+                key, "value_type",
+                f"value is {_json_type(value)}; Genesys accepts only strings (send numbers and booleans"
+                " as text)",
+                value_preview(value),
+            ))
+            continue
+        if len(value) > limits.max_value_chars:
+            if limits.long_values == "truncate":
+                truncations.append(Truncation(key, len(value), limits.max_value_chars))
+                value = value[: limits.max_value_chars]
+            else:
+                problems.append(VoiceSafetyProblem(
+                    key, "value_length",
+                    f"value has {len(value):,} characters, over the limit of {limits.max_value_chars:,}"
+                    ' (shorten it, exclude the field, or set long_values = "truncate")',
+                    value_preview(value),
+                ))
+        checked[key] = value
+
+    if len(attributes) > limits.max_attributes:
+        problems.append(VoiceSafetyProblem(
+            "(map)", "attribute_count",
+            f"{len(attributes):,} attributes, over the limit of {limits.max_attributes:,}"
+            " (exclude fields in the mapping or raise max_attributes)",
+        ))
+    size = body_size(checked)
+    if size > limits.max_body_bytes:
+        problems.append(VoiceSafetyProblem(
+            "(map)", "body_size",
+            f"request body is {size:,} bytes, over the limit of {limits.max_body_bytes:,}"
+            " (exclude fields or lower max_value_chars)",
+        ))
+    sendable = None if problems else VoiceSafeAttributes(dict(checked), size)
+    return VoiceSafetyReport(dict(checked), tuple(problems), tuple(truncations), size, sendable)
+
+
+def _key_problems(key: str, limits: VoiceSafeLimits) -> list[VoiceSafetyProblem]:
+    problems = []
+    if not key.strip():
+        problems.append(VoiceSafetyProblem(repr(key), "key_empty", "key is empty or only white space"))
+        return problems
+    if len(key) > limits.max_key_chars:
+        problems.append(VoiceSafetyProblem(
+            key[:_PREVIEW_CHARS] + "…", "key_length",
+            f"key has {len(key):,} characters, over the limit of {limits.max_key_chars:,}",
+        ))
+    if _CONTROL_CHARACTERS.search(key):
+        problems.append(VoiceSafetyProblem(
+            value_preview(key), "key_characters", "key contains control characters or line breaks"
+        ))
+    if key != key.strip():
+        problems.append(VoiceSafetyProblem(
+            value_preview(key), "key_characters", "key starts or ends with white space"
+        ))
+    return problems
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a nested object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
