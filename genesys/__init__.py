@@ -1,4 +1,4 @@
-"""The Genesys Cloud boundary: voice-safe validation of participant attributes (and, later, the API client)."""
+"""The Genesys Cloud boundary: voice-safe validation of participant attributes, and the API client."""
 
 from genesys.voice_safe import (
     VoiceSafeAttributes,

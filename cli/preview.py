@@ -1,0 +1,140 @@
+"""`python app.py preview`: show the participant attributes a Slack user object would become.
+
+Exit status: 0 the attributes are voice-safe, 1 validation found problems, 2 the input is unusable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from profiles import FieldLabels, NotAUserObject, TeamProfileError, find_user
+from sync import AttributeRules, DesiredAttributes, desired_attributes
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+"""Far above any Slack user object (a few KB); bounds memory before parsing."""
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_KEY_COLUMN_MAX = 40
+
+
+class UnusableInput(Exception):
+    """The input cannot be previewed; the message is one line that says what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRequest:
+    """What to preview and how to show it."""
+
+    path: str
+    team_profile: str | None = None
+    as_json: bool = False
+
+
+def read_json(path: str, stdin: IO[bytes]) -> Any:
+    """Parse a JSON document from a file or `-` (standard input), with a size bound and one-line errors."""
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            raw = stdin.read(MAX_INPUT_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                raw = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as error:
+        raise UnusableInput(f"{name}: cannot be read ({error.strerror or error})") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise UnusableInput(f"{name}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; a Slack user object is a "
+                            "few KB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UnusableInput(f"{name}: not UTF-8 text (byte {error.start})") from None
+    if not text.strip():
+        raise UnusableInput(f"{name}: empty; expected a JSON Slack user object or event")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UnusableInput(f"{name}: not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+    except RecursionError:
+        raise UnusableInput(f"{name}: JSON nested too deeply to read; a Slack user object is 4 levels deep") from None
+
+
+def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes], out: IO[str], err: IO[str]) -> int:
+    """Run the preview; returns the exit status."""
+    try:
+        labels = FieldLabels.empty()
+        if request.team_profile is not None:
+            try:
+                labels = FieldLabels.from_team_profile(read_json(request.team_profile, stdin))
+            except TeamProfileError as error:
+                raise UnusableInput(f"{request.team_profile}: not a team.profile.get response: {error}") from None
+        document = read_json(request.path, stdin)
+        try:
+            user = find_user(document)
+        except NotAUserObject as error:
+            name = "standard input" if request.path == "-" else request.path
+            raise UnusableInput(f"{name}: {error}") from None
+    except UnusableInput as error:
+        print(f"preview: {error}", file=err)
+        return EXIT_UNUSABLE
+    desired = desired_attributes(user, labels, rules)
+    if request.as_json:
+        json.dump(dict(desired.report.attributes), out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        for line in _problem_lines(desired):
+            print(line, file=err)
+    else:
+        out.write(render_table(desired, rules, labels_given=request.team_profile is not None))
+    return EXIT_OK if desired.ok else EXIT_PROBLEMS
+
+
+def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_given: bool) -> str:
+    """The human-readable preview."""
+    report = desired.report
+    attributes = report.attributes
+    lines = [f"Slack user {desired.user.display}, from a {desired.user.source}"]
+    lines.append(f"{len(attributes)} attribute(s), {report.body_bytes:,} bytes as a request body"
+                 f" (limit {rules.voice_safe.max_body_bytes:,})")
+    lines.append("")
+    width = min(max((len(key) for key in attributes), default=0), _KEY_COLUMN_MAX)
+    for key, value in attributes.items():
+        lines.append(f"  {_printable(key).ljust(width)}  {_printable(value) if value else '(empty)'}")
+    if not attributes:
+        lines.append("  (none: the mapping left every field out)")
+    lines.append("")
+    excluded = desired.mapped.excluded
+    sensitive = [e.source_key for e in excluded if e.reason.startswith("sensitive")]
+    if excluded:
+        detail = f" ({len(sensitive)} sensitive, left out until opted in: {', '.join(sensitive)})" if sensitive else ""
+        lines.append(f"Left out by the mapping: {len(excluded)} field(s){detail}")
+    has_custom = any(key.startswith("custom.") for key in (e.source_key for e in excluded)) or any(
+        key.startswith(rules.mapping.prefix + "custom.") for key in attributes
+    )
+    if has_custom and not labels_given and rules.mapping.custom_fields == "label":
+        lines.append("Custom fields are keyed by field id: pass --team-profile FILE (a team.profile.get response)"
+                     " to key them by label")
+    lines.extend(_problem_lines(desired))
+    if report.ok:
+        lines.append("Voice-safe check: passed")
+    return "\n".join(lines) + "\n"
+
+
+def _problem_lines(desired: DesiredAttributes) -> list[str]:
+    lines = [f"Note: {note}" for note in desired.notes]
+    lines.extend(f"Truncated: {cut}" for cut in desired.report.truncations)
+    if desired.report.problems:
+        lines.append(f"Voice-safe check: {len(desired.report.problems)} problem(s); nothing would be written")
+        lines.extend(f"  - {problem} [{problem.rule}]" for problem in desired.report.problems)
+    return lines
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def stdin_bytes() -> IO[bytes]:
+    return sys.stdin.buffer

@@ -1,0 +1,38 @@
+"""The profile layer: pure functions from a Slack user object to flat, mapped attribute text.
+
+No I/O and no Slack or Genesys clients here; voice-safe validation belongs to `genesys`.
+"""
+
+from profiles.fields import FieldDefinition, FieldLabels, TeamProfileError
+from profiles.flatten import Flattened, FlattenLimits, FlattenNote, FlattenSettingsError, flatten, scalar_text
+from profiles.mapping import (
+    DEFAULT_INCLUDE,
+    SENSITIVE_GROUPS,
+    AttributeMapping,
+    Exclusion,
+    Mapped,
+    MappingSettingsError,
+)
+from profiles.user import NotAUserObject, SlackUser, find_user, flatten_user
+
+__all__ = [
+    "DEFAULT_INCLUDE",
+    "SENSITIVE_GROUPS",
+    "AttributeMapping",
+    "Exclusion",
+    "FieldDefinition",
+    "FieldLabels",
+    "FlattenLimits",
+    "FlattenNote",
+    "FlattenSettingsError",
+    "Flattened",
+    "Mapped",
+    "MappingSettingsError",
+    "NotAUserObject",
+    "SlackUser",
+    "TeamProfileError",
+    "find_user",
+    "flatten",
+    "flatten_user",
+    "scalar_text",
+]

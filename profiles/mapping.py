@@ -1,0 +1,226 @@
+"""Mapping: which flattened Slack fields reach Genesys, under which attribute keys.
+
+The `[attributes]` table of the settings file (see `sync.example.toml`) configures it. A source key is
+written when it matches an `include` pattern, matches no `exclude` pattern and belongs to no sensitive group
+the operator has not opted in to. Its attribute key is `prefix` + (its `rename`, or the source key without
+the first matching `strip_prefixes` entry).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from profiles.flatten import FlattenNote, KeyPlacer, NoteList, clean_key_segment
+from profiles.user import CustomFieldNames
+
+# Fields worth seeing next to a conversation; anything else needs an explicit include.
+DEFAULT_INCLUDE: tuple[str, ...] = (
+    "id", "team_id", "name", "deleted",
+    "tz", "tz_label", "locale",
+    "is_admin", "is_owner", "is_restricted", "is_ultra_restricted",
+    "profile.title", "profile.real_name", "profile.display_name", "profile.first_name", "profile.last_name",
+    "profile.pronouns", "profile.start_date",
+    "profile.email", "profile.phone", "profile.skype",
+    "enterprise_user.enterprise_name",
+    "custom.*",
+)
+# Personal or noisy data: left out, whatever `include` says, unless the operator opts in by group.
+SENSITIVE_GROUPS: dict[str, tuple[str, ...]] = {
+    "email": ("*email*",),
+    "phone": ("*phone*", "profile.skype"),
+    "avatar": ("profile.image_*", "profile.avatar_hash", "profile.is_custom_image"),
+    "status": ("profile.status_*", "profile.huddle_*", "presence", "profile.always_active"),
+}
+DEFAULT_RENAME: dict[str, str] = {"id": "user_id", "tz": "timezone", "tz_label": "timezone_label"}
+_DECISION_CACHE_SIZE = 4_096
+
+
+class MappingSettingsError(ValueError):
+    """An `[attributes]` setting is invalid; `setting` names it and `problem` says what is wrong."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A source field the mapping left out, and why."""
+
+    source_key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """Attributes ready for voice-safe validation, plus what was left out and what was renamed."""
+
+    attributes: Mapping[str, str]
+    excluded: tuple[Exclusion, ...]
+    notes: tuple[FlattenNote, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeMapping:
+    """What reaches Genesys and under which keys."""
+
+    prefix: str = "slack."
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = ()
+    strip_prefixes: tuple[str, ...] = ("profile.",)
+    rename: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RENAME))
+    opt_in: frozenset[str] = frozenset()
+    custom_fields: CustomFieldNames = "label"
+    _decisions: dict[str, tuple[str | None, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _matchers: tuple[Any, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_key_text("prefix", self.prefix, allow_empty=True)
+        for name in ("include", "exclude", "strip_prefixes"):
+            for index, pattern in enumerate(getattr(self, name)):
+                if not isinstance(pattern, str) or not pattern:
+                    raise MappingSettingsError(f"{name}[{index}]", "must be a non-empty string")
+        for source, target in self.rename.items():
+            _check_key_text(f"rename.{source!r}", target, allow_empty=False)
+        unknown = set(self.opt_in) - set(SENSITIVE_GROUPS)
+        if unknown:
+            raise MappingSettingsError(
+                "opt_in", f"unknown group(s) {sorted(unknown)}; known: {', '.join(SENSITIVE_GROUPS)}"
+            )
+        if self.custom_fields not in ("label", "id"):
+            raise MappingSettingsError("custom_fields", f'must be "label" or "id", not {self.custom_fields!r}')
+        # Compiled once: per key, one regex search instead of a loop over fnmatch patterns.
+        sensitive = tuple(
+            (group, _compile(patterns, ignore_case=True))
+            for group, patterns in SENSITIVE_GROUPS.items() if group not in self.opt_in
+        )
+        object.__setattr__(self, "_matchers", (
+            _compile(self.include), _compile(self.exclude), sensitive,
+        ))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> AttributeMapping:
+        """Build a mapping from an `[attributes]` settings table; unknown keys and wrong types are refused."""
+        known = {f.name for f in fields(cls) if f.init}
+        for key in table:
+            if key not in known:
+                raise MappingSettingsError(
+                    str(key), f"is not an attributes setting (known: {', '.join(sorted(known))})"
+                )
+        values: dict[str, Any] = {}
+        for name in ("include", "exclude", "strip_prefixes"):
+            if name in table:
+                values[name] = tuple(_string_list(name, table[name]))
+        for name in ("prefix", "custom_fields"):
+            if name in table:
+                if not isinstance(table[name], str):
+                    raise MappingSettingsError(name, f"must be a string, not {_toml_kind(table[name])}")
+                values[name] = table[name]
+        if "rename" in table:
+            rename = table["rename"]
+            if not isinstance(rename, Mapping) or not all(isinstance(v, str) for v in rename.values()):
+                raise MappingSettingsError("rename", 'must be a table of "source.key" = "attribute key" strings')
+            values["rename"] = {**DEFAULT_RENAME, **rename}
+        if "opt_in" in table:
+            opt_in = table["opt_in"]
+            if not isinstance(opt_in, Mapping):
+                raise MappingSettingsError("opt_in", "must be a table such as { email = true }")
+            for group, enabled in opt_in.items():
+                if group not in SENSITIVE_GROUPS:
+                    raise MappingSettingsError(
+                        f"opt_in.{group}", f"is not a sensitive group (known: {', '.join(SENSITIVE_GROUPS)})"
+                    )
+                if not isinstance(enabled, bool):
+                    raise MappingSettingsError(f"opt_in.{group}", f"must be true or false, not {enabled!r}")
+            values["opt_in"] = frozenset(group for group, enabled in opt_in.items() if enabled)
+        return cls(**values)
+
+    def decide(self, source_key: str) -> tuple[str | None, str]:
+        """(attribute key, "") for a source key that is written, or (None, reason) for one left out."""
+        cached = self._decisions.get(source_key)
+        if cached is not None:
+            return cached
+        decision = self._decide(source_key)
+        if len(self._decisions) >= _DECISION_CACHE_SIZE:
+            self._decisions.clear()
+        self._decisions[source_key] = decision
+        return decision
+
+    def _decide(self, source_key: str) -> tuple[str | None, str]:
+        include, exclude, sensitive = self._matchers
+        if include is None or not include.match(source_key):
+            return None, "not in include"
+        if exclude is not None and exclude.match(source_key):
+            return None, "matches exclude"
+        for group, matcher in sensitive:
+            if matcher.match(source_key):
+                return None, f"sensitive ({group}); opt in with [attributes.opt_in] {group} = true"
+        target = self.rename.get(source_key)
+        if target is None:
+            target = source_key
+            for strip in self.strip_prefixes:
+                if target.startswith(strip) and len(target) > len(strip):
+                    target = target[len(strip):]
+                    break
+        return self.prefix + target, ""
+
+    def apply(self, flat: Mapping[str, str], *, max_key_chars: int) -> Mapped:
+        """Select and rename flattened attributes; collisions after renaming get a suffix and a note."""
+        notes = NoteList()
+        placer = KeyPlacer(max_key_chars, notes)
+        excluded: list[Exclusion] = []
+        for source_key, value in flat.items():
+            target, reason = self.decide(source_key)
+            if target is None:
+                excluded.append(Exclusion(source_key, reason))
+            else:
+                placer.place(target, value, source_key)
+        return Mapped(dict(sorted(placer.placed.items())), tuple(excluded), notes.freeze())
+
+
+def _compile(patterns: tuple[str, ...], *, ignore_case: bool = False) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    combined = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)
+    return re.compile(combined, re.IGNORECASE if ignore_case else 0)
+
+
+def _check_key_text(setting: str, text: object, *, allow_empty: bool) -> None:
+    if not isinstance(text, str):
+        raise MappingSettingsError(setting, f"must be a string, not {_toml_kind(text)}")
+    if not text and not allow_empty:
+        raise MappingSettingsError(setting, "must not be empty")
+    if text and clean_key_segment(text) != text:
+        raise MappingSettingsError(
+            setting, f"{text!r} has control characters or surrounding white space; attribute keys cannot"
+        )
+    if len(text) > 64 and setting == "prefix":
+        raise MappingSettingsError(setting, "must be at most 64 characters")
+
+
+def _string_list(setting: str, value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise MappingSettingsError(setting, f'must be a list of non-empty strings such as ["profile.title"], not'
+                                   f" {_toml_kind(value)}")
+    return list(value)
+
+
+def _toml_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list" if all(isinstance(v, str) for v in value) else "a list with a non-string item"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
