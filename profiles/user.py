@@ -61,7 +61,7 @@ def find_user(document: object) -> SlackUser:
         if not isinstance(event, Mapping):
             raise NotAUserObject("it is an event envelope without an 'event' object")
         return _from_event(event, "event envelope")
-    if isinstance(document.get("type"), str) and "user" in document:
+    if document.get("type") in _USER_EVENTS or (isinstance(document.get("type"), str) and "user" in document):
         return _from_event(document, "event")
     if isinstance(document.get("user"), Mapping):
         return SlackUser(document["user"], "users.info response")
@@ -111,7 +111,10 @@ def _place_custom_fields(custom: Mapping[Any, Any], labels: FieldLabels, naming:
                          limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
     field_ids = sorted((str(field_id) for field_id in custom), key=labels.ordering)
     by_text = {str(field_id): entry for field_id, entry in custom.items()}
-    for field_id in field_ids[: limits.max_keys]:
+    for field_id in field_ids:
+        if len(placer.placed) >= limits.max_keys:
+            notes.add("keys", "", f"stopped at {limits.max_keys:,} keys; later custom fields were ignored")
+            return
         entry = by_text[field_id]
         label = labels.label(field_id) if naming == "label" else None
         if naming == "label" and label is None and labels.by_id:

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the linter and the whole test suite, creating .venv with the pinned test tools on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./venv.sh requirements-dev.txt
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

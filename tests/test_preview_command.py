@@ -1,0 +1,181 @@
+"""`python app.py preview`, run as a real process: output, exit status and error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO, SHARED_SLACK_FIXTURES
+
+USER = str(EXAMPLES / "slack-user.json")
+TEAM = str(EXAMPLES / "team-profile.json")
+
+
+def run_preview(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNC_SETTINGS_FILE", "LOG_LEVEL")}
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "preview", *args],
+        input=stdin, capture_output=True, cwd=cwd or REPO, env=env, timeout=60, check=False,
+    )
+    return subprocess.CompletedProcess(completed.args, completed.returncode, completed.stdout.decode(),
+                                       completed.stderr.decode())
+
+
+def test_table_shows_the_attributes_with_labels() -> None:
+    """The readable table lists each attribute and its value, and exits 0."""
+    result = run_preview("--team-profile", TEAM, USER)
+    assert result.returncode == 0, result.stderr
+    assert "slack.custom.Department    Customer Care" in result.stdout
+    assert "slack.title                Senior Support Engineer" in result.stdout
+    assert "Voice-safe check: passed" in result.stdout
+    assert "profile.email" in result.stdout  # named as left out, not written
+    assert "ada@example.com" not in result.stdout
+
+
+def test_json_prints_exactly_the_attribute_object() -> None:
+    """--json prints the attribute object alone, parseable, equal to what would be written."""
+    result = run_preview("--json", "--team-profile", TEAM, USER)
+    assert result.returncode == 0
+    attributes = json.loads(result.stdout)
+    assert attributes["slack.custom.Team"] == "Tier 2 — Billing"
+    assert all(isinstance(v, str) for v in attributes.values())
+    assert list(attributes) == sorted(attributes)
+
+
+def test_standard_input_is_read_with_dash() -> None:
+    """PATH - reads standard input."""
+    fixture = (SHARED_SLACK_FIXTURES / "user_change.slack-docs-example.event.json").read_bytes()
+    result = run_preview("--json", "-", stdin=fixture)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["slack.user_id"] == "U1234567"
+
+
+def test_without_labels_the_table_says_how_to_get_them() -> None:
+    """Custom fields keyed by id come with a hint to pass --team-profile."""
+    result = run_preview(USER)
+    assert "slack.custom.Xf0DEPT0001" in result.stdout
+    assert "pass --team-profile" in result.stdout
+
+
+def test_validation_problems_exit_1_and_are_listed(tmp_path: Path) -> None:
+    """With long values rejected, an over-long title exits 1 and names the key and the rule."""
+    config = tmp_path / "sync.toml"
+    config.write_text('[voice_safe]\nmax_value_chars = 10\nlong_values = "reject"\n')
+    result = run_preview("--config", str(config), USER)
+    assert result.returncode == 1
+    assert "slack.title" in result.stdout
+    assert "[value_length]" in result.stdout
+    assert "nothing would be written" in result.stdout
+
+
+def test_json_mode_reports_problems_on_standard_error(tmp_path: Path) -> None:
+    """In --json mode the problems go to standard error and the exit status is 1."""
+    config = tmp_path / "sync.toml"
+    config.write_text('[voice_safe]\nmax_attributes = 2\n')
+    result = run_preview("--json", "--config", str(config), USER)
+    assert result.returncode == 1
+    assert "[attribute_count]" in result.stderr
+    assert json.loads(result.stdout)
+
+
+def test_truncation_is_reported(tmp_path: Path) -> None:
+    """Values cut by the truncate policy are listed."""
+    config = tmp_path / "sync.toml"
+    config.write_text('[voice_safe]\nmax_value_chars = 10\n')
+    result = run_preview("--config", str(config), USER)
+    assert result.returncode == 0
+    assert "Truncated: slack.title: value cut from 23 to 10 characters" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "empty"),
+        (b"{not json", "not JSON: Expecting property name enclosed in double quotes at line 1, column 2"),
+        (b"\xff\xfe\x00", "not UTF-8 text"),
+        (b"[1, 2]", "expected a JSON object, found a list"),
+        (b'{"ok": false, "error": "user_not_found"}', "Slack error response ('user_not_found')"),
+        (b'{"type": "app_mention", "user": "U1"}', "'app_mention' event"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_unusable_input_exits_2_with_one_line(tmp_path: Path, content: bytes, fragment: str) -> None:
+    """Unusable input exits 2 with a one-line explanation naming the file, and no traceback."""
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    result = run_preview(str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert str(path) in result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_file_exits_2(tmp_path: Path) -> None:
+    """A path that does not exist is named with the reason."""
+    result = run_preview(str(tmp_path / "nope.json"))
+    assert result.returncode == 2
+    assert "nope.json: cannot be read (No such file or directory)" in result.stderr
+
+
+def test_a_bad_team_profile_exits_2() -> None:
+    """A --team-profile file that is not a team.profile.get response is named."""
+    result = run_preview("--team-profile", USER, USER)
+    assert result.returncode == 2
+    assert "not a team.profile.get response" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[attributes]\ninclude = 'x'\n", "[attributes] include: must be a list of non-empty strings"),
+        ("[attributes]\nprefixx = 'a'\n", "[attributes] prefixx: is not an attributes setting"),
+        ("[voice_safe]\nmax_value_chars = 0\n", "[voice_safe] max_value_chars: must be a whole number"),
+        ("[voice_safe]\nmax_value_chars = 5000\n", "is above [flatten] max_value_chars"),
+        ("[flatten]\nmax_depth = -1\n", "[flatten] max_depth: must be a whole number"),
+        ("[mapping]\n", "[mapping] is not a settings table"),
+        ("attributes = 3\n", "attributes must be a table"),
+        ("[attributes\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_settings_file_names_file_setting_and_problem(tmp_path: Path, toml: str, fragment: str) -> None:
+    """An invalid settings file stops the command with the file, the setting and what is wrong."""
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    result = run_preview("--config", str(config), USER)
+    assert result.returncode == 2
+    assert str(config) in result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_example_settings_file_equals_the_defaults() -> None:
+    """sync.example.toml documents exactly the built-in defaults."""
+    with_example = run_preview("--json", "--config", str(REPO / "sync.example.toml"), "--team-profile", TEAM, USER)
+    with_defaults = run_preview("--json", "--team-profile", TEAM, USER)
+    assert with_example.returncode == with_defaults.returncode == 0
+    assert with_example.stdout == with_defaults.stdout
+
+
+def test_settings_file_from_the_environment_must_exist(tmp_path: Path) -> None:
+    """SYNC_SETTINGS_FILE naming a missing file is refused with the setting's name."""
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "preview", USER], capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "SYNC_SETTINGS_FILE": "missing.toml"}, timeout=60, check=False,
+    )
+    assert completed.returncode == 2
+    assert "SYNC_SETTINGS_FILE: 'missing.toml' is not a readable file" in completed.stderr
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    """A .env file in the working directory supplies settings."""
+    (tmp_path / "custom.toml").write_text('[attributes]\nprefix = "sl_"\n')
+    (tmp_path / ".env").write_text("SYNC_SETTINGS_FILE=custom.toml\n")
+    result = run_preview("--json", USER, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sl_title" in json.loads(result.stdout)
