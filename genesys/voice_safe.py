@@ -44,6 +44,8 @@ class VoiceSafeLimits:
     max_body_bytes: int = 64_000
     """Far below Genesys' 512,000-byte request limit, leaving room for other writers' keys."""
     long_values: LongValuePolicy = "truncate"
+    _good_keys: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    """Keys that passed every key rule before: attribute keys repeat across profiles, values do not."""
 
     def __post_init__(self) -> None:
         for name, low, high in (
@@ -65,7 +67,7 @@ class VoiceSafeLimits:
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> VoiceSafeLimits:
         """Build limits from a `[voice_safe]` settings table; unknown keys are refused by name."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         for key in table:
             if key not in known:
                 raise VoiceSafeSettingsError(
@@ -152,37 +154,97 @@ def value_preview(value: object) -> str:
     return f"{type(value).__name__} {str(value)[:_PREVIEW_CHARS]}"
 
 
+# The encoder httpx uses for `json=` bodies, built once: json.dumps with options builds a new one per call.
+_HTTPX_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_BODY_FRAME = len('{"attributes":{}}')
+_GOOD_KEYS_CACHED = 10_000
+_ASCII_CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"
+_JSON_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'  # the only characters JSON escapes when not ensure_ascii
+
+
 def body_size(attributes: Mapping[str, str]) -> int:
-    """Bytes of the request body exactly as httpx encodes it (compact UTF-8 JSON)."""
-    return len(
-        json.dumps({"attributes": attributes}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    )
+    """Bytes of the request body exactly as httpx encodes it (compact UTF-8 JSON); the strings must be
+    encodable as UTF-8 (no unpaired surrogates)."""
+    size = _unescaped_body_size(attributes)
+    return size if size is not None else len(_HTTPX_JSON.encode({"attributes": attributes}).encode("utf-8"))
+
+
+def _unescaped_body_size(attributes: Mapping[str, str]) -> int | None:
+    """The body size counted without encoding JSON, when no character needs a JSON escape; else None.
+
+    UTF-8 continuation bytes are all >= 0x80, so escapes can be found in the encoded bytes directly.
+    Raises UnicodeEncodeError for an unpaired surrogate.
+    """
+    raw = "".join([*attributes.keys(), *attributes.values()]).encode("utf-8")
+    if len(raw.translate(None, _JSON_ESCAPED_BYTES)) != len(raw):
+        return None
+    pairs = len(attributes)
+    return _BODY_FRAME + len(raw) + 5 * pairs + max(pairs - 1, 0)  # "k":"v" quotes and colon; commas
+
+
+def _plainly_valid_size(attributes: Mapping[object, object], limits: VoiceSafeLimits) -> int | None:
+    """The body size when every pair is obviously fine, else None: the common case, checked with C-level
+    passes over the map instead of a Python loop, and without building any problem."""
+    if not attributes:
+        return _BODY_FRAME
+    values = list(attributes.values())
+    if set(map(type, values)) != {str} or len(values) > limits.max_attributes:
+        return None
+    if max(map(len, values)) > limits.max_value_chars:  # type: ignore[arg-type]
+        return None
+    good_keys = limits._good_keys
+    if not good_keys.issuperset(attributes):
+        for key in attributes:
+            if key not in good_keys:
+                if type(key) is not str or _key_problems(key, limits):
+                    return None
+                if len(good_keys) >= _GOOD_KEYS_CACHED:
+                    good_keys.clear()
+                good_keys.add(key)
+    try:
+        size = _unescaped_body_size(attributes)  # type: ignore[arg-type]
+    except UnicodeEncodeError:
+        return None
+    if size is None:
+        size = body_size(attributes)  # type: ignore[arg-type]
+    return size if size <= limits.max_body_bytes else None
 
 
 def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafetyReport:
     """Check a candidate attribute map against the limits and report every problem found."""
-    problems: list[VoiceSafetyProblem] = []
-    truncations: list[Truncation] = []
-    checked: dict[str, str] = {}
     if not isinstance(attributes, Mapping):
         problem = VoiceSafetyProblem(
             "(map)", "not_a_map", "attributes must be an object of string keys to string values",
             value_preview(attributes),
         )
         return VoiceSafetyReport({}, (problem,), (), 0)
+    size = _plainly_valid_size(attributes, limits)
+    if size is not None:
+        checked = dict(attributes)
+        return VoiceSafetyReport(checked, (), (), size, VoiceSafeAttributes(checked, size))
 
+    problems: list[VoiceSafetyProblem] = []
+    truncations: list[Truncation] = []
+    checked = {}
     for key, value in attributes.items():
         if not isinstance(key, str):
             problems.append(VoiceSafetyProblem(
                 repr(key), "key_type", f"key is a {type(key).__name__}; keys must be strings"
             ))
             continue
-        problems.extend(_key_problems(key, limits))
+        key_problems = _key_problems(key, limits)
+        problems.extend(key_problems)
         if not isinstance(value, str):
             problems.append(VoiceSafetyProblem(
                 key, "value_type",
                 f"value is {_json_type(value)}; Genesys accepts only strings (send numbers and booleans"
                 " as text)",
+                value_preview(value),
+            ))
+            continue
+        if not _is_utf8(value):
+            problems.append(VoiceSafetyProblem(
+                key, "value_encoding", "value holds an unpaired surrogate (broken Unicode) and cannot be sent",
                 value_preview(value),
             ))
             continue
@@ -197,7 +259,8 @@ def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafety
                     ' (shorten it, exclude the field, or set long_values = "truncate")',
                     value_preview(value),
                 ))
-        checked[key] = value
+        if not key_problems:
+            checked[key] = value
 
     if len(attributes) > limits.max_attributes:
         problems.append(VoiceSafetyProblem(
@@ -213,7 +276,15 @@ def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafety
             " (exclude fields or lower max_value_chars)",
         ))
     sendable = None if problems else VoiceSafeAttributes(dict(checked), size)
-    return VoiceSafetyReport(dict(checked), tuple(problems), tuple(truncations), size, sendable)
+    return VoiceSafetyReport(checked, tuple(problems), tuple(truncations), size, sendable)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _key_problems(key: str, limits: VoiceSafeLimits) -> list[VoiceSafetyProblem]:
@@ -233,6 +304,10 @@ def _key_problems(key: str, limits: VoiceSafeLimits) -> list[VoiceSafetyProblem]
     if key != key.strip():
         problems.append(VoiceSafetyProblem(
             value_preview(key), "key_characters", "key starts or ends with white space"
+        ))
+    if not _is_utf8(key):
+        problems.append(VoiceSafetyProblem(
+            value_preview(key), "key_encoding", "key holds an unpaired surrogate (broken Unicode)"
         ))
     return problems
 

@@ -20,10 +20,11 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import functools
 import math
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -137,7 +138,15 @@ class KeyPlacer:
         self._origins: dict[str, str] = {}
         self.placed: dict[str, str] = {}
 
-    def place(self, key: str, value: str, origin: str) -> str:
+    @property
+    def max_key_chars(self) -> int:
+        return self._max_key_chars
+
+    def place(self, key: str, value: str, origin: str) -> None:
+        """Store a flattened value under its source key."""
+        self.place_at(key, value, origin)
+
+    def place_at(self, key: str, value: str, origin: str) -> str:
         """Store value under key (or a suffixed variant on collision); returns the key used."""
         if len(key) > self._max_key_chars:
             cut = key[: self._max_key_chars]
@@ -146,8 +155,13 @@ class KeyPlacer:
         if key in self.placed:
             key = self._free_variant(key, origin)
         self.placed[key] = value
-        self._origins[key] = origin
+        self.remember(key, origin)
         return key
+
+    def remember(self, key: str, origin: str) -> None:
+        """Record where a key placed directly into `placed` came from, for collision notes."""
+        if key != origin:
+            self._origins[key] = origin
 
     def _free_variant(self, key: str, origin: str) -> str:
         number = 2
@@ -155,7 +169,7 @@ class KeyPlacer:
             suffix = f"~{number}"
             candidate = key[: self._max_key_chars - len(suffix)] + suffix
             if candidate not in self.placed:
-                first = self._origins[key]
+                first = self._origins.get(key, key)  # fast-path placements are their own origin
                 sources = "two source fields" if first == origin else f"{first!r} and {origin!r}"
                 self._notes.add("collision", key, f"{sources} both become this key; the later one is"
                                 f" kept as {candidate!r}")
@@ -265,44 +279,174 @@ def flatten(value: object, limits: FlattenLimits | None = None) -> Flattened:
 
 
 def walk(value: object, root_key: str, root_depth: int, limits: FlattenLimits, placer: KeyPlacer,
-         notes: NoteList) -> None:
+         notes: NoteList, skip: str | None = None) -> None:
     """Flatten `value` under `root_key` into `placer`, depth first in document order.
 
     The stack holds iterators rather than nodes, so deep input stays off the C stack and a wide node is
     read lazily: the budget stops the walk part-way through a huge object without first listing it.
+    With a `SelectingPlacer` (the mapping), each leaf is decided before it is converted: left-out leaves
+    cost a dictionary lookup, kept ones go straight to their attribute key.
+    `skip` names one container key to leave out (flatten_user places custom fields itself).
+    The loop inlines the common cases (string, bool and int leaves under fresh keys): it is the hot path.
     """
     budget = _Budget(limits, placer, notes)
     children = _descend(root_key or "value", value, limits, placer, notes, budget)
     if children is None:
         return
-    stack: list[tuple[str, Iterator[tuple[str, object]], int]] = [(root_key, children, root_depth + 1)]
+    placed, max_key_chars = placer.placed, placer.max_key_chars
+    max_depth, max_value_chars = limits.max_depth, limits.max_value_chars
+    max_values, max_keys = limits.max_values, limits.max_keys
+    if isinstance(placer, SelectingPlacer):
+        decide, prune, left_out, key_cache = placer.decide, placer.prune, placer.left_out, placer.key_cache
+    else:
+        decide, prune, left_out, key_cache = None, None, None, KeyCache()
+    # Each visit places at most one key, so the key count needs checking only past max_keys visits.
+    first_limit = min(max_values, max_keys)
+    visited = 0
+    stack: list[tuple[str, Iterator[tuple[object, object]], int]] = [(root_key, children, root_depth + 1)]
     while stack:
         key, children, depth = stack[-1]
+        prefix = key + "." if key else ""
+        known = key_cache.segments_below(key)
         for segment, child in children:
-            if budget.spent():
+            visited += 1
+            if visited > first_limit and (visited > max_values or len(placed) >= max_keys):
+                budget.visited = visited
+                budget.stop()
                 return
-            child_key = f"{key}.{clean_key_segment(segment)}" if key else clean_key_segment(segment)
-            if not _is_container(child):
+            # Only string segments are cached, and no other type equals a string, so any segment may look.
+            entry = known.get(segment)  # type: ignore[call-overload]
+            if entry is None:
+                child_key = prefix + (_clean_segment(segment) if type(segment) is str else _key_text(segment))
+                if decide is None:
+                    target, why, pruned = child_key, None, None
+                else:
+                    (target, why), pruned = decide(child_key), prune(child_key)  # type: ignore[misc]
+                if type(segment) is str and len(known) < _KEYS_PER_PARENT:
+                    known[segment] = (child_key, target, why, pruned)
+            else:
+                child_key, target, why, pruned = entry
+            kind = type(child)
+            if kind is str:
+                text = child
+            elif kind is bool:
+                text = "true" if child else "false"
+            elif kind is int:
+                text = _int_text(child)  # type: ignore[arg-type]
+            elif child is None:
+                continue
+            elif kind is dict or kind is list or _is_container(child):
+                if child_key == skip:
+                    continue
+                if pruned is not None:  # nothing the caller wants lies below: skip the whole container
+                    left_out.append(pruned)  # type: ignore[union-attr]
+                    continue
+                if depth >= max_depth:
+                    notes.add("depth", child_key, f"nested deeper than {max_depth} levels; dropped")
+                    continue
+                if kind is dict:
+                    grandchildren = iter(child.items())  # type: ignore[attr-defined]
+                else:
+                    budget.visited = visited
+                    grandchildren = _descend(child_key, child, limits, placer, notes, budget)
+                    visited = budget.visited
+                if grandchildren is not None:
+                    stack.append((child_key, grandchildren, depth + 1))
+                    break
+                continue
+            else:
                 text = scalar_text(child)
-                if text is not None:
-                    placer.place(child_key, clip_value(text, child_key, limits, notes), child_key)
+                if text is None:
+                    continue
+            if target is None:
+                left_out.append(why)  # type: ignore[union-attr]
                 continue
-            if depth >= limits.max_depth:
-                notes.add("depth", child_key, f"nested deeper than {limits.max_depth} levels; dropped")
-                continue
-            grandchildren = _descend(child_key, child, limits, placer, notes, budget)
-            if grandchildren is not None:
-                stack.append((child_key, grandchildren, depth + 1))
-                break
+            if len(text) > max_value_chars:  # type: ignore[arg-type]
+                text = clip_value(text, child_key, limits, notes)  # type: ignore[arg-type]
+            if len(target) <= max_key_chars and target not in placed:
+                placed[target] = text  # type: ignore[assignment]
+            else:
+                placer.place_at(target, text, child_key)  # type: ignore[arg-type]
         else:
             stack.pop()
 
 
+_KEYS_PER_PARENT = 256
+_PARENTS_CACHED = 1_024
+
+
+class KeyCache:
+    """Child keys already built under each parent key, with the caller's decision for each.
+
+    Profiles repeat the same keys: reusing the key string (its hash already computed) and its decision
+    saves building, cleaning and deciding the same key for every profile. Bounded: cleared when full.
+    """
+
+    __slots__ = ("_by_parent", "plans")
+
+    def __init__(self) -> None:
+        self._by_parent: dict[str, dict[str, tuple[str, str | None, Any, Any]]] = {}
+        self.plans: dict[Any, Any] = {}
+        """Whole placement plans by their caller's key (custom fields: the field ids of a profile)."""
+
+    def plan(self, key: Any, build: Callable[[], Any]) -> Any:
+        found = self.plans.get(key)
+        if found is None:
+            if len(self.plans) >= _PARENTS_CACHED:
+                self.plans.clear()
+            found = self.plans[key] = build()
+        return found
+
+    def segments_below(self, parent: str) -> dict[str, tuple[str, str | None, Any, Any]]:
+        """Segment -> (child key, attribute key or None, why left out, why a container there is skipped)."""
+        known = self._by_parent.get(parent)
+        if known is None:
+            if len(self._by_parent) >= _PARENTS_CACHED:
+                self._by_parent.clear()
+            known = self._by_parent[parent] = {}
+        return known
+
+
+class SelectingPlacer(KeyPlacer):
+    """A placer that decides each source key first (through `decide`, which a mapping supplies), places
+    kept values under the attribute key decided, and collects the reasons for what it left out."""
+
+    __slots__ = ("decide", "key_cache", "left_out", "prune")
+
+    def __init__(self, decide: Callable[[str], tuple[str | None, Any]], prune: Callable[[str], Any],
+                 key_cache: KeyCache, max_key_chars: int, notes: NoteList) -> None:
+        super().__init__(max_key_chars, notes)
+        self.decide = decide
+        self.prune = prune
+        """For a container key: None to walk it, or why nothing below it can be kept."""
+        self.key_cache = key_cache
+        self.left_out: list[Any] = []
+
+    def place(self, key: str, value: str, origin: str) -> None:
+        target, why = self.decide(key)
+        if target is None:
+            self.left_out.append(why)
+        else:
+            self.place_at(target, value, origin)
+
+
+_clean_segment = functools.lru_cache(maxsize=8_192)(lambda segment: clean_key_segment(segment))
+"""Profiles repeat the same few hundred key segments; caching their cleaning is a large share of the speed."""
+
+
+def _key_text(key: object) -> str:
+    text = scalar_text(key)
+    return "null" if text is None else clean_key_segment(text)
+
+
 def _descend(key: str, node: object, limits: FlattenLimits, placer: KeyPlacer, notes: NoteList,
-             budget: _Budget) -> Iterator[tuple[str, object]] | None:
+             budget: _Budget) -> Iterator[tuple[object, object]] | None:
     """The children to walk below `node`, or None when `node` was placed whole (a scalar, a scalar list)."""
-    if isinstance(node, Mapping):
-        return _items(node)
+    kind = type(node)
+    if kind is dict:
+        return iter(node.items())  # type: ignore[attr-defined]
+    if kind is not list and isinstance(node, Mapping):
+        return iter(node.items())
     if isinstance(node, set | frozenset):  # sorted by text: hash seeds must not change the output
         node = sorted(node, key=lambda item: scalar_text(item) or "")
     if isinstance(node, list | tuple):
@@ -310,7 +454,7 @@ def _descend(key: str, node: object, limits: FlattenLimits, placer: KeyPlacer, n
             if len(node) > limits.max_list_items:
                 notes.add("list_items", key, f"list has {len(node):,} items; kept the first "
                           f"{limits.max_list_items}")
-            return ((str(index), item) for index, item in enumerate(node[: limits.max_list_items]))
+            return enumerate(node[: limits.max_list_items])
         _place_scalar_list(key, node, limits, placer, notes, budget)
         return None
     text = scalar_text(node)
@@ -322,31 +466,25 @@ def _descend(key: str, node: object, limits: FlattenLimits, placer: KeyPlacer, n
 class _Budget:
     """Counts values visited and keys placed; says once, with a note, when the walk must stop."""
 
-    __slots__ = ("_limits", "_notes", "_placer", "_visited")
+    __slots__ = ("_max_keys", "_max_values", "_notes", "_placed", "visited")
 
     def __init__(self, limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
-        self._limits, self._placer, self._notes, self._visited = limits, placer, notes, 0
+        self._max_values, self._max_keys = limits.max_values, limits.max_keys
+        self._placed, self._notes, self.visited = placer.placed, notes, 0
 
     def spent(self) -> bool:
-        self._visited += 1
-        if self._visited > self._limits.max_values:
-            self._notes.add("values", "", f"stopped after {self._limits.max_values:,} values; the rest of"
+        self.visited += 1
+        if self.visited <= self._max_values and len(self._placed) < self._max_keys:
+            return False
+        self.stop()
+        return True
+
+    def stop(self) -> None:
+        if self.visited > self._max_values:
+            self._notes.add("values", "", f"stopped after {self._max_values:,} values; the rest of"
                             " the input was ignored")
-            return True
-        if len(self._placer.placed) >= self._limits.max_keys:
-            self._notes.add("keys", "", f"stopped at {self._limits.max_keys:,} keys; the rest of the input"
-                            " was ignored")
-            return True
-        return False
-
-
-def _items(mapping: Mapping[object, object]) -> Iterator[tuple[str, object]]:
-    for key, child in mapping.items():
-        if type(key) is str:
-            yield key, child
         else:
-            text = scalar_text(key)
-            yield ("null" if text is None else text), child
+            self._notes.add("keys", "", f"stopped at {self._max_keys:,} keys; the rest of the input was ignored")
 
 
 def _place_scalar_list(key: str, items: list[object] | tuple[object, ...], limits: FlattenLimits,

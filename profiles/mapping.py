@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from profiles.flatten import FlattenNote, KeyPlacer, NoteList, clean_key_segment
-from profiles.user import CustomFieldNames
+from profiles.fields import FieldLabels
+from profiles.flatten import FlattenLimits, FlattenNote, KeyCache, NoteList, SelectingPlacer, clean_key_segment
+from profiles.user import CustomFieldNames, flatten_user_into
 
 # Fields worth seeing next to a conversation; anything else needs an explicit include.
 DEFAULT_INCLUDE: tuple[str, ...] = (
@@ -76,10 +77,12 @@ class AttributeMapping:
     rename: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RENAME))
     opt_in: frozenset[str] = frozenset()
     custom_fields: CustomFieldNames = "label"
-    _decisions: dict[str, tuple[str | None, str]] = field(
+    _decisions: dict[str, tuple[str | None, Exclusion | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _matchers: tuple[Any, ...] = field(default=(), init=False, repr=False, compare=False)
+    _key_cache: KeyCache = field(default_factory=KeyCache, init=False, repr=False, compare=False)
+    _include_literals: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_key_text("prefix", self.prefix, allow_empty=True)
@@ -101,6 +104,8 @@ class AttributeMapping:
             (group, _compile(patterns, ignore_case=True))
             for group, patterns in SENSITIVE_GROUPS.items() if group not in self.opt_in
         )
+        literals = tuple(re.split(r"[*?\[]", pattern, maxsplit=1)[0] for pattern in self.include)
+        object.__setattr__(self, "_include_literals", literals)
         object.__setattr__(self, "_matchers", (
             _compile(self.include), _compile(self.exclude), sensitive,
         ))
@@ -142,8 +147,8 @@ class AttributeMapping:
             values["opt_in"] = frozenset(group for group, enabled in opt_in.items() if enabled)
         return cls(**values)
 
-    def decide(self, source_key: str) -> tuple[str | None, str]:
-        """(attribute key, "") for a source key that is written, or (None, reason) for one left out."""
+    def decide(self, source_key: str) -> tuple[str | None, Exclusion | None]:
+        """(attribute key, None) for a source key that is written, or (None, why) for one left out."""
         cached = self._decisions.get(source_key)
         if cached is not None:
             return cached
@@ -153,15 +158,28 @@ class AttributeMapping:
         self._decisions[source_key] = decision
         return decision
 
-    def _decide(self, source_key: str) -> tuple[str | None, str]:
+    def prune(self, container_key: str) -> Exclusion | None:
+        """None when an include pattern could match this key or a key below it; else why to skip it all.
+
+        Every key a glob matches starts with the glob's literal prefix (the text before its first
+        wildcard), so a container can be skipped when no literal prefix is compatible with its key.
+        """
+        for literal in self._include_literals:
+            if container_key.startswith(literal) or literal.startswith(container_key + ".") or literal == container_key:
+                return None
+        return Exclusion(container_key, "not in include (nor anything below it)")
+
+    def _decide(self, source_key: str) -> tuple[str | None, Exclusion | None]:
         include, exclude, sensitive = self._matchers
         if include is None or not include.match(source_key):
-            return None, "not in include"
+            return None, Exclusion(source_key, "not in include")
         if exclude is not None and exclude.match(source_key):
-            return None, "matches exclude"
+            return None, Exclusion(source_key, "matches exclude")
         for group, matcher in sensitive:
             if matcher.match(source_key):
-                return None, f"sensitive ({group}); opt in with [attributes.opt_in] {group} = true"
+                return None, Exclusion(
+                    source_key, f"sensitive ({group}); opt in with [attributes.opt_in] {group} = true"
+                )
         target = self.rename.get(source_key)
         if target is None:
             target = source_key
@@ -169,20 +187,32 @@ class AttributeMapping:
                 if target.startswith(strip) and len(target) > len(strip):
                     target = target[len(strip):]
                     break
-        return self.prefix + target, ""
+        return self.prefix + target, None
+
+    def map_user(self, user: Mapping[str, Any], labels: FieldLabels, *, limits: FlattenLimits,
+                 max_key_chars: int) -> tuple[Mapped, tuple[FlattenNote, ...]]:
+        """Flatten and map a user object in one walk: each leaf is decided before it is converted.
+
+        Gives what `apply(flatten_user(...))` gives, except that two source fields colliding on one key are
+        told apart by their attribute key (`slack.x~2`) rather than their source key. Returns the mapped
+        attributes and the flattening notes.
+        """
+        flatten_notes, mapping_notes = NoteList(), NoteList()
+        placer = SelectingPlacer(self.decide, self.prune, self._key_cache, max_key_chars, mapping_notes)
+        flatten_user_into(user, labels, self.custom_fields, limits, placer, flatten_notes)
+        return self._mapped(placer, mapping_notes), flatten_notes.freeze()
 
     def apply(self, flat: Mapping[str, str], *, max_key_chars: int) -> Mapped:
         """Select and rename flattened attributes; collisions after renaming get a suffix and a note."""
         notes = NoteList()
-        placer = KeyPlacer(max_key_chars, notes)
-        excluded: list[Exclusion] = []
+        placer = SelectingPlacer(self.decide, self.prune, self._key_cache, max_key_chars, notes)
         for source_key, value in flat.items():
-            target, reason = self.decide(source_key)
-            if target is None:
-                excluded.append(Exclusion(source_key, reason))
-            else:
-                placer.place(target, value, source_key)
-        return Mapped(dict(sorted(placer.placed.items())), tuple(excluded), notes.freeze())
+            placer.place(source_key, value, source_key)
+        return self._mapped(placer, notes)
+
+    @staticmethod
+    def _mapped(placer: SelectingPlacer, notes: NoteList) -> Mapped:
+        return Mapped(dict(sorted(placer.placed.items())), tuple(placer.left_out), notes.freeze())
 
 
 def _compile(patterns: tuple[str, ...], *, ignore_case: bool = False) -> re.Pattern[str] | None:

@@ -12,6 +12,7 @@ from profiles.flatten import (
     FlattenLimits,
     KeyPlacer,
     NoteList,
+    SelectingPlacer,
     clean_key_segment,
     clip_value,
     scalar_text,
@@ -97,39 +98,89 @@ def flatten_user(user: Mapping[str, Any], labels: FieldLabels, *, custom_field_n
     limits = limits or FlattenLimits()
     notes = NoteList()
     placer = KeyPlacer(limits.max_key_chars, notes)
+    flatten_user_into(user, labels, custom_field_names, limits, placer, notes)
+    return Flattened(dict(sorted(placer.placed.items())), notes.freeze())
+
+
+def flatten_user_into(user: Mapping[str, Any], labels: FieldLabels, custom_field_names: CustomFieldNames,
+                      limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
+    """`flatten_user` into a given placer (a mapping's `SelectingPlacer` maps while it flattens)."""
     profile = user.get("profile")
     custom = profile.get("fields") if isinstance(profile, Mapping) else None
-    if isinstance(profile, Mapping) and "fields" in profile:
-        user = {**user, "profile": {k: v for k, v in profile.items() if k != "fields"}}
-    walk(user, "", 0, limits, placer, notes)
+    walk(user, "", 0, limits, placer, notes, skip="profile.fields")
     if isinstance(custom, Mapping):
         _place_custom_fields(custom, labels, custom_field_names, limits, placer, notes)
-    return Flattened(dict(sorted(placer.placed.items())), notes.freeze())
 
 
 def _place_custom_fields(custom: Mapping[Any, Any], labels: FieldLabels, naming: CustomFieldNames,
                          limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
-    field_ids = sorted((str(field_id) for field_id in custom), key=labels.ordering)
-    by_text = {str(field_id): entry for field_id, entry in custom.items()}
-    for field_id in field_ids:
-        if len(placer.placed) >= limits.max_keys:
+    field_ids = tuple(custom)
+    if set(map(type, field_ids)) != {str}:
+        custom = {str(field_id): entry for field_id, entry in custom.items()}
+        field_ids = tuple(custom)
+    selecting = placer if isinstance(placer, SelectingPlacer) else None
+    if selecting is None:
+        plan = _custom_plan(field_ids, labels, naming, None)
+    else:  # profiles of one workspace repeat one set of field ids: plan once per set (and labels object)
+        labels_seen, plan = selecting.key_cache.plan(
+            ("custom fields", field_ids, naming, id(labels)),
+            lambda: (labels, _custom_plan(field_ids, labels, naming, selecting)),
+        )
+        if labels_seen is not labels:  # an id() reused by a newer labels object
+            selecting.key_cache.plans.clear()
+            plan = _custom_plan(field_ids, labels, naming, selecting)
+    for field_id in plan.unknown:
+        notes.add("unknown_field", field_id, "no definition for this custom field id; keyed by id")
+    placed, max_key_chars, max_value_chars = placer.placed, placer.max_key_chars, limits.max_value_chars
+    for field_id, part, key, origin, target, why in plan.steps:
+        if len(placed) >= limits.max_keys:
             notes.add("keys", "", f"stopped at {limits.max_keys:,} keys; later custom fields were ignored")
             return
-        entry = by_text[field_id]
-        label = labels.label(field_id) if naming == "label" else None
-        if naming == "label" and label is None and labels.by_id:
-            notes.add("unknown_field", field_id, "no definition for this custom field id; keyed by id")
-        name = clean_key_segment(label if label is not None else field_id)
-        key = f"{CUSTOM_FIELDS_KEY}.{name}"
-        origin = f"profile.fields.{field_id}"
-        if isinstance(entry, Mapping):
-            value, alt = scalar_text(entry.get("value")), scalar_text(entry.get("alt"))
+        entry = custom[field_id]
+        if type(entry) is dict or isinstance(entry, Mapping):
+            text = entry.get(part)
+        else:  # a bare value where Slack sends {"value", "alt"}
+            text = None if part == "alt" or isinstance(entry, list) else entry
+        if type(text) is not str:
+            text = scalar_text(text)
+        if text is None or (part == "alt" and not text):
+            continue
+        if target is None:
+            selecting.left_out.append(why)  # type: ignore[union-attr]
+            continue
+        if len(text) > max_value_chars:
+            text = clip_value(text, key, limits, notes)
+        if len(target) <= max_key_chars and target not in placed:
+            placed[target] = text
         else:
-            value, alt = scalar_text(entry) if not isinstance(entry, list) else None, None
-        if value is not None:
-            placer.place(key, clip_value(value, key, limits, notes), origin)
-        if alt:
-            placer.place(f"{key}.alt", clip_value(alt, f"{key}.alt", limits, notes), origin + ".alt")
+            placer.place_at(target, text, origin)
+
+
+@dataclass(frozen=True, slots=True)
+class _CustomPlan:
+    """Where one set of custom fields goes: per value and alt text, in the workspace's field order, its
+    flattened key, its origin and the mapping's decision; and the field ids the definitions lack."""
+
+    steps: tuple[tuple[str, str, str, str, str | None, Any], ...]
+    unknown: tuple[str, ...]
+
+
+def _custom_plan(field_ids: tuple[str, ...], labels: FieldLabels, naming: CustomFieldNames,
+                 selecting: SelectingPlacer | None) -> _CustomPlan:
+    fields = sorted((labels.keys_for(field_id, naming, _custom_key(field_id, labels, naming)), field_id)
+                    for field_id in field_ids)
+    steps = []
+    for keys, field_id in fields:
+        for part, key, origin in (("value", keys.key, keys.origin), ("alt", keys.alt_key, keys.alt_origin)):
+            target, why = selecting.decide(key) if selecting is not None else (key, None)
+            steps.append((field_id, part, key, origin, target, why))
+    unknown = tuple(f for f in field_ids if f not in labels.by_id) if naming == "label" and labels.by_id else ()
+    return _CustomPlan(tuple(steps), unknown)
+
+
+def _custom_key(field_id: str, labels: FieldLabels, naming: CustomFieldNames) -> str:
+    label = labels.label(field_id) if naming == "label" else None
+    return f"{CUSTOM_FIELDS_KEY}.{clean_key_segment(field_id if label is None else label)}"
 
 
 def _json_kind(value: object) -> str:

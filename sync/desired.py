@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genesys import VoiceSafeLimits, VoiceSafetyReport, check_attributes
-from profiles import AttributeMapping, FieldLabels, FlattenLimits, FlattenNote, Mapped, SlackUser, flatten_user
+from profiles import AttributeMapping, FieldLabels, FlattenLimits, FlattenNote, Mapped, SlackUser
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +33,7 @@ class DesiredAttributes:
 
 def desired_attributes(user: SlackUser, labels: FieldLabels, rules: AttributeRules) -> DesiredAttributes:
     """Flatten, map and voice-safe check one user's profile."""
-    flat = flatten_user(user.user, labels, custom_field_names=rules.mapping.custom_fields,
-                        limits=rules.flatten_limits)
-    mapped = rules.mapping.apply(flat.attributes, max_key_chars=rules.voice_safe.max_key_chars)
+    mapped, notes = rules.mapping.map_user(user.user, labels, limits=rules.flatten_limits,
+                                           max_key_chars=rules.voice_safe.max_key_chars)
     report = check_attributes(mapped.attributes, rules.voice_safe)
-    return DesiredAttributes(user, mapped, flat.notes + mapped.notes, report)
+    return DesiredAttributes(user, mapped, notes + mapped.notes, report)

@@ -31,6 +31,8 @@ def test_a_flat_string_map_passes_and_becomes_the_request_body() -> None:
         ({"a\nb": "v"}, "key_characters"),
         ({"a\x00b": "v"}, "key_characters"),
         ({" k": "v"}, "key_characters"),
+        ({"k": "broken \ud800 unicode"}, "value_encoding"),
+        ({"k\udfff": "v"}, "key_encoding"),
     ],
 )
 def test_each_rule_is_enforced(attributes: dict[object, object], rule: str) -> None:
@@ -82,9 +84,20 @@ def test_body_size_is_limited() -> None:
     assert [p.rule for p in report.problems] == ["body_size"]
 
 
-def test_body_size_matches_what_httpx_sends() -> None:
-    """The counted size is exactly the request body httpx encodes."""
-    attributes = {"slack.name": "Zoë — “quotes” 日本", "slack.x": "a\"b\\c"}
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"slack.title": "Engineer"},
+        {"slack.title": "Engineer", "slack.team": "Care", "slack.empty": ""},
+        {"slack.name": "Zoë — “quotes” 日本", "slack.x": "a\"b\\c"},
+        {"slack.quote": 'say "hi"'},
+        {"slack.lines": "one\ntwo\ttab\x00"},
+        {"slack.emoji": "🎧 on a call"},
+    ],
+)
+def test_body_size_matches_what_httpx_sends(attributes: dict[str, str]) -> None:
+    """The counted size is exactly the request body httpx encodes, escapes and non-ASCII included."""
     request = httpx.Request("PATCH", "http://127.0.0.1/x", json={"attributes": attributes})
     assert body_size(attributes) == len(request.content)
 

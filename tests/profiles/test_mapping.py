@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from profiles import AttributeMapping, MappingSettingsError
+from profiles import AttributeMapping, FieldLabels, FlattenLimits, MappingSettingsError
 
 PROFILE = {
     "id": "U1",
@@ -147,5 +147,48 @@ def test_bad_settings_name_the_setting_and_the_problem(table: dict[str, Any], se
 def test_decisions_are_cached_and_stable() -> None:
     """Deciding the same key twice gives the same answer (the second from the cache)."""
     mapping = AttributeMapping()
-    assert mapping.decide("profile.title") == mapping.decide("profile.title") == ("slack.title", "")
+    assert mapping.decide("profile.title") == mapping.decide("profile.title") == ("slack.title", None)
     assert mapping.decide("profile.email")[0] is None
+
+
+def test_containers_nothing_can_match_are_skipped_as_one_exclusion() -> None:
+    """A container no include pattern can reach is left out whole, named once."""
+    user = {"id": "U1", "profile": {"title": "T", "status_emoji_display_info": [{"emoji_name": "x"}]},
+            "enterprise_user": {"teams": ["T1", "T2"], "enterprise_name": "E"}}
+    mapped, _ = AttributeMapping().map_user(user, FieldLabels.empty(), limits=FlattenLimits(), max_key_chars=128)
+    excluded = {e.source_key: e.reason for e in mapped.excluded}
+    assert excluded["profile.status_emoji_display_info"] == "not in include (nor anything below it)"
+    assert excluded["enterprise_user.teams"] == "not in include (nor anything below it)"
+    assert mapped.attributes == {"slack.enterprise_user.enterprise_name": "E", "slack.title": "T",
+                                 "slack.user_id": "U1"}
+
+
+@pytest.mark.parametrize(
+    ("include", "container", "walked"),
+    [
+        (("*",), "anything", True),
+        (("enterprise_user.teams",), "enterprise_user.teams", True),
+        (("enterprise_user.teams",), "enterprise_user", True),
+        (("enterprise_user.teams",), "enterprise_user.team", False),
+        (("profile.?itle",), "profile", True),
+        (("custom.*",), "customer", False),
+        (("p*",), "profile.x", True),
+    ],
+)
+def test_prune_is_conservative(include: tuple[str, ...], container: str, walked: bool) -> None:
+    """A container is skipped only when no include pattern could match it or anything below it."""
+    assert (AttributeMapping(include=include).prune(container) is None) is walked
+
+
+def test_key_cache_keeps_non_string_keys_apart() -> None:
+    """A cached string segment is never reused for a number key of the same text, and vice versa."""
+    mapping = AttributeMapping(include=("*",))
+    first, _ = mapping.map_user({"x": {"1": "text key"}}, FieldLabels.empty(), limits=FlattenLimits(),
+                                max_key_chars=128)
+    second, _ = mapping.map_user({"x": {1: "int key", 2.5: "float key"}}, FieldLabels.empty(),
+                                 limits=FlattenLimits(), max_key_chars=128)
+    third, _ = mapping.map_user({"x": {True: "bool key"}}, FieldLabels.empty(), limits=FlattenLimits(),
+                                max_key_chars=128)
+    assert first.attributes == {"slack.x.1": "text key"}
+    assert second.attributes == {"slack.x.1": "int key", "slack.x.2.5": "float key"}
+    assert third.attributes == {"slack.x.true": "bool key"}

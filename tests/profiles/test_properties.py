@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from genesys import VoiceSafeLimits, check_attributes
-from profiles import AttributeMapping, FieldLabels, FlattenLimits, flatten, flatten_user
+from profiles import DEFAULT_INCLUDE, AttributeMapping, FieldLabels, FlattenLimits, flatten, flatten_user
 from profiles.user import SlackUser
 from sync import AttributeRules, desired_attributes
 
@@ -82,3 +82,21 @@ def test_no_value_is_silently_overwritten(a: Any, b: Any) -> None:
     result = flatten({"a": a, "a ": b})
     single = len(flatten({"a": a}).attributes) + len(flatten({"a": b}).attributes)
     assert len(result.attributes) == single
+
+
+INCLUDE_CHOICES = [("*",), DEFAULT_INCLUDE, ("profile.*",), ("custom.*", "tz"), ("enterprise_user.teams", "id"),
+                   ("extra.*", "profile.?itle")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(user_objects, st.sampled_from(INCLUDE_CHOICES))
+def test_one_walk_mapping_equals_flatten_then_apply(document: dict[str, Any], include: tuple[str, ...]) -> None:
+    """Mapping while flattening (with its caches and skipped containers) writes what flatten-then-map writes."""
+    user = _as_user(document)
+    flat = flatten_user(user, FieldLabels.empty())
+    assume(not any(note.kind == "collision" for note in flat.notes))
+    mapping = AttributeMapping(include=include)
+    expected = mapping.apply(flat.attributes, max_key_chars=128).attributes
+    for _ in range(2):  # cold, then with warm caches
+        mapped, _notes = mapping.map_user(user, FieldLabels.empty(), limits=FlattenLimits(), max_key_chars=128)
+        assert mapped.attributes == expected
