@@ -4,7 +4,8 @@
     .venv/bin/python bench/profile_layer.py [--profiles 2000] [--repeats 7]
 
 All three run over the same realistic Slack user objects (the shapes of the real payloads in
-../shared/fixtures/slack, with 8 custom fields each) in one process; the figure is the best of the repeats (as timeit reports), the passes interleaved.
+../shared/fixtures/slack, with 8 custom fields each) in one process; the figure is the best of the
+repeats (as timeit reports), the passes interleaved.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import argparse
 import json
 import platform
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -90,8 +90,9 @@ def main() -> None:
     arguments = parser.parse_args()
     rng = random.Random(20261125)
     users = [json.loads(json.dumps(realistic_user(rng, i))) for i in range(arguments.profiles)]
-    labels = FieldLabels.from_team_profile({"fields": [{"id": f, "label": label, "ordering": n}
-                                                       for n, (f, label) in enumerate(zip(FIELD_IDS, FIELD_LABELS, strict=True))]})
+    definitions = [{"id": field_id, "label": label, "ordering": n}
+                   for n, (field_id, label) in enumerate(zip(FIELD_IDS, FIELD_LABELS, strict=True))]
+    labels = FieldLabels.from_team_profile({"fields": definitions})
     rules = AttributeRules()
     sample = desired_attributes(SlackUser(users[0], "user object"), labels, rules)
     assert sample.ok, sample.report.problems
