@@ -1,5 +1,24 @@
-"""The Genesys Cloud boundary: voice-safe validation of participant attributes, and the API client."""
+"""The Genesys Cloud boundary: regions, OAuth, the API client, its errors and voice-safe validation."""
 
+from genesys.auth import ClientCredentials
+from genesys.client import GenesysClient, WriteResult
+from genesys.errors import (
+    AttributesRejected,
+    AuthenticationFailed,
+    ConversationGone,
+    GenesysError,
+    GenesysSettingsError,
+    GenesysTransientError,
+    GenesysUnavailable,
+    PermissionMissing,
+    RateLimited,
+    RequestRejected,
+)
+from genesys.participants import LiveParticipant
+from genesys.permissions import PermissionCheck, PermissionReport
+from genesys.regions import REGION_DOMAINS, GenesysEndpoints, endpoints_for
+from genesys.retries import RetryPolicy
+from genesys.users import GenesysUser
 from genesys.voice_safe import (
     VoiceSafeAttributes,
     VoiceSafeLimits,
@@ -10,10 +29,31 @@ from genesys.voice_safe import (
 )
 
 __all__ = [
+    "REGION_DOMAINS",
+    "AttributesRejected",
+    "AuthenticationFailed",
+    "ClientCredentials",
+    "ConversationGone",
+    "GenesysClient",
+    "GenesysEndpoints",
+    "GenesysError",
+    "GenesysSettingsError",
+    "GenesysTransientError",
+    "GenesysUnavailable",
+    "GenesysUser",
+    "LiveParticipant",
+    "PermissionCheck",
+    "PermissionMissing",
+    "PermissionReport",
+    "RateLimited",
+    "RequestRejected",
+    "RetryPolicy",
     "VoiceSafeAttributes",
     "VoiceSafeLimits",
     "VoiceSafeSettingsError",
     "VoiceSafetyProblem",
     "VoiceSafetyReport",
+    "WriteResult",
     "check_attributes",
+    "endpoints_for",
 ]

@@ -1,0 +1,276 @@
+"""Every error the Genesys Cloud adapter raises: one tree, caught once by callers.
+
+::
+
+    GenesysError                    base; .status, .code, .context_id where Genesys gave them
+    ├── GenesysSettingsError        a GENESYS_* setting is missing or invalid (also a ValueError)
+    ├── AuthenticationFailed        Genesys refused the OAuth client credentials or a fresh token
+    ├── PermissionMissing           403: the OAuth client's roles lack .permissions
+    ├── ConversationGone            the conversation or participant has ended or does not exist
+    ├── RequestRejected             another 4xx: Genesys says the request itself is wrong
+    │   └── AttributesRejected      400/413 on the participant attributes PATCH
+    └── GenesysTransientError       try the work again later (the retry layer already tried)
+        ├── RateLimited             429 persisted through every retry
+        └── GenesysUnavailable      5xx, timeouts or dropped connections persisted through every retry
+
+When each is raised and what the operator should do:
+
+- `GenesysSettingsError(setting, problem)`: at start-up, from `endpoints_for` or `ClientCredentials`. Fix the
+  named environment setting (the message lists the valid regions).
+- `AuthenticationFailed`: the token endpoint refused the client id/secret, or the API refused a token obtained
+  moments before. Check GENESYS_CLIENT_ID/GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials
+  grant and still exists, and that GENESYS_REGION is the org's region. Not retried.
+- `PermissionMissing`: Genesys answered 403. `.permissions` lists what Genesys named (from `messageParams` or the
+  message), else the permissions the call is documented to need. Add them to a role of the OAuth client (in the
+  divisions that hold the users and queues). Not retried.
+- `ConversationGone`: the attributes PATCH found the conversation or participant ended or unknown (404, or a 400/403
+  `conversation.error.…` code saying it is not active). Nothing to do: the engine drops the participant.
+  (`live_participants` skips conversations that vanish between its query and its lookup without raising.)
+- `RequestRejected`: a 4xx other than 401/403/404-on-a-conversation/429, e.g. a 400 on a search. Usually a bug or an
+  API change here; report it with `.context_id`. Not retried.
+- `AttributesRejected`: Genesys refused the attribute map (400 `invalid.value`, 413 `request.entity.too.large`, ...).
+  `.message_params` holds Genesys' details. Adjust the field mapping or the `[voice_safe]` limits.
+- `RateLimited`: 429 Too Many Requests persisted through every retry. `.retry_after` says when to come back. Lower
+  the configured requests per minute, or ask Genesys support to raise the token's limit.
+- `GenesysUnavailable`: 5xx, a timeout, a dropped connection or an unreadable answer persisted through every retry.
+  Check https://status.mypurecloud.com and network access to the API host; the work is retried later.
+
+Secrets and tokens never appear in any message or repr: messages are built only from operation names, ids,
+statuses and Genesys' own `code`/`message`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import httpx
+
+_MAX_GENESYS_MESSAGE_CHARS = 300
+_PERMISSION = re.compile(r"\b[A-Za-z][A-Za-z0-9]*:[A-Za-z][A-Za-z0-9]*:[A-Za-z*][A-Za-z0-9*]*\b")
+
+
+class GenesysError(Exception):
+    """Base of every adapter error; `str()` says what failed and what to do."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        context_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.context_id = context_id
+
+    def __str__(self) -> str:
+        details = [
+            part
+            for part in (
+                f"HTTP {self.status}" if self.status is not None else "",
+                f"code {self.code}" if self.code else "",
+                f"contextId {self.context_id}" if self.context_id else "",
+            )
+            if part
+        ]
+        return f"{self.message} [{', '.join(details)}]" if details else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class GenesysSettingsError(GenesysError, ValueError):
+    """A GENESYS_* setting is missing or invalid; `setting` names it and `problem` says what is wrong."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class AuthenticationFailed(GenesysError):
+    """Genesys refused the OAuth client credentials, or refused a token it had just issued."""
+
+    def __init__(self, reason: str, *, client_id: str, status: int | None = None, code: str | None = None,
+                 context_id: str | None = None) -> None:
+        super().__init__(
+            f"Genesys Cloud authentication failed for OAuth client {client_id!r}: {reason}. Check"
+            " GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials grant"
+            " and still exists, and that GENESYS_REGION is the org's region",
+            status=status, code=code, context_id=context_id,
+        )
+        self.client_id = client_id
+
+
+class PermissionMissing(GenesysError):
+    """Genesys answered 403: the OAuth client's roles lack `permissions`."""
+
+    def __init__(self, operation: str, permissions: tuple[str, ...], *, genesys_message: str = "",
+                 status: int | None = 403, code: str | None = None, context_id: str | None = None) -> None:
+        joiner = " and " if code == "missing.permissions" else " or "
+        named = joiner.join(permissions) if permissions else "a permission Genesys did not name"
+        said = f" (Genesys: {genesys_message})" if genesys_message else ""
+        super().__init__(
+            f"Genesys Cloud refused the {operation}: the OAuth client needs {named}{said}. Add it to a role"
+            " granted to the OAuth client, in the divisions that hold the users and conversations",
+            status=status, code=code, context_id=context_id,
+        )
+        self.operation = operation
+        self.permissions = permissions
+
+
+class ConversationGone(GenesysError):
+    """The conversation or participant has ended or does not exist; nothing to write."""
+
+    def __init__(self, conversation_id: str, participant_id: str | None = None, *, genesys_message: str = "",
+                 status: int | None = None, code: str | None = None, context_id: str | None = None) -> None:
+        who = f"conversation {conversation_id}"
+        if participant_id:
+            who += f" participant {participant_id}"
+        said = f" (Genesys: {genesys_message})" if genesys_message else ""
+        super().__init__(
+            f"Genesys Cloud {who} has ended or does not exist{said}; nothing to do, it is skipped",
+            status=status, code=code, context_id=context_id,
+        )
+        self.conversation_id = conversation_id
+        self.participant_id = participant_id
+
+
+class RequestRejected(GenesysError):
+    """Genesys answered a 4xx that retrying cannot fix (the request itself is wrong)."""
+
+    def __init__(self, operation: str, *, genesys_message: str = "", advice: str = "", status: int | None = None,
+                 code: str | None = None, context_id: str | None = None,
+                 message_params: Mapping[str, str] | None = None) -> None:
+        said = f": {genesys_message}" if genesys_message else ""
+        advice = advice or ("this is likely a bug or a Genesys API change; report it with the contextId")
+        super().__init__(
+            f"Genesys Cloud rejected the {operation}{said}; {advice}",
+            status=status, code=code, context_id=context_id,
+        )
+        self.operation = operation
+        self.genesys_message = genesys_message
+        self.message_params: Mapping[str, str] = dict(message_params or {})
+
+
+class AttributesRejected(RequestRejected):
+    """Genesys refused the participant attribute map (400/413 on the PATCH)."""
+
+    def __init__(self, conversation_id: str, participant_id: str, *, genesys_message: str = "",
+                 status: int | None = None, code: str | None = None, context_id: str | None = None,
+                 message_params: Mapping[str, str] | None = None) -> None:
+        super().__init__(
+            f"participant attributes for conversation {conversation_id} participant {participant_id}",
+            genesys_message=genesys_message,
+            advice="adjust the field mapping or lower the [voice_safe] limits so the map fits",
+            status=status, code=code, context_id=context_id, message_params=message_params,
+        )
+        self.conversation_id = conversation_id
+        self.participant_id = participant_id
+
+
+class GenesysTransientError(GenesysError):
+    """Genesys could not serve the request now; the same work may succeed later (`retry_after` seconds)."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 code: str | None = None, context_id: str | None = None) -> None:
+        super().__init__(message, status=status, code=code, context_id=context_id)
+        self.retry_after = retry_after
+
+
+class RateLimited(GenesysTransientError):
+    """429 Too Many Requests persisted through every retry."""
+
+    def __init__(self, operation: str, *, attempts: int, elapsed_s: float, retry_after: float | None = None,
+                 status: int | None = 429, code: str | None = None, context_id: str | None = None) -> None:
+        later = f"; Genesys asks to wait {retry_after:.0f} s" if retry_after else ""
+        super().__init__(
+            f"Genesys Cloud rate-limited the {operation} through {attempts} attempt(s) over {elapsed_s:.1f} s"
+            f"{later}. Lower the configured requests per minute, or ask Genesys support to raise the token's limit",
+            retry_after=retry_after, status=status, code=code, context_id=context_id,
+        )
+        self.operation = operation
+        self.attempts = attempts
+
+
+class GenesysUnavailable(GenesysTransientError):
+    """5xx, timeouts, dropped connections or unreadable answers persisted through every retry."""
+
+    def __init__(self, operation: str, reason: str, *, attempts: int = 1, elapsed_s: float = 0.0,
+                 retry_after: float | None = None, status: int | None = None, code: str | None = None,
+                 context_id: str | None = None) -> None:
+        super().__init__(
+            f"Genesys Cloud did not complete the {operation} ({reason}) after {attempts} attempt(s) over"
+            f" {elapsed_s:.1f} s. Check https://status.mypurecloud.com and network access to the Genesys API;"
+            " the work is retried later",
+            retry_after=retry_after, status=status, code=code, context_id=context_id,
+        )
+        self.operation = operation
+        self.reason = reason
+        self.attempts = attempts
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    """The parts of a Genesys `ErrorBody` (or an OAuth error) this adapter uses; every field optional."""
+
+    status: int
+    code: str | None = None
+    message: str = ""
+    message_params: Mapping[str, str] = field(default_factory=dict)
+    context_id: str | None = None
+
+    @classmethod
+    def from_response(cls, response: httpx.Response, *, hide: tuple[str, ...] = ()) -> ErrorBody:
+        """Parse an error response defensively (non-JSON bodies, missing fields); `hide` strings become <hidden>."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        params = body.get("messageParams")
+        code = body.get("code") or body.get("error")
+        message = body.get("message") or body.get("error_description") or body.get("description") or ""
+        context_id = body.get("contextId") or response.headers.get("inin-correlation-id")
+        return cls(
+            status=response.status_code,
+            code=str(code) if code else None,
+            message=_shorten(_hidden(str(message), hide)),
+            message_params=(
+                {str(k): _hidden(str(v), hide) for k, v in params.items()} if isinstance(params, dict) else {}
+            ),
+            context_id=str(context_id) if context_id else None,
+        )
+
+    def permissions(self) -> tuple[str, ...]:
+        """Permission names (`domain:entity:action`) Genesys named in `messageParams` or the message."""
+        found: list[str] = []
+        for text in (*self.message_params.values(), self.message):
+            for name in _PERMISSION.findall(text):
+                if name not in found:
+                    found.append(name)
+        return tuple(found)
+
+
+def _hidden(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<hidden>")
+    return text
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_GENESYS_MESSAGE_CHARS else text[: _MAX_GENESYS_MESSAGE_CHARS] + "…"

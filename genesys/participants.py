@@ -1,0 +1,150 @@
+"""Which user participants are live: analytics query bodies and the parsing of their answers.
+
+Client credentials have no "my conversations", so live conversations come from the analytics conversation detail
+query (reference §6.2: conversationEnd notExists, an interact segment of the user with no segmentEnd, all media).
+For one user each hit is confirmed with `GET /api/v2/conversations/{id}` (§6.3: no participant `endTime` and a
+communication in a live state); for the whole org the analytics answer alone is used, one paged query per poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+LIVE_STATES = frozenset({"alerting", "dialing", "contacting", "offering", "connected"})
+"""Communication states of a participant who is on the conversation (or being connected to it)."""
+
+COMMUNICATION_MEDIA = {
+    "calls": "voice",
+    "callbacks": "callback",
+    "chats": "chat",
+    "cobrowsesessions": "cobrowse",
+    "emails": "email",
+    "messages": "message",
+    "screenshares": "screenshare",
+    "socialExpressions": "socialExpression",
+    "videos": "video",
+}
+"""Per-media communication lists on a conversation participant, and the analytics mediaType each means."""
+
+LOOKBACK = timedelta(days=30)
+LOOKAHEAD = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveParticipant:
+    """One live participant of a Genesys user: where to PATCH the attributes."""
+
+    conversation_id: str
+    participant_id: str
+    user_id: str
+    media_type: str
+
+
+def analytics_interval(start: datetime, end: datetime) -> str:
+    """An ISO-8601 interval in UTC with milliseconds, e.g. `2025-01-01T00:00:00.000Z/2025-01-31T01:00:00.000Z`."""
+    return f"{_iso(start)}/{_iso(end)}"
+
+
+def live_conversations_query(now: datetime, *, user_id: str | None, page_size: int, page_number: int
+                             ) -> dict[str, Any]:
+    """The detail query for conversations with a live interact segment of `user_id` (or of any user)."""
+    user_predicate: dict[str, Any] = (
+        {"type": "dimension", "dimension": "userId", "operator": "matches", "value": user_id}
+        if user_id is not None
+        else {"type": "dimension", "dimension": "userId", "operator": "exists"}
+    )
+    return {
+        "conversationFilters": [{"type": "and", "predicates": [
+            {"type": "dimension", "dimension": "conversationEnd", "operator": "notExists"},
+        ]}],
+        "segmentFilters": [{"type": "and", "clauses": [{"type": "and", "predicates": [
+            user_predicate,
+            {"type": "dimension", "dimension": "segmentEnd", "operator": "notExists"},
+            {"type": "dimension", "dimension": "segmentType", "operator": "matches", "value": "interact"},
+        ]}]}],
+        "order": "desc",
+        "orderBy": "conversationStart",
+        # Exactly 30 days long, as in Genesys' own example (reference §6.2).
+        "interval": analytics_interval(now - LOOKBACK + LOOKAHEAD, now + LOOKAHEAD),
+        "paging": {"pageSize": page_size, "pageNumber": page_number},
+    }
+
+
+def probe_query(now: datetime) -> dict[str, Any]:
+    """A cheap detail query (last hour, one result) that only proves the permission."""
+    return {
+        "interval": analytics_interval(now - timedelta(hours=1), now),
+        "order": "desc",
+        "orderBy": "conversationStart",
+        "paging": {"pageSize": 1, "pageNumber": 1},
+    }
+
+
+def live_in_analytics(conversations: Iterable[Any], user_id: str | None = None) -> list[LiveParticipant]:
+    """Participants with a userId (equal to `user_id` if given) and an interact segment that has not ended."""
+    found: dict[tuple[str, str], LiveParticipant] = {}
+    for conversation in conversations:
+        if not isinstance(conversation, Mapping) or conversation.get("conversationEnd"):
+            continue
+        conversation_id = conversation.get("conversationId")
+        if not isinstance(conversation_id, str):
+            continue
+        for participant in _dicts(conversation.get("participants")):
+            participant_id, participant_user = participant.get("participantId"), participant.get("userId")
+            if not isinstance(participant_id, str) or not isinstance(participant_user, str) or not participant_user:
+                continue
+            if user_id is not None and participant_user != user_id:
+                continue
+            media = _live_session_media(participant)
+            if media is not None and (conversation_id, participant_id) not in found:
+                found[(conversation_id, participant_id)] = LiveParticipant(
+                    conversation_id, participant_id, participant_user, media
+                )
+    return list(found.values())
+
+
+def live_in_conversation(conversation: Any, user_id: str) -> list[LiveParticipant]:
+    """From a `GET /api/v2/conversations/{id}` answer: `user_id`'s participants still on the conversation."""
+    if not isinstance(conversation, Mapping) or conversation.get("endTime"):
+        return []
+    conversation_id = conversation.get("id")
+    if not isinstance(conversation_id, str):
+        return []
+    live: list[LiveParticipant] = []
+    for participant in _dicts(conversation.get("participants")):
+        participant_id = participant.get("id")
+        if participant.get("userId") != user_id or participant.get("endTime") or not isinstance(participant_id, str):
+            continue
+        media = _live_communication_media(participant)
+        if media is not None:
+            live.append(LiveParticipant(conversation_id, participant_id, user_id, media))
+    return live
+
+
+def _live_session_media(participant: Mapping[str, Any]) -> str | None:
+    for session in _dicts(participant.get("sessions")):
+        for segment in _dicts(session.get("segments")):
+            if segment.get("segmentType") == "interact" and not segment.get("segmentEnd"):
+                return str(session.get("mediaType") or "unknown")
+    return None
+
+
+def _live_communication_media(participant: Mapping[str, Any]) -> str | None:
+    for key, media in COMMUNICATION_MEDIA.items():
+        for communication in _dicts(participant.get(key)):
+            if str(communication.get("state", "")).lower() in LIVE_STATES:
+                return media
+    return None
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("analytics intervals need timezone-aware datetimes")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,176 @@
+"""The one retry layer for every Genesys Cloud request (token and API alike).
+
+Hand-written, not stamina/tenacity: stamina's synchronous sleep and timeout clock are not injectable, and this
+layer must honour each answer's Retry-After and feed 429s to the shared rate limiter; it is ~100 lines.
+
+- 429 and 503: wait `Retry-After` (else `inin-ratelimit-reset` when the rate-limit window is what refused the
+  request, i.e. a 429 or count ≥ allowed; else 3 s) plus a little jitter.
+- 502, 504, timeouts and dropped or refused connections: exponential backoff with jitter.
+- Everything else (200s, 400, 401, 403, 404, ...) is returned to the caller at once, never retried.
+- Bounded by attempts (5) and by total time (60 s); then `RateLimited` or `GenesysUnavailable`.
+
+Every retried call is safe to repeat: token requests, searches and analytics queries read, and the attributes
+PATCH sends the same map again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from genesys.errors import ErrorBody, GenesysUnavailable, RateLimited
+from genesys.rate_limit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+BACKOFF_STATUSES = frozenset({502, 504})
+RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry one request."""
+
+    max_attempts: int = 5
+    max_total_s: float = 60.0
+    default_wait_s: float = 3.0
+    """Wait after a 429/503 that carries neither Retry-After nor inin-ratelimit-reset."""
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    jitter_s: float = 0.5
+    """At most this much is added to a Retry-After wait, so clients do not return in lockstep."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        for name in ("max_total_s", "default_wait_s", "backoff_initial_s", "backoff_max_s", "jitter_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be zero or more")
+
+
+class RetryingSender:
+    """Sends a request through one `httpx.Client`, retrying transient failures per `RetryPolicy`."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        policy: RetryPolicy,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._http = http
+        self._policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._limiter = limiter
+
+    def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
+        """A request carrying the client's timeouts and default headers."""
+        return self._http.build_request(method, url, **kwargs)
+
+    def send(self, request: httpx.Request, *, operation: str) -> httpx.Response:
+        """The first answer that is not transient; raises RateLimited/GenesysUnavailable when retries run out."""
+        policy = self._policy
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._limiter is not None:
+                self._limiter.acquire()
+            response: httpx.Response | None = None
+            cause: Exception | None = None
+            try:
+                response = self._http.send(request)
+            except RETRYABLE_TRANSPORT_ERRORS as exc:
+                cause = exc
+                failure = _describe(exc)
+                wait, source = self._backoff(attempt), "backoff"
+            else:
+                if self._limiter is not None:
+                    self._limiter.observe(response.headers)
+                status = response.status_code
+                if status in RETRY_AFTER_STATUSES:
+                    wait, source = self._server_wait(response)
+                elif status in BACKOFF_STATUSES:
+                    wait, source = self._backoff(attempt), "backoff"
+                else:
+                    return response
+                failure = f"{status} {_reason(response)}"
+            elapsed = self._clock() - started
+            if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_s:
+                raise _exhausted(operation, response, failure, attempt, elapsed, wait) from cause
+            if response is not None and response.status_code == 429 and self._limiter is not None:
+                self._limiter.hold(wait)
+            log.warning(
+                "Genesys %s failed (%s); retry %d of %d in %.1f s (%s)",
+                operation, failure, attempt, policy.max_attempts - 1, wait, source,
+            )
+            self._sleep(wait)
+
+    def _server_wait(self, response: httpx.Response) -> tuple[float, str]:
+        headers = response.headers
+        candidates = ["retry-after"]
+        # The rate-limit window's reset says when to come back only if the window is what refused us.
+        count = _non_negative(headers.get("inin-ratelimit-count"))
+        allowed = _non_negative(headers.get("inin-ratelimit-allowed"))
+        if response.status_code == 429 or (count is not None and allowed is not None and count >= allowed):
+            candidates.append("inin-ratelimit-reset")
+        for header in candidates:
+            seconds = _non_negative(headers.get(header))
+            if seconds is not None:
+                return seconds + self._rng.uniform(0, self._policy.jitter_s), header
+        default = self._policy.default_wait_s
+        return default + self._rng.uniform(0, self._policy.jitter_s), f"the {default:g} s default"
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._policy.backoff_max_s, self._policy.backoff_initial_s * 2 ** (attempt - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+
+def _exhausted(operation: str, response: httpx.Response | None, failure: str, attempts: int, elapsed: float,
+               wait: float) -> Exception:
+    if response is None:
+        return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed)
+    body = ErrorBody.from_response(response)
+    if response.status_code == 429:
+        return RateLimited(operation, attempts=attempts, elapsed_s=elapsed, retry_after=wait,
+                           status=429, code=body.code, context_id=body.context_id)
+    return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed,
+                              retry_after=wait if response.status_code == 503 else None,
+                              status=response.status_code, code=body.code, context_id=body.context_id)
+
+
+def _reason(response: httpx.Response) -> str:
+    code = ErrorBody.from_response(response).code
+    return code or response.reason_phrase or "error"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__})"
+
+
+def _non_negative(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -1,0 +1,618 @@
+"""GenesysClient over real HTTP against the fake Genesys Cloud: happy paths, every error, faults, secrecy."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from genesys import (
+    AttributesRejected,
+    AuthenticationFailed,
+    ConversationGone,
+    GenesysClient,
+    GenesysError,
+    GenesysUnavailable,
+    LiveParticipant,
+    PermissionMissing,
+    RateLimited,
+    VoiceSafeAttributes,
+    VoiceSafeLimits,
+    check_attributes,
+)
+from tests.fakes.genesys_cloud import FakeGenesysCloud
+from tests.test_genesys_support import CLIENT_ID, SECRET, FakeClock, fake_client, mock_client, token_response
+
+PATCH_PATH = "/api/v2/conversations/"
+QUERY_PATH = "/api/v2/analytics/conversations/details/query"
+SEARCH_PATH = "/api/v2/users/search"
+
+
+def attrs(**values: str) -> VoiceSafeAttributes:
+    """A checked attribute map."""
+    return check_attributes({f"slack.{k}": v for k, v in values.items()}, VoiceSafeLimits()).sendable()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """One fake clock shared by the fake server (token lifetimes, rate windows) and the client."""
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeGenesysCloud]:
+    """A running fake Genesys Cloud org whose OAuth client is CLIENT_ID / SECRET."""
+    with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock) as server:
+        yield server
+    assert server.server_errors == []
+
+
+@pytest.fixture
+def client(fake: FakeGenesysCloud, clock: FakeClock) -> Iterator[GenesysClient]:
+    """A client of the fake on the shared fake clock."""
+    with fake_client(fake, clock) as genesys:
+        yield genesys
+
+
+def patches(fake: FakeGenesysCloud) -> int:
+    return fake.request_count("PATCH", PATCH_PATH)
+
+
+# ------------------------------------------------------------------------------------------ happy paths
+
+
+def test_find_user_by_email_ignores_case_and_caches(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """The user is found whatever the case, and a second lookup costs no request."""
+    uid = fake.add_user("Agent.Smith@Example.com", name="Agent Smith")
+    user = client.find_user_by_email("agent.smith@EXAMPLE.com ")
+    assert user is not None
+    assert (user.id, user.name, user.state) == (uid, "Agent Smith", "active")
+    assert client.find_user_by_email("AGENT.SMITH@example.com") == user
+    assert fake.request_count("POST", SEARCH_PATH) == 1
+
+
+def test_unknown_address_is_none_and_remembered_briefly(fake: FakeGenesysCloud, client: GenesysClient,
+                                                         clock: FakeClock) -> None:
+    """"No such user" is cached for a minute, then searched again (the user may have been added)."""
+    assert client.find_user_by_email("late@example.com") is None
+    assert client.find_user_by_email("late@example.com") is None
+    assert fake.request_count("POST", SEARCH_PATH) == 1
+    uid = fake.add_user("late@example.com")
+    clock.advance(61)
+    user = client.find_user_by_email("late@example.com")
+    assert user is not None
+    assert user.id == uid
+    assert fake.request_count("POST", SEARCH_PATH) == 2
+
+
+def test_found_user_expires_after_ttl(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """A found user is re-searched after the found-user TTL (10 minutes)."""
+    fake.add_user("a@example.com")
+    client.find_user_by_email("a@example.com")
+    clock.advance(599)
+    client.find_user_by_email("a@example.com")
+    clock.advance(2)
+    client.find_user_by_email("a@example.com")
+    assert fake.request_count("POST", SEARCH_PATH) == 2
+
+
+def test_recreated_user_wins_over_deleted_one(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """A deleted and a new user sharing an address: the active one is returned."""
+    fake.add_user("dup@example.com", state="deleted")
+    new = fake.add_user("dup@example.com")
+    user = client.find_user_by_email("dup@example.com")
+    assert user is not None
+    assert user.id == new
+
+
+def test_inactive_user_is_found_with_its_state(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """Inactive users are found too (the state criterion), reported as inactive."""
+    fake.add_user("off@example.com", state="inactive")
+    user = client.find_user_by_email("off@example.com")
+    assert user is not None
+    assert user.state == "inactive"
+
+
+def test_live_participants_of_one_user(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """Every live leg of the user in every media is found and confirmed; ended and others' legs are not."""
+    uid = fake.add_user("agent@example.com")
+    other = fake.add_user("other@example.com")
+    voice = fake.start_conversation(uid, media_type="voice")
+    message = fake.start_conversation(uid, media_type="message")
+    email = fake.start_conversation(uid, media_type="email")
+    ended_leg = fake.start_conversation(uid)
+    fake.end_participant(ended_leg.conversation_id, ended_leg.participant_id)
+    ended_conversation = fake.start_conversation(uid)
+    fake.end_conversation(ended_conversation.conversation_id)
+    fake.start_conversation(other)
+    transfer = fake.start_conversation(other)
+    back = fake.add_participant(transfer.conversation_id, uid)
+
+    live = client.live_participants(uid)
+    expected = {voice, message, email, back}
+    assert {LiveParticipant(leg.conversation_id, leg.participant_id, leg.user_id, leg.media_type)
+            for leg in expected} == set(live)
+    assert len(live) == 4
+    assert fake.request_count("POST", QUERY_PATH) == 1
+
+
+def test_user_without_conversations_has_no_live_participants(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """No live conversation: one analytics query, no conversation GETs, an empty tuple."""
+    uid = fake.add_user("idle@example.com")
+    assert client.live_participants(uid) == ()
+    assert fake.request_count("GET", "/api/v2/conversations/") == 0
+
+
+def test_org_live_participants_is_one_paged_query(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """250 live conversations come from 3 analytics pages of 100 and no per-conversation GETs."""
+    users = [fake.add_user(f"agent{i}@example.com") for i in range(10)]
+    legs = {fake.start_conversation(users[i % 10], media_type=("voice", "message")[i % 2]) for i in range(250)}
+    ended = fake.start_conversation(users[0])
+    fake.end_participant(ended.conversation_id, ended.participant_id)
+    live = client.org_live_participants()
+    assert set(live) == {LiveParticipant(leg.conversation_id, leg.participant_id, leg.user_id, leg.media_type)
+                         for leg in legs}
+    assert len(live) == 250
+    assert fake.request_count("POST", QUERY_PATH) == 3
+    assert fake.request_count("GET") == 0
+
+
+def test_write_attributes_lands_and_reports_context(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """A PATCH writes the map (202) and the result carries Genesys' correlation id."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    result = client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="Engineer", tz="UTC"))
+    assert result.ok
+    assert result.status == 202
+    assert result.context_id
+    assert (result.conversation_id, result.participant_id) == (leg.conversation_id, leg.participant_id)
+    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "Engineer",
+                                                                        "slack.tz": "UTC"}
+
+
+def test_steady_state_write_costs_one_request(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """After the first token, each write is exactly one HTTP request (no token, no lookups)."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="A"))
+    before = len(fake.requests)
+    for i in range(20):
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title=f"T{i}"))
+    assert len(fake.requests) - before == 20
+    assert fake.request_count("POST", "/oauth/token") == 1
+
+
+def test_write_accepts_only_voice_safe_attributes(client: GenesysClient, fake: FakeGenesysCloud) -> None:
+    """A plain dict is a TypeError before any request."""
+    with pytest.raises(TypeError, match="VoiceSafeAttributes"):
+        client.write_attributes("c", "p", {"slack.title": "x"})  # type: ignore[arg-type]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(("conversation_id", "participant_id"), [("", "p"), ("c", ""), ("c", None)])
+def test_write_refuses_empty_ids(client: GenesysClient, conversation_id: str, participant_id: str) -> None:
+    """Empty ids are a ValueError, not a request to a wrong path."""
+    with pytest.raises(ValueError, match="must be a non-empty string"):
+        client.write_attributes(conversation_id, participant_id, attrs(title="x"))
+
+
+def test_many_threads_share_one_token(fake: FakeGenesysCloud, clock: FakeClock) -> None:
+    """Sixteen threads writing at once on a fresh client cause one token request and all writes land."""
+    uid = fake.add_user("agent@example.com")
+    legs = [fake.start_conversation(uid) for _ in range(16)]
+    errors: list[Exception] = []
+    barrier = threading.Barrier(16)
+    with fake_client(fake, clock) as client:
+        def write(leg) -> None:
+            barrier.wait()
+            try:
+                client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+            except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(leg,)) for leg in legs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert fake.request_count("POST", "/oauth/token") == 1
+    assert len(fake.patches) == 16
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("how", ["end_conversation", "end_participant", "unknown_conversation",
+                                 "unknown_participant"])
+def test_gone_conversations_raise_conversation_gone(fake: FakeGenesysCloud, client: GenesysClient, how: str) -> None:
+    """Ended or unknown conversations/participants raise ConversationGone, not retried."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    cid, pid = leg.conversation_id, leg.participant_id
+    if how == "end_conversation":
+        fake.end_conversation(cid)
+    elif how == "end_participant":
+        fake.end_participant(cid, pid)
+    elif how == "unknown_conversation":
+        cid = "00000000-0000-0000-0000-000000000000"
+    else:
+        pid = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(ConversationGone) as caught:
+        client.write_attributes(cid, pid, attrs(title="x"))
+    assert (caught.value.conversation_id, caught.value.participant_id) == (cid, pid)
+    assert caught.value.status in (400, 404)
+    assert caught.value.context_id
+    assert patches(fake) == 1
+
+
+def test_rejected_values_raise_attributes_rejected(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """A 400 invalid.value carries Genesys' code, message, messageParams and contextId."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    forged = VoiceSafeAttributes({"slack.n": 5}, 0)  # type: ignore[dict-item]  (bypasses check_attributes)
+    with pytest.raises(AttributesRejected) as caught:
+        client.write_attributes(leg.conversation_id, leg.participant_id, forged)
+    error = caught.value
+    assert (error.status, error.code) == (400, "invalid.value")
+    assert "Value [5] is not valid" in error.genesys_message
+    assert error.message_params["value"] == "5"
+    assert error.context_id
+    assert error.context_id in str(error)
+    assert patches(fake) == 1
+
+
+def test_oversized_body_raises_attributes_rejected(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """A 413 request.entity.too.large is AttributesRejected too."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    forged = VoiceSafeAttributes({"slack.big": "x" * 600_000}, 600_000)
+    with pytest.raises(AttributesRejected) as caught:
+        client.write_attributes(leg.conversation_id, leg.participant_id, forged)
+    assert (caught.value.status, caught.value.code) == (413, "request.entity.too.large")
+
+
+@pytest.mark.parametrize(
+    ("permission", "call", "expected"),
+    [
+        ("directory:user:view", "search", ("directory:user:view",)),
+        ("analytics:conversationDetail:view", "org",
+         ("analytics:conversationDetail:view", "analytics:agentConversationDetail:view")),
+        ("conversation:communication:view", "live", ("conversation:communication:view",)),
+    ],
+)
+def test_missing_permissions_are_named(fake: FakeGenesysCloud, client: GenesysClient, permission: str, call: str,
+                                       expected: tuple[str, ...], clock: FakeClock) -> None:
+    """A 403 raises PermissionMissing with the permissions Genesys named, after one request and no waits."""
+    uid = fake.add_user("agent@example.com")
+    fake.start_conversation(uid)
+    fake.revoke_permission(permission)
+    before = len(fake.requests)
+    calls = {
+        "search": lambda: client.find_user_by_email("agent@example.com"),
+        "org": client.org_live_participants,
+        "live": lambda: client.live_participants(uid),
+    }
+    with pytest.raises(PermissionMissing) as caught:
+        calls[call]()
+    assert caught.value.permissions == expected
+    assert caught.value.status == 403
+    assert caught.value.code in ("missing.permissions", "missing.any.permissions")
+    api_requests = [r for r in fake.requests[before:] if r.path.startswith("/api/")]
+    assert [r.status for r in api_requests][-1] == 403
+    assert sum(1 for r in api_requests if r.status == 403) == 1
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(400, AttributesRejected), (403, PermissionMissing), (404, ConversationGone)],
+)
+def test_400_403_404_are_never_retried(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock,
+                                       status: int, error_type: type[GenesysError]) -> None:
+    """One request, no sleep, the matching error."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    fake.fail_next(status, path_prefix=PATCH_PATH)
+    with pytest.raises(error_type):
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert patches(fake) == 1
+    assert clock.sleeps == []
+
+
+def test_bad_credentials_raise_authentication_failed(fake: FakeGenesysCloud, clock: FakeClock) -> None:
+    """Wrong secret: AuthenticationFailed naming the client id, never the secret, one token request."""
+    with fake_client(fake, clock, secret="wrong-secret-XYZ") as client, \
+            pytest.raises(AuthenticationFailed) as caught:
+        client.find_user_by_email("a@example.com")
+    assert CLIENT_ID in str(caught.value)
+    assert "wrong-secret-XYZ" not in str(caught.value)
+    assert (caught.value.status, caught.value.code) == (401, "invalid_client")
+    assert fake.request_count("POST", "/oauth/token") == 1
+    assert clock.sleeps == []
+
+
+# ------------------------------------------------------------------------------------- tokens and 401s
+
+
+def test_revoked_token_mid_run_refreshes_once_and_retries_once(fake: FakeGenesysCloud,
+                                                               client: GenesysClient) -> None:
+    """expire_tokens → the next write gets 401, fetches one new token, repeats once and succeeds."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="before"))
+    fake.expire_tokens()
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="after"))
+    assert fake.request_count("POST", "/oauth/token") == 2
+    assert [r.status for r in fake.requests if r.method == "PATCH"] == [202, 401, 202]
+    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "after"}
+
+
+def test_token_is_renewed_before_it_expires(clock: FakeClock) -> None:
+    """With 5-minute tokens the client renews after 270 s, before Genesys would answer 401."""
+    with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, token_lifetime_s=300) as fake, \
+            fake_client(fake, clock) as client:
+        uid = fake.add_user("agent@example.com")
+        leg = fake.start_conversation(uid)
+        for _ in range(4):
+            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+            clock.advance(100)
+        assert fake.request_count("POST", "/oauth/token") == 2
+        assert all(r.status != 401 for r in fake.requests)
+
+
+def test_persistent_401_raises_authentication_failed() -> None:
+    """If a freshly issued token is refused too, AuthenticationFailed, after exactly one refresh."""
+    calls = {"token": 0, "api": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            calls["token"] += 1
+            return token_response(f"tok-{calls['token']}")
+        calls["api"] += 1
+        return httpx.Response(401, json={"code": "bad.credentials", "message": "Invalid login credentials."})
+
+    with mock_client(handler) as client, pytest.raises(AuthenticationFailed) as caught:
+        client.find_user_by_email("a@example.com")
+    assert calls == {"token": 2, "api": 2}
+    assert "refused a token obtained moments before" in str(caught.value)
+    assert "tok-" not in str(caught.value)
+
+
+# -------------------------------------------------------------------------------- 429s, 5xx, faults
+
+
+def test_429_storm_honours_retry_after(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """Three 429s with Retry-After 2 are waited out (2–2.5 s each) and the write lands."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    fake.fail_next(429, count=3, path_prefix=PATCH_PATH, retry_after=2)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert len(clock.sleeps) == 3
+    assert all(2 <= s <= 2.5 for s in clock.sleeps)
+    assert patches(fake) == 5
+
+
+def test_endless_429s_raise_rate_limited(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """429s outlasting five attempts raise RateLimited with retry_after; exactly five PATCHes were sent."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    fake.fail_next(429, count=50, path_prefix=PATCH_PATH, retry_after=1)
+    with pytest.raises(RateLimited) as caught:
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert caught.value.attempts == 5
+    assert caught.value.retry_after is not None
+    assert patches(fake) == 5
+
+
+def test_real_rate_limit_is_respected_without_429s(clock: FakeClock) -> None:
+    """With Genesys allowing 5 requests/min, 12 writes are paced by the limiter and none is refused."""
+    with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, requests_per_minute=5) as fake, \
+            fake_client(fake, clock) as client:
+        uid = fake.add_user("agent@example.com")
+        leg = fake.start_conversation(uid)
+        for i in range(12):
+            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title=str(i)))
+        assert len(fake.patches) == 12
+        assert all(r.status != 429 for r in fake.requests)
+        assert 120 <= sum(clock.sleeps) <= 181
+
+
+def test_client_side_budget_paces_before_genesys_refuses(clock: FakeClock) -> None:
+    """A configured budget of 5/min paces 6 writes into a second window even though Genesys allows 300."""
+    with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock) as fake, \
+            fake_client(fake, clock, requests_per_minute=5) as client:
+        uid = fake.add_user("agent@example.com")
+        leg = fake.start_conversation(uid)
+        for _ in range(6):
+            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        assert sum(clock.sleeps) == pytest.approx(60)
+
+
+def test_503_window_is_waited_out(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """A 5-second 503 outage without Retry-After is waited out with 3 s waits."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    fake.fail_for(503, seconds=5)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert len(clock.sleeps) == 2
+    assert all(3 <= s <= 3.5 for s in clock.sleeps)
+
+
+def test_long_503_outage_raises_unavailable(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """An outage longer than the retry budget raises GenesysUnavailable within 60 s of waiting."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    fake.fail_for(503, seconds=600, retry_after=20)
+    with pytest.raises(GenesysUnavailable) as caught:
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert caught.value.status == 503
+    assert caught.value.retry_after is not None
+    assert sum(clock.sleeps) <= 60
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_gateway_errors_back_off_and_recover(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock,
+                                            status: int) -> None:
+    """502/504 are retried with growing, jittered waits."""
+    uid = fake.add_user("agent@example.com")
+    fake.fail_next(status, count=3, path_prefix=SEARCH_PATH)
+    assert client.find_user_by_email("agent@example.com").id == uid  # type: ignore[union-attr]
+    assert len(clock.sleeps) == 3
+    for wait, ceiling in zip(clock.sleeps, (0.5, 1.0, 2.0), strict=True):
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_dropped_connections_are_retried(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
+    """Two connections closed without an answer, then success."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    fake.drop_next(2, path_prefix=PATCH_PATH)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    assert [r.status for r in fake.requests if r.method == "PATCH"] == [202, 0, 0, 202]
+    assert len(clock.sleeps) == 2
+
+
+def test_always_dropped_connections_raise_unavailable(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """Connections that always drop raise GenesysUnavailable saying so."""
+    fake.add_user("agent@example.com")
+    fake.drop_next(50, path_prefix=SEARCH_PATH)
+    with pytest.raises(GenesysUnavailable, match=r"connection failed \(RemoteProtocolError\)"):
+        client.find_user_by_email("agent@example.com")
+    assert fake.request_count("POST", SEARCH_PATH) == 5
+
+
+def test_timeouts_are_retried_then_succeed(fake: FakeGenesysCloud) -> None:
+    """A read timeout (latency above the client's timeout) is retried; once Genesys is fast again it succeeds."""
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        fake.set_latency(0)
+
+    http = httpx.Client(timeout=httpx.Timeout(0.2))
+    with fake_client(fake, http=http, sleep=sleep) as client:
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+        fake.set_latency(0.5)
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    http.close()
+    assert len(sleeps) == 1
+    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "x"}
+
+
+def test_persistent_timeouts_raise_unavailable(fake: FakeGenesysCloud) -> None:
+    """Read timeouts on every attempt raise GenesysUnavailable naming the timeout."""
+    fake.add_user("agent@example.com")
+    http = httpx.Client(timeout=httpx.Timeout(0.1))
+    with fake_client(fake, http=http, sleep=lambda s: None) as client:
+        client.find_user_by_email("nobody@example.com")  # token obtained while fast
+        fake.set_latency(0.3)
+        with pytest.raises(GenesysUnavailable, match=r"timed out \(ReadTimeout\)"):
+            client.find_user_by_email("agent@example.com")
+        fake.set_latency(0)
+    http.close()
+
+
+# -------------------------------------------------------------------------------- permissions check
+
+
+def test_check_permissions_all_ok(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """A well-configured client passes every check."""
+    report = client.check_permissions()
+    assert report.ok
+    assert report.missing == ()
+    assert [c.name for c in report.checks] == ["token", "users search", "analytics conversation query",
+                                               "conversation lookup"]
+    assert fake.patches == []
+
+
+@pytest.mark.parametrize(
+    "permission",
+    ["directory:user:view", "analytics:conversationDetail:view", "conversation:communication:view"],
+)
+def test_check_permissions_names_the_missing_one(fake: FakeGenesysCloud, client: GenesysClient,
+                                                 permission: str) -> None:
+    """Revoking one permission fails exactly its check, naming it."""
+    fake.revoke_permission(permission)
+    report = client.check_permissions()
+    assert not report.ok
+    assert report.missing == (permission,)
+    (failed,) = [c for c in report.checks if not c.ok]
+    assert permission in failed.message
+    assert permission in str(report)
+
+
+def test_check_permissions_with_bad_credentials(fake: FakeGenesysCloud, clock: FakeClock) -> None:
+    """Without a token every probe is skipped and the token check explains why."""
+    with fake_client(fake, clock, secret="wrong-secret-XYZ") as client:
+        report = client.check_permissions()
+    assert [c.ok for c in report.checks] == [False] * 4
+    assert "GENESYS_CLIENT_SECRET" in report.checks[0].message
+    assert all(c.message == "skipped: no token" for c in report.checks[1:])
+    assert "wrong-secret-XYZ" not in str(report)
+
+
+# ------------------------------------------------------------------------------------------ secrecy
+
+
+def test_no_secret_or_token_in_any_message_or_log(fake: FakeGenesysCloud, clock: FakeClock,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Across refreshes, retries and every error, logs and exception texts never hold the secret or a token."""
+    caplog.set_level(logging.DEBUG)
+    uid = fake.add_user("agent@example.com")
+    leg = fake.start_conversation(uid)
+    texts: list[str] = []
+    with fake_client(fake, clock) as client:
+        texts += [repr(client)]
+        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        fake.expire_tokens()
+        fake.fail_next(503, count=2, retry_after=1)
+        fake.fail_next(429, count=1, retry_after=1)
+        client.live_participants(uid)
+        fake.fail_next(429, count=10, retry_after=1)
+        fake.revoke_permission("directory:user:view")
+        for attempt in (
+            lambda: client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="y")),
+            lambda: client.find_user_by_email("agent@example.com"),
+            lambda: client.write_attributes(leg.conversation_id, "nope", attrs(title="y")),
+        ):
+            with pytest.raises(GenesysError) as caught:
+                attempt()
+            texts += [str(caught.value), repr(caught.value)]
+        texts += [str(client.check_permissions())]
+    with fake_client(fake, clock, secret="wrong-secret-XYZ") as bad, pytest.raises(AuthenticationFailed) as caught:
+        bad.find_user_by_email("agent@example.com")
+    texts += [str(caught.value), repr(caught.value)]
+    tokens = {r.token for r in fake.requests if r.token}
+    assert len(tokens) >= 2
+    everything = "\n".join([*texts, caplog.text, *(str(r.args) for r in caplog.records)])
+    for secret in (SECRET, "wrong-secret-XYZ", *tokens):
+        assert secret not in everything
+    assert "retry 1 of 4" in caplog.text
+    assert "Genesys token obtained" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/api/v2/users/search"])
+def test_a_secret_echoed_by_genesys_is_hidden(path: str) -> None:
+    """Even if an error body echoed the client secret, the exception text shows <hidden> instead."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == path:
+            echo = f"client {CLIENT_ID}:{SECRET} rejected"
+            return httpx.Response(400, json={"message": echo, "error_description": echo,
+                                             "messageParams": {"credentials": SECRET}})
+        return token_response()
+
+    with mock_client(handler) as client, pytest.raises(GenesysError) as caught:
+        client.find_user_by_email("a@example.com")
+    assert SECRET not in str(caught.value)
+    assert "<hidden>" in str(caught.value)
+    assert SECRET not in repr(getattr(caught.value, "message_params", {}))

@@ -1,0 +1,126 @@
+"""The adapter's exception tree: shape, messages and Genesys ErrorBody parsing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from genesys import (
+    AttributesRejected,
+    AuthenticationFailed,
+    ConversationGone,
+    GenesysError,
+    GenesysSettingsError,
+    GenesysTransientError,
+    GenesysUnavailable,
+    PermissionMissing,
+    RateLimited,
+    RequestRejected,
+)
+from genesys.errors import ErrorBody
+
+EXAMPLES: list[GenesysError] = [
+    GenesysSettingsError("GENESYS_REGION", "is not set"),
+    AuthenticationFailed("the token endpoint answered 401", client_id="abc", status=401, code="invalid_client"),
+    PermissionMissing("users search", ("directory:user:view",), code="missing.permissions", context_id="ctx-1"),
+    ConversationGone("c-1", "p-1", status=404, code="not.found", context_id="ctx-2"),
+    RequestRejected("users search", genesys_message="bad", status=400, code="bad.request"),
+    AttributesRejected("c-1", "p-1", genesys_message="too big", status=413, code="request.entity.too.large"),
+    RateLimited("attributes write", attempts=5, elapsed_s=12.0, retry_after=7, code="too.many.requests"),
+    GenesysUnavailable("analytics conversation query", "503 service.unavailable", attempts=5, elapsed_s=13.0,
+                       status=503),
+]
+
+
+@pytest.mark.parametrize("error", EXAMPLES, ids=lambda e: type(e).__name__)
+def test_every_error_is_a_genesys_error_with_status_code_and_context(error: GenesysError) -> None:
+    """Callers catch GenesysError once; each carries status, code and context_id attributes."""
+    assert isinstance(error, GenesysError)
+    for name in ("status", "code", "context_id"):
+        assert hasattr(error, name)
+    assert type(error).__name__ in repr(error)
+
+
+@pytest.mark.parametrize("error", EXAMPLES, ids=lambda e: type(e).__name__)
+def test_only_the_transient_branch_is_retryable(error: GenesysError) -> None:
+    """RateLimited and GenesysUnavailable (and only they) are GenesysTransientError."""
+    transient = isinstance(error, RateLimited | GenesysUnavailable)
+    assert isinstance(error, GenesysTransientError) is transient
+    assert error.retryable is transient
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (EXAMPLES[1], "Check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET"),
+        (EXAMPLES[2], "Add it to a role granted to the OAuth client"),
+        (EXAMPLES[3], "nothing to do"),
+        (EXAMPLES[4], "report it with the contextId"),
+        (EXAMPLES[5], "adjust the field mapping"),
+        (EXAMPLES[6], "Lower the configured requests per minute"),
+        (EXAMPLES[7], "status.mypurecloud.com"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "",
+)
+def test_messages_say_what_failed_and_what_to_do(error: GenesysError, advice: str) -> None:
+    """str() names the failed operation or object and gives the operator a next step."""
+    assert advice in str(error)
+
+
+def test_details_are_appended_to_the_message() -> None:
+    """HTTP status, Genesys code and contextId follow the message so support can find the request."""
+    text = str(EXAMPLES[3])
+    assert text.endswith("[HTTP 404, code not.found, contextId ctx-2]")
+
+
+def test_permission_names_are_joined_by_meaning() -> None:
+    """missing.permissions needs all listed permissions; missing.any.permissions needs one of them."""
+    both = ("a:b:view", "c:d:edit")
+    assert "needs a:b:view and c:d:edit" in str(PermissionMissing("x", both, code="missing.permissions"))
+    assert "needs a:b:view or c:d:edit" in str(PermissionMissing("x", both, code="missing.any.permissions"))
+
+
+def test_error_body_parses_genesys_shape() -> None:
+    """code, message, messageParams and contextId come from a Genesys ErrorBody."""
+    response = httpx.Response(403, json={
+        "message": "You must have at least one of the following permissions assigned: [a:b:view, c:dE:view]",
+        "code": "missing.any.permissions", "status": 403,
+        "messageParams": {"permissions": "[a:b:view, c:dE:view]"}, "contextId": "ctx-9",
+    })
+    body = ErrorBody.from_response(response)
+    assert (body.status, body.code, body.context_id) == (403, "missing.any.permissions", "ctx-9")
+    assert body.message_params == {"permissions": "[a:b:view, c:dE:view]"}
+    assert body.permissions() == ("a:b:view", "c:dE:view")
+
+
+def test_error_body_reads_permissions_from_the_message_alone() -> None:
+    """Without messageParams the permission names are taken from the message."""
+    response = httpx.Response(403, json={"message": "missing the following permission(s): directory:user:view"})
+    assert ErrorBody.from_response(response).permissions() == ("directory:user:view",)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(502, text="<html>Bad gateway</html>", headers={"ININ-Correlation-Id": "hdr-1"}),
+        httpx.Response(500, json=["not", "an", "object"], headers={"ININ-Correlation-Id": "hdr-1"}),
+        httpx.Response(503, content=b"\xff\xfe", headers={"ININ-Correlation-Id": "hdr-1"}),
+    ],
+)
+def test_error_body_tolerates_non_genesys_bodies(response: httpx.Response) -> None:
+    """HTML, lists and undecodable bytes parse to an empty body; the correlation header still counts."""
+    body = ErrorBody.from_response(response)
+    assert (body.code, body.message, body.context_id) == (None, "", "hdr-1")
+
+
+def test_error_body_reads_oauth_errors() -> None:
+    """The token endpoint's {error, error_description} shape gives code and message."""
+    response = httpx.Response(401, json={"error": "invalid_client", "error_description": "authentication failed"})
+    body = ErrorBody.from_response(response)
+    assert (body.code, body.message) == ("invalid_client", "authentication failed")
+
+
+def test_long_genesys_messages_are_shortened() -> None:
+    """A huge Genesys message is cut so log lines stay readable."""
+    response = httpx.Response(400, json={"message": "x" * 5000})
+    assert len(ErrorBody.from_response(response).message) <= 301
