@@ -10,9 +10,28 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from cli.check import check
 from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
-from config import ConfigError, SettingsTables, configure_logging, environment, read_settings, read_settings_file
-from genesys import VoiceSafeLimits, VoiceSafeSettingsError
+from cli.push import PushRequest, push
+from config import (
+    ConfigError,
+    GenesysSettings,
+    SettingsTables,
+    configure_logging,
+    environment,
+    read_genesys_settings,
+    read_settings,
+    read_settings_file,
+)
+from genesys import (
+    ClientCredentials,
+    GenesysClient,
+    GenesysEndpoints,
+    GenesysSettingsError,
+    VoiceSafeLimits,
+    VoiceSafeSettingsError,
+    endpoints_for,
+)
 from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
 from sync import AttributeRules
 
@@ -41,6 +60,19 @@ def build_rules(settings_file: SettingsTables) -> AttributeRules:
     return AttributeRules(mapping, flatten_limits, voice_safe)
 
 
+def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
+    try:
+        return endpoints_for(settings.region, settings.api_url, settings.login_url)
+    except GenesysSettingsError as error:
+        raise ConfigError(str(error)) from None
+
+
+def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints) -> GenesysClient:
+    """The process's one Genesys client."""
+    credentials = ClientCredentials(settings.client_id, settings.client_secret)
+    return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute)
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Keep Slack profiles on Genesys Cloud participant attributes."
@@ -51,12 +83,26 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         description="Read a Slack user object, event envelope, users.info or users.profile.get response and print "
         "the participant attributes it would become. Exit 0: valid; 1: validation problems; 2: unusable input.",
     )
-    show.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
-    show.add_argument(
-        "--team-profile", metavar="FILE", help="a team.profile.get response, to key custom fields by label"
+    write = commands.add_parser(
+        "push", help="write a Slack user object's attributes to a Genesys user's live participants now",
+        description="Flatten and validate the Slack user object at PATH (as preview does) and write it to the live "
+        "participants of the Genesys user with that e-mail. Exit 0: written or nothing live; 1: not voice-safe or "
+        "rejected by Genesys; 2: unusable input or no such user; 3: Genesys unusable (credentials, permissions, "
+        "outage).",
     )
-    show.add_argument("--config", metavar="FILE", help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
+    for command in (show, write):
+        command.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
+        command.add_argument(
+            "--team-profile", metavar="FILE", help="a team.profile.get response, to key custom fields by label"
+        )
+        command.add_argument("--config", metavar="FILE",
+                             help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
     show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
+    write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
+    commands.add_parser(
+        "check", help="check the Genesys credentials and role permissions against the configured org",
+        description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,15 +112,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = read_settings(environment())
         configure_logging(settings.log_level)
-        settings_path = settings.settings_file
-        if arguments.config is not None:
-            settings_path = Path(arguments.config)
+        if arguments.command == "check":
+            genesys = read_genesys_settings(environment())
+            endpoints = genesys_endpoints(genesys)
+            with build_genesys_client(genesys, endpoints) as client:
+                return check(client, endpoints, out=sys.stdout)
+        settings_path = Path(arguments.config) if arguments.config is not None else settings.settings_file
         rules = build_rules(read_settings_file(settings_path))
+        if arguments.command == "preview":
+            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json)
+            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
+        genesys = read_genesys_settings(environment())
+        endpoints = genesys_endpoints(genesys)
+        with build_genesys_client(genesys, endpoints) as client:
+            return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
+                        stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
     except ConfigError as error:
         print(f"{arguments.command}: configuration: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
-    request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json)
-    return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,45 @@ class SettingsTables:
         return f"{source}: [{table}] {setting}"
 
 
+@dataclass(frozen=True, slots=True)
+class GenesysSettings:
+    """The Genesys Cloud org to talk to, as the environment gives it; `genesys.endpoints_for` checks the hosts."""
+
+    region: str | None
+    api_url: str | None
+    login_url: str | None
+    client_id: str
+    client_secret: str = field(repr=False)
+    requests_per_minute: int = 300
+
+
+def read_genesys_settings(environ: Mapping[str, str]) -> GenesysSettings:
+    """Genesys settings from the environment; a missing or malformed one raises ConfigError naming it."""
+    missing = [name for name in ("GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET") if not environ.get(name, "").strip()]
+    if not environ.get("GENESYS_REGION", "").strip() and not environ.get("GENESYS_API_URL", "").strip():
+        missing.insert(0, "GENESYS_REGION")
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)}: not set; put the Genesys Cloud region and an OAuth client-credentials client's"
+            " id and secret in .env (see .env.example)"
+        )
+    raw_rate = environ.get("GENESYS_REQUESTS_PER_MINUTE", "300").strip() or "300"
+    try:
+        rate = int(raw_rate)
+    except ValueError:
+        rate = 0
+    if not 1 <= rate <= 100_000:
+        raise ConfigError(f"GENESYS_REQUESTS_PER_MINUTE: {raw_rate!r} is not a whole number from 1 to 100000")
+    return GenesysSettings(
+        region=environ.get("GENESYS_REGION", "").strip() or None,
+        api_url=environ.get("GENESYS_API_URL", "").strip() or None,
+        login_url=environ.get("GENESYS_LOGIN_URL", "").strip() or None,
+        client_id=environ["GENESYS_CLIENT_ID"].strip(),
+        client_secret=environ["GENESYS_CLIENT_SECRET"].strip(),
+        requests_per_minute=rate,
+    )
+
+
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (call `dotenv.load_dotenv()` first to include `.env`)."""
     log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"

@@ -63,29 +63,33 @@ def read_json(path: str, stdin: IO[bytes]) -> Any:
         raise UnusableInput(f"{name}: JSON nested too deeply to read; a Slack user object is 4 levels deep") from None
 
 
+def load_desired(path: str, team_profile: str | None, rules: AttributeRules, stdin: IO[bytes]) -> DesiredAttributes:
+    """Read a Slack user object (and field definitions) and compute its attributes; UnusableInput if it can't."""
+    labels = FieldLabels.empty()
+    if team_profile is not None:
+        try:
+            labels = FieldLabels.from_team_profile(read_json(team_profile, stdin))
+        except TeamProfileError as error:
+            raise UnusableInput(f"{team_profile}: not a team.profile.get response: {error}") from None
+    document = read_json(path, stdin)
+    try:
+        user = find_user(document)
+    except NotAUserObject as error:
+        raise UnusableInput(f"{'standard input' if path == '-' else path}: {error}") from None
+    return desired_attributes(user, labels, rules)
+
+
 def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes], out: IO[str], err: IO[str]) -> int:
     """Run the preview; returns the exit status."""
     try:
-        labels = FieldLabels.empty()
-        if request.team_profile is not None:
-            try:
-                labels = FieldLabels.from_team_profile(read_json(request.team_profile, stdin))
-            except TeamProfileError as error:
-                raise UnusableInput(f"{request.team_profile}: not a team.profile.get response: {error}") from None
-        document = read_json(request.path, stdin)
-        try:
-            user = find_user(document)
-        except NotAUserObject as error:
-            name = "standard input" if request.path == "-" else request.path
-            raise UnusableInput(f"{name}: {error}") from None
+        desired = load_desired(request.path, request.team_profile, rules, stdin)
     except UnusableInput as error:
         print(f"preview: {error}", file=err)
         return EXIT_UNUSABLE
-    desired = desired_attributes(user, labels, rules)
     if request.as_json:
         json.dump(dict(desired.report.attributes), out, ensure_ascii=False, indent=2)
         out.write("\n")
-        for line in _problem_lines(desired):
+        for line in problem_lines(desired):
             print(line, file=err)
     else:
         out.write(render_table(desired, rules, labels_given=request.team_profile is not None))
@@ -117,13 +121,13 @@ def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_gi
     if has_custom and not labels_given and rules.mapping.custom_fields == "label":
         lines.append("Custom fields are keyed by field id: pass --team-profile FILE (a team.profile.get response)"
                      " to key them by label")
-    lines.extend(_problem_lines(desired))
+    lines.extend(problem_lines(desired))
     if report.ok:
         lines.append("Voice-safe check: passed")
     return "\n".join(lines) + "\n"
 
 
-def _problem_lines(desired: DesiredAttributes) -> list[str]:
+def problem_lines(desired: DesiredAttributes) -> list[str]:
     lines = [f"Note: {note}" for note in desired.notes]
     lines.extend(f"Truncated: {cut}" for cut in desired.report.truncations)
     if desired.report.problems:
