@@ -1,0 +1,56 @@
+"""Settings read at the edge: the environment, .env.example and the Genesys settings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from config import ConfigError, read_genesys_settings, read_settings
+from tests.conftest import REPO
+
+GOOD = {"GENESYS_REGION": "mypurecloud.ie", "GENESYS_CLIENT_ID": "id", "GENESYS_CLIENT_SECRET": "secret"}
+
+
+def test_env_example_lists_every_setting_the_code_reads() -> None:
+    """Every environment variable the code reads has a line in .env.example."""
+    sources = "\n".join(path.read_text() for path in (REPO / "config.py", REPO / "app.py"))
+    read = set(re.findall(r'environ(?:\.get\(|\[)"([A-Z][A-Z0-9_]+)"', sources))
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
+    assert read
+    assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
+
+
+def test_genesys_settings_are_read() -> None:
+    """A complete environment gives the settings, with the secret out of the repr."""
+    settings = read_genesys_settings({**GOOD, "GENESYS_REQUESTS_PER_MINUTE": "120"})
+    assert (settings.region, settings.client_id, settings.requests_per_minute) == ("mypurecloud.ie", "id", 120)
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"GENESYS_CLIENT_SECRET": ""}, "GENESYS_CLIENT_SECRET: not set"),
+        ({"GENESYS_REGION": "", "GENESYS_CLIENT_ID": " "}, "GENESYS_REGION, GENESYS_CLIENT_ID: not set"),
+        ({"GENESYS_REQUESTS_PER_MINUTE": "fast"}, "GENESYS_REQUESTS_PER_MINUTE: 'fast' is not a whole number"),
+        ({"GENESYS_REQUESTS_PER_MINUTE": "0"}, "GENESYS_REQUESTS_PER_MINUTE: '0'"),
+    ],
+)
+def test_bad_genesys_settings_are_named(overrides: dict[str, str], fragment: str) -> None:
+    """Each missing or malformed Genesys setting is named."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        read_genesys_settings({**GOOD, **overrides})
+
+
+def test_an_api_url_stands_in_for_the_region() -> None:
+    """GENESYS_API_URL without GENESYS_REGION is enough (sandboxes, tests)."""
+    settings = read_genesys_settings({**GOOD, "GENESYS_REGION": "", "GENESYS_API_URL": "http://127.0.0.1:9"})
+    assert settings.region is None
+    assert settings.api_url == "http://127.0.0.1:9"
+
+
+def test_bad_log_level_is_named() -> None:
+    """LOG_LEVEL must be a known level."""
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        read_settings({"LOG_LEVEL": "LOUD"})
