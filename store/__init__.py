@@ -1,0 +1,76 @@
+"""The sync engine's durable state, behind one small interface: `open_store(DATABASE_URL) -> Store`.
+
+Tables (schema in `schema.py`, every statement in `queries.py`)::
+
+    slack_events    event_id → expires_at          dedupe of Slack's retried deliveries
+    desired         (team_id, user_id) → attributes, hash, profile `updated`, refreshed_at
+    user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later)
+    last_written    (conversation_id, participant_id) → hash of the attributes last written there
+    audit           who, which keys, which conversation, result, Genesys contextId
+    work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
+    dead_letters    work given up on, with the reason
+    schema_version  the migrations applied
+
+Crash safety: every method is one transaction, committed before it returns (SQLite WAL, synchronous=NORMAL: a
+commit survives the process being killed; see `sqlite.py`). So after a crash at any instant:
+
+- work that `enqueue` returned from is pending; work whose `complete` returned is gone; nothing in between exists;
+- a claimed item whose worker died stays leased until `lease_until`, then any worker claims it again (counted as a
+  failed attempt) — it is never handed to two workers while a lease is live;
+- `record_write('written')` stores the hash and the audit row together, so a write the store knows about is never
+  sent again. The only repeat possible is a write Genesys accepted just before the crash, before `record_write`
+  committed: the engine then sends the same attributes once more, which changes nothing.
+
+`complete` deletes only the version of an item it was handed (`generation`); a newer payload enqueued meanwhile
+stays pending. `retry_later` and `dead_letter` act only while the caller's lease token still holds the item.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from store.database_url import DEFAULT_DATABASE_URL, masked, parse_database_url
+from store.errors import StoreError
+from store.schema import LATEST_VERSION, apply_migrations
+from store.sql_store import DEFAULT_AUDIT_RETENTION_S, Store
+from store.sqlite import SqliteDatabase
+from store.values import AuditEntry, DeadLetter, DesiredRow, StoreHealth, UserLink, WorkItem, WriteRecord
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "LATEST_VERSION",
+    "AuditEntry",
+    "DeadLetter",
+    "DesiredRow",
+    "Store",
+    "StoreError",
+    "StoreHealth",
+    "UserLink",
+    "WorkItem",
+    "WriteRecord",
+    "masked",
+    "open_store",
+]
+
+
+def open_store(
+    database_url: str = DEFAULT_DATABASE_URL,
+    *,
+    clock: Callable[[], float] = time.time,
+    audit_retention_s: float = DEFAULT_AUDIT_RETENTION_S,
+    busy_timeout_s: float = 5.0,
+) -> Store:
+    """Open (creating if needed) the database DATABASE_URL names and bring its schema up to date.
+
+    Raises StoreError for a malformed URL, a file or folder that cannot be created or written, a file that is not
+    a SQLite database, or a schema newer than this code.
+    """
+    location = parse_database_url(database_url)
+    database = SqliteDatabase(location, busy_timeout_s=busy_timeout_s)
+    try:
+        apply_migrations(database, clock=clock)
+    except BaseException:
+        database.close()
+        raise
+    return Store(database, clock=clock, audit_retention_s=audit_retention_s)

@@ -1,0 +1,198 @@
+"""Every statement the store runs (the tables themselves are in schema.py), written once for all dialects.
+
+Placeholders are `:name`; `Dialect.sql` converts them. The dialect also supplies the parts that differ: the
+claim's row lock and the two-argument minimum. Reading this file top to bottom is reading the store's data model.
+"""
+
+from __future__ import annotations
+
+from store.backend import Dialect
+
+_DESIRED_COLUMNS = (
+    "team_id",
+    "user_id",
+    "email",
+    "deleted",
+    "attributes",
+    "attributes_hash",
+    "profile_updated",
+    "refreshed_at",
+)
+_LINK_COLUMNS = ("team_id", "user_id", "email", "genesys_user_id", "resolved_at")
+_AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "team_id",
+    "user_id",
+    "genesys_user_id",
+    "conversation_id",
+    "participant_id",
+    "keys",
+    "result",
+    "context_id",
+    "detail",
+    "attributes_hash",
+)
+_WORK_COLUMNS = "id, kind, key, payload, attempts, next_attempt_at, created_at, generation, lease_token"
+_DEAD_LETTER_COLUMNS = "id, kind, key, payload, attempts, reason, last_error, at"
+# What releasing a lease means everywhere: no holder, no token, no deadline.
+_RELEASE = "leased_by = NULL, lease_token = NULL, lease_until = NULL"
+
+
+def _excluded(columns: tuple[str, ...], keep: tuple[str, ...]) -> str:
+    return ", ".join(f"{column} = excluded.{column}" for column in columns if column not in keep)
+
+
+class Queries:
+    """The store's statements in one dialect; attribute names say what each does."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        sql = dialect.sql
+        least = dialect.least
+
+        # --- Slack event dedupe. An expired id still in the table (not yet purged) counts as new again.
+        self.remember_event = sql(
+            dialect.upsert(
+                "slack_events",
+                ("event_id", "seen_at", "expires_at"),
+                ("event_id",),
+                "seen_at = excluded.seen_at, expires_at = excluded.expires_at"
+                " WHERE slack_events.expires_at <= :seen_at",
+            )
+        )
+        self.purge_events = sql("DELETE FROM slack_events WHERE expires_at <= :now")
+
+        # --- Desired state.
+        self.desired_version = sql(
+            "SELECT attributes_hash, deleted FROM desired WHERE team_id = :team_id AND user_id = :user_id"
+        )
+        # A profile older than the stored one is a late, out-of-order user_change: the WHERE leaves the row alone
+        # (no row changed). The rule sits in the statement so it also holds with concurrent writers.
+        self.save_desired = sql(
+            dialect.upsert(
+                "desired",
+                _DESIRED_COLUMNS,
+                ("team_id", "user_id"),
+                _excluded(_DESIRED_COLUMNS, ("team_id", "user_id"))
+                + " WHERE excluded.profile_updated IS NULL OR desired.profile_updated IS NULL"
+                " OR excluded.profile_updated >= desired.profile_updated",
+            )
+        )
+        self.desired = sql(
+            f"SELECT {', '.join(_DESIRED_COLUMNS)} FROM desired WHERE team_id = :team_id AND user_id = :user_id"
+        )
+        self.desired_for_genesys_user = sql(
+            f"SELECT {', '.join('d.' + column for column in _DESIRED_COLUMNS)} FROM user_links l"
+            " JOIN desired d ON d.team_id = l.team_id AND d.user_id = l.user_id"
+            " WHERE l.genesys_user_id = :genesys_user_id ORDER BY d.team_id, d.user_id"
+        )
+        self.users_due_for_refresh = sql(
+            "SELECT team_id, user_id FROM desired WHERE refreshed_at < :older_than"
+            " ORDER BY refreshed_at, team_id, user_id LIMIT :limit"
+        )
+
+        # --- User links.
+        self.map_user = sql(
+            dialect.upsert(
+                "user_links", _LINK_COLUMNS, ("team_id", "user_id"), _excluded(_LINK_COLUMNS, ("team_id", "user_id"))
+            )
+        )
+        self.user_link = sql(
+            f"SELECT {', '.join(_LINK_COLUMNS)} FROM user_links WHERE team_id = :team_id AND user_id = :user_id"
+        )
+        self.links_for_genesys_user = sql(
+            f"SELECT {', '.join(_LINK_COLUMNS)} FROM user_links WHERE genesys_user_id = :genesys_user_id"
+            " ORDER BY team_id, user_id"
+        )
+
+        # --- Last written and audit.
+        self.last_written = sql(
+            "SELECT attributes_hash FROM last_written"
+            " WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+        )
+        self.save_last_written = sql(
+            dialect.upsert(
+                "last_written",
+                ("conversation_id", "participant_id", "attributes_hash", "written_at"),
+                ("conversation_id", "participant_id"),
+                "attributes_hash = excluded.attributes_hash, written_at = excluded.written_at",
+            )
+        )
+        self.save_intent = sql(
+            dialect.upsert(
+                "write_intents",
+                ("conversation_id", "participant_id", "attributes_hash", "at"),
+                ("conversation_id", "participant_id"),
+                "attributes_hash = excluded.attributes_hash, at = excluded.at",
+            )
+        )
+        self.drop_intent = sql(
+            "DELETE FROM write_intents WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+        )
+        self.intents = sql("SELECT conversation_id, participant_id, attributes_hash FROM write_intents ORDER BY at")
+        self.written_participants = sql("SELECT conversation_id, participant_id FROM last_written")
+        self.forget_participant = sql(
+            "DELETE FROM last_written WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+        )
+        audit_insert_columns = _AUDIT_COLUMNS[1:]
+        self.append_audit = sql(
+            f"INSERT INTO audit ({', '.join(audit_insert_columns)})"
+            f" VALUES ({', '.join(':' + column for column in audit_insert_columns)})"
+        )
+        self.audit = sql(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit ORDER BY id DESC LIMIT :limit")
+        self.audit_for_user = sql(
+            f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit"
+        )
+        self.purge_audit = sql("DELETE FROM audit WHERE at < :cutoff")
+
+        # --- Work queue.
+        # Enqueue coalesces on (kind, key): the newest payload wins, generation counts versions, the due time only
+        # moves earlier. A version that replaces an unclaimed item is new work with a fresh retry budget; one that
+        # replaces a claimed item keeps the attempts the claimer is about to report on.
+        self.enqueue = sql(
+            "INSERT INTO work (kind, key, payload, generation, attempts, next_attempt_at, created_at)"
+            " VALUES (:kind, :key, :payload, 1, 0, :not_before, :now)"
+            " ON CONFLICT (kind, key) DO UPDATE SET"
+            " payload = excluded.payload,"
+            " generation = work.generation + 1,"
+            f" next_attempt_at = {least}(work.next_attempt_at, excluded.next_attempt_at),"
+            " attempts = CASE WHEN work.lease_until > :now THEN work.attempts ELSE 0 END,"
+            " last_error = CASE WHEN work.lease_until > :now THEN work.last_error ELSE NULL END"
+        )
+        # Due and not under a live lease, longest-due first. A lease still held by the caller itself is not
+        # handed out again either: one item is in one pair of hands at a time.
+        self.claimable = sql(
+            f"SELECT {_WORK_COLUMNS} FROM work"
+            " WHERE next_attempt_at <= :now AND (lease_until IS NULL OR lease_until <= :now)"
+            f" ORDER BY next_attempt_at, id LIMIT :limit {dialect.claim_lock}"
+        )
+        # A lease token still set at claim time means the last holder's lease ran out without a report (it crashed
+        # or hung): that counts as a failed attempt, so work that kills its worker ends in the dead letters.
+        self.lease = sql(
+            "UPDATE work SET leased_by = :worker, lease_token = :lease_token, lease_until = :lease_until,"
+            " attempts = attempts + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END,"
+            " last_error = CASE WHEN lease_token IS NULL THEN last_error ELSE :expired_error END"
+            " WHERE id = :id"
+        )
+        # complete/dead_letter: delete only the version that was worked on; a newer version stays, released.
+        self.delete_version = sql("DELETE FROM work WHERE id = :id AND generation = :generation")
+        self.release_newer_version = sql(
+            f"UPDATE work SET {_RELEASE}, attempts = 0, last_error = NULL WHERE id = :id AND lease_token = :lease_token"
+        )
+        self.retry_later = sql(
+            f"UPDATE work SET {_RELEASE}, attempts = attempts + 1, last_error = :error,"
+            " next_attempt_at = CASE WHEN generation = :generation THEN :retry_at"
+            f" ELSE {least}(next_attempt_at, :retry_at) END"
+            " WHERE id = :id AND lease_token = :lease_token"
+        )
+        self.bury = sql(
+            "INSERT INTO dead_letters (kind, key, payload, attempts, reason, last_error, at)"
+            " SELECT kind, key, :payload, attempts + 1, :reason, last_error, :now FROM work"
+            " WHERE id = :id AND lease_token = :lease_token"
+        )
+        self.pending_count = sql("SELECT COUNT(*) FROM work")
+        self.dead_letters = sql(f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT :limit")
+        self.dead_letter_count = sql("SELECT COUNT(*) FROM dead_letters")
+
+        # --- Health.
+        self.ping = sql("SELECT 1")

@@ -1,0 +1,166 @@
+"""The store's tables, as an ordered list of migrations applied once, in one transaction, when the store opens.
+
+`schema_version` holds one row per applied migration. Opening a file that some newer code migrated further than
+`LATEST_VERSION` stops with StoreError instead of guessing. To change a table, append a migration; never edit one
+that has shipped. A migration lists its statements per dialect (PostgreSQL will add its own spelling: BIGINT
+GENERATED ALWAYS AS IDENTITY for ids, DOUBLE PRECISION for times, BOOLEAN for flags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from store.backend import Database
+from store.errors import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema; `sqlite` is its statements, executed in order inside the opening transaction."""
+
+    version: int
+    description: str
+    sqlite: tuple[str, ...]
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        found: tuple[str, ...] | None = getattr(self, dialect, None)
+        if found is None:
+            raise StoreError(f"schema migration {self.version} has no statements for {dialect}; this is a bug")
+        return found
+
+
+_CREATE_SCHEMA_VERSION = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+    " applied_at REAL NOT NULL)"
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        description="events, desired state, user links, last written, audit, work queue, dead letters",
+        sqlite=(
+            # Slack event_ids seen, so a retried delivery is recorded once; purged after expires_at.
+            """CREATE TABLE slack_events (
+                event_id TEXT PRIMARY KEY,
+                seen_at REAL NOT NULL,
+                expires_at REAL NOT NULL)""",
+            "CREATE INDEX slack_events_by_expiry ON slack_events (expires_at)",
+            # Desired state: each Slack user's mapped attributes (JSON object) and their hash.
+            """CREATE TABLE desired (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                email TEXT,
+                deleted INTEGER NOT NULL,
+                attributes TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                profile_updated INTEGER,
+                refreshed_at REAL NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            "CREATE INDEX desired_by_refresh ON desired (refreshed_at)",
+            # Slack user ↔ Genesys user, matched by e-mail; a NULL genesys_user_id is a remembered "no match".
+            """CREATE TABLE user_links (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                email TEXT,
+                genesys_user_id TEXT,
+                resolved_at REAL NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            "CREATE INDEX user_links_by_genesys_user ON user_links (genesys_user_id)",
+            # The hash of the attributes last written to each live participant: the engine writes only on change.
+            """CREATE TABLE last_written (
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                written_at REAL NOT NULL,
+                PRIMARY KEY (conversation_id, participant_id))""",
+            # A write about to be sent: set before the PATCH, removed when its outcome is recorded. One left
+            # behind by a crash means "maybe written": the engine reads the participant before writing again.
+            """CREATE TABLE write_intents (
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                at REAL NOT NULL,
+                PRIMARY KEY (conversation_id, participant_id))""",
+            # Every write outcome; keys is a JSON array of the attribute names sent.
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                genesys_user_id TEXT,
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                keys TEXT NOT NULL,
+                result TEXT NOT NULL,
+                context_id TEXT,
+                detail TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL)""",
+            "CREATE INDEX audit_by_time ON audit (at)",
+            "CREATE INDEX audit_by_user ON audit (user_id, id)",
+            # Pending work, one row per (kind, key). AUTOINCREMENT so an id is never reused: a stale WorkItem of a
+            # finished row can then never complete a newer row that happened to get the same id.
+            """CREATE TABLE work (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                generation INTEGER NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at REAL NOT NULL,
+                created_at REAL NOT NULL,
+                leased_by TEXT,
+                lease_token TEXT,
+                lease_until REAL,
+                last_error TEXT,
+                UNIQUE (kind, key))""",
+            "CREATE INDEX work_by_due ON work (next_attempt_at, id)",
+            """CREATE TABLE dead_letters (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                last_error TEXT,
+                at REAL NOT NULL)""",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def apply_migrations(database: Database, *, clock: Callable[[], float]) -> int:
+    """Bring the schema to LATEST_VERSION in one transaction (all or nothing); returns the version now in force."""
+    dialect = database.dialect
+    with database.transaction("migrate the schema") as cursor:
+        cursor.execute(_CREATE_SCHEMA_VERSION)
+        cursor.execute("SELECT MAX(version) FROM schema_version")
+        (current,) = cursor.fetchone()
+        current = current or 0
+        if current > LATEST_VERSION:
+            raise StoreError(
+                f"{database.describe()} has schema version {current}, newer than this code knows"
+                f" ({LATEST_VERSION}); run the newer version of the app, or point DATABASE_URL at another file",
+                database=database.describe(),
+                operation="open",
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements(dialect.name):
+                cursor.execute(statement)
+            cursor.execute(
+                dialect.sql("INSERT INTO schema_version (version, description, applied_at) VALUES (:v, :d, :at)"),
+                {"v": migration.version, "d": migration.description, "at": clock()},
+            )
+        return LATEST_VERSION
+
+
+def schema_version(database: Database) -> int:
+    """The highest migration applied to the database (0 for a new file)."""
+    with database.reading("read the schema version") as cursor:
+        cursor.execute("SELECT MAX(version) FROM schema_version")
+        (current,) = cursor.fetchone()
+    return int(current or 0)

@@ -1,0 +1,447 @@
+"""The store itself: the sync engine's durable state over any `Database` (SQLite today).
+
+Every method is one transaction (or one read), so each either happened completely or not at all; see the package
+docstring for what that means after a crash. Methods are safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from store.backend import Cursor, Database
+from store.errors import StoreError
+from store.queries import Queries
+from store.schema import schema_version
+from store.values import (
+    WRITE_RESULTS,
+    AuditEntry,
+    DeadLetter,
+    DesiredRow,
+    StoreHealth,
+    UserLink,
+    WorkItem,
+    WriteRecord,
+)
+
+DEFAULT_AUDIT_RETENTION_S = 30 * 86400
+DEFAULT_EVENT_TTL_S = 86400.0
+_LEASE_EXPIRED = "the lease ran out before the worker reported (it stopped or hung)"
+
+
+def _json(value: Any) -> str:
+    # Sorted and compact, so equal payloads are equal text (handy when reading the database by hand).
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """All durable state of the sync engine; build it with `store.open_store`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Callable[[], float],
+        audit_retention_s: float = DEFAULT_AUDIT_RETENTION_S,
+    ) -> None:
+        self._db = database
+        self._q = Queries(database.dialect)
+        self._clock = clock
+        self._audit_retention_s = audit_retention_s
+
+    def __repr__(self) -> str:
+        return f"Store({self._db.describe()})"
+
+    # --- Slack events dedupe -------------------------------------------------------------------------------------
+
+    def remember_event(self, event_id: str, *, ttl_s: float = DEFAULT_EVENT_TTL_S) -> bool:
+        """True the first time an event_id is seen (or once its earlier sighting expired); False for a duplicate."""
+        now = self._clock()
+        with self._db.transaction("remember a Slack event") as cursor:
+            cursor.execute(self._q.remember_event, {"event_id": event_id, "seen_at": now, "expires_at": now + ttl_s})
+            return cursor.rowcount == 1
+
+    # --- Desired state -------------------------------------------------------------------------------------------
+
+    def save_desired(self, desired: DesiredRow) -> bool:
+        """Store a user's desired attributes; True when they changed (hash or deleted flag) or the user is new.
+
+        A row whose `profile_updated` is older than the stored one is a late, out-of-order delivery: ignored (False).
+        """
+        with self._db.transaction("save desired attributes") as cursor:
+            cursor.execute(self._q.desired_version, {"team_id": desired.team_id, "user_id": desired.user_id})
+            stored = cursor.fetchone()
+            cursor.execute(
+                self._q.save_desired,
+                {
+                    "team_id": desired.team_id,
+                    "user_id": desired.user_id,
+                    "email": desired.email,
+                    "deleted": bool(desired.deleted),
+                    "attributes": _json(dict(desired.attributes)),
+                    "attributes_hash": desired.attributes_hash,
+                    "profile_updated": desired.profile_updated,
+                    "refreshed_at": desired.refreshed_at,
+                },
+            )
+            if stored is None:
+                return True
+            if cursor.rowcount == 0:
+                return False  # out of order: ignored
+            stored_hash, stored_deleted = stored
+            return stored_hash != desired.attributes_hash or bool(stored_deleted) != desired.deleted
+
+    def desired(self, team_id: str, user_id: str) -> DesiredRow | None:
+        """The stored desired row of one Slack user, or None."""
+        with self._db.reading("read desired attributes") as cursor:
+            cursor.execute(self._q.desired, {"team_id": team_id, "user_id": user_id})
+            row = cursor.fetchone()
+        return None if row is None else _desired_row(row)
+
+    def desired_for_genesys_user(self, genesys_user_id: str) -> list[DesiredRow]:
+        """The desired rows of every Slack user linked to this Genesys user (usually one)."""
+        with self._db.reading("read desired attributes of a Genesys user") as cursor:
+            cursor.execute(self._q.desired_for_genesys_user, {"genesys_user_id": genesys_user_id})
+            found = cursor.fetchall()
+        return [_desired_row(row) for row in found]
+
+    def users_due_for_refresh(self, *, older_than: float, limit: int) -> list[tuple[str, str]]:
+        """(team_id, user_id) of users last refreshed before `older_than`, least recently refreshed first."""
+        with self._db.reading("list users due for refresh") as cursor:
+            cursor.execute(self._q.users_due_for_refresh, {"older_than": older_than, "limit": limit})
+            found = cursor.fetchall()
+        return [(team_id, user_id) for team_id, user_id in found]
+
+    # --- User links ----------------------------------------------------------------------------------------------
+
+    def map_user(
+        self, team_id: str, user_id: str, email: str | None, genesys_user_id: str | None, *, resolved_at: float
+    ) -> None:
+        """Remember which Genesys user a Slack user is; None records "no Genesys user has this e-mail" for now."""
+        with self._db.transaction("link a Slack user to a Genesys user") as cursor:
+            cursor.execute(
+                self._q.map_user,
+                {
+                    "team_id": team_id,
+                    "user_id": user_id,
+                    "email": email,
+                    "genesys_user_id": genesys_user_id,
+                    "resolved_at": resolved_at,
+                },
+            )
+
+    def genesys_user_for(self, team_id: str, user_id: str) -> UserLink | None:
+        """One Slack user's link (genesys_user_id None: resolved, no match), or None if never resolved."""
+        with self._db.reading("read a user link") as cursor:
+            cursor.execute(self._q.user_link, {"team_id": team_id, "user_id": user_id})
+            row = cursor.fetchone()
+        return None if row is None else UserLink(*row)
+
+    def slack_users_for(self, genesys_user_id: str) -> list[UserLink]:
+        """The Slack users linked to one Genesys user."""
+        with self._db.reading("read the Slack users of a Genesys user") as cursor:
+            cursor.execute(self._q.links_for_genesys_user, {"genesys_user_id": genesys_user_id})
+            found = cursor.fetchall()
+        return [UserLink(*row) for row in found]
+
+    # --- Last written and audit ----------------------------------------------------------------------------------
+
+    def last_written(self, conversation_id: str, participant_id: str) -> str | None:
+        """The hash of the attributes last written to this participant, or None."""
+        with self._db.reading("read the last written attributes") as cursor:
+            cursor.execute(self._q.last_written, {"conversation_id": conversation_id, "participant_id": participant_id})
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def intend_write(self, conversation_id: str, participant_id: str, attributes_hash: str) -> None:
+        """Note a write about to be sent, so a crash before its outcome is recorded leaves a trace."""
+        with self._db.transaction("note a write about to be sent") as cursor:
+            cursor.execute(self._q.save_intent, {"conversation_id": conversation_id, "participant_id": participant_id,
+                                                 "attributes_hash": attributes_hash, "at": self._clock()})
+
+    def write_intents(self) -> list[tuple[str, str, str]]:
+        """(conversation_id, participant_id, attributes_hash) of writes sent but never recorded (a crash)."""
+        with self._db.reading("read unfinished writes") as cursor:
+            cursor.execute(self._q.intents)
+            return [(str(c), str(p), str(h)) for c, p, h in cursor.fetchall()]
+
+    def record_write(self, write: WriteRecord) -> None:
+        """Append the audit row; for 'written' also set last_written; clear the write's intent; one transaction."""
+        if write.result not in WRITE_RESULTS:
+            raise ValueError(f"record_write: result {write.result!r} is not one of {sorted(WRITE_RESULTS)}")
+        with self._db.transaction("record a write") as cursor:
+            cursor.execute(self._q.drop_intent, {"conversation_id": write.conversation_id,
+                                                 "participant_id": write.participant_id})
+            if write.result == "written":
+                cursor.execute(
+                    self._q.save_last_written,
+                    {
+                        "conversation_id": write.conversation_id,
+                        "participant_id": write.participant_id,
+                        "attributes_hash": write.attributes_hash,
+                        "written_at": write.at,
+                    },
+                )
+            cursor.execute(
+                self._q.append_audit,
+                {
+                    "at": write.at,
+                    "team_id": write.team_id,
+                    "user_id": write.user_id,
+                    "genesys_user_id": write.genesys_user_id,
+                    "conversation_id": write.conversation_id,
+                    "participant_id": write.participant_id,
+                    "keys": _json(list(write.keys)),
+                    "result": write.result,
+                    "context_id": write.context_id,
+                    "detail": write.detail,
+                    "attributes_hash": write.attributes_hash,
+                },
+            )
+
+    def forget_participants(self, live: set[tuple[str, str]]) -> int:
+        """Drop last_written rows of participants not in `live` (conversation_id, participant_id); returns how many.
+
+        The table holds only live participants, so reading it whole is cheap. A participant missing from `live`
+        only costs one repeated (identical) write should it turn out to be live after all.
+        """
+        with self._db.transaction("forget ended participants") as cursor:
+            cursor.execute(self._q.written_participants)
+            gone = [
+                {"conversation_id": conversation_id, "participant_id": participant_id}
+                for conversation_id, participant_id in cursor.fetchall()
+                if (conversation_id, participant_id) not in live
+            ]
+            if gone:
+                cursor.executemany(self._q.forget_participant, gone)
+        return len(gone)
+
+    def audit(self, *, user_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        """The newest audit rows first, optionally of one Slack user."""
+        with self._db.reading("read the audit log") as cursor:
+            if user_id is None:
+                cursor.execute(self._q.audit, {"limit": limit})
+            else:
+                cursor.execute(self._q.audit_for_user, {"user_id": user_id, "limit": limit})
+            found = cursor.fetchall()
+        return [_audit_entry(row) for row in found]
+
+    # --- Work queue ----------------------------------------------------------------------------------------------
+
+    def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, not_before: float | None = None) -> None:
+        """Add work, or replace the payload of the pending (kind, key) and move its due time earlier (never later).
+
+        Replacing an item that is claimed right now keeps its attempts and its lease; the claimer's `complete`
+        then leaves this newer version pending.
+        """
+        now = self._clock()
+        with self._db.transaction("enqueue work") as cursor:
+            cursor.execute(
+                self._q.enqueue,
+                {
+                    "kind": kind,
+                    "key": key,
+                    "payload": _json(dict(payload)),
+                    "not_before": now if not_before is None else not_before,
+                    "now": now,
+                },
+            )
+
+    def claim(self, *, worker: str, now: float | None = None, lease_s: float = 60, limit: int = 10) -> list[WorkItem]:
+        """Lease up to `limit` due items to `worker` for `lease_s` seconds, longest-due first, atomically.
+
+        Items under a live lease (anyone's) are skipped; an expired lease is taken over and counted as an attempt.
+        """
+        if lease_s <= 0 or limit < 1:
+            raise ValueError(f"claim: lease_s must be > 0 and limit >= 1 (got lease_s={lease_s}, limit={limit})")
+        now = self._clock() if now is None else now
+        token = uuid.uuid4().hex
+        with self._db.transaction("claim work") as cursor:
+            cursor.execute(self._q.claimable, {"now": now, "limit": limit})
+            found = cursor.fetchall()
+            if found:
+                cursor.executemany(
+                    self._q.lease,
+                    [
+                        {
+                            "id": row[0],
+                            "worker": worker,
+                            "lease_token": token,
+                            "lease_until": now + lease_s,
+                            "expired_error": _LEASE_EXPIRED,
+                        }
+                        for row in found
+                    ],
+                )
+        return [
+            WorkItem(
+                id=item_id,
+                kind=kind,
+                key=key,
+                payload=json.loads(payload),
+                attempts=attempts + (0 if previous_token is None else 1),
+                next_attempt_at=next_attempt_at,
+                created_at=created_at,
+                generation=generation,
+                lease_token=token,
+            )
+            for item_id, kind, key, payload, attempts, next_attempt_at, created_at, generation, previous_token in found
+        ]
+
+    def complete(self, item: WorkItem) -> None:
+        """The item's work is done: delete it, unless a newer version was enqueued meanwhile (that stays pending)."""
+        with self._db.transaction("complete work") as cursor:
+            self._finish(cursor, item)
+
+    def retry_later(self, item: WorkItem, *, delay_s: float, error: str) -> None:
+        """Count a failed attempt, release the lease and make the item due again in `delay_s` seconds.
+
+        A no-op when this claim no longer holds the lease (it expired and another worker took the item, or the item
+        was completed): that worker reports instead.
+        """
+        if delay_s < 0:
+            raise ValueError(f"retry_later: delay_s must be >= 0 (got {delay_s})")
+        with self._db.transaction("reschedule work") as cursor:
+            cursor.execute(
+                self._q.retry_later,
+                {
+                    "id": item.id,
+                    "lease_token": item.lease_token,
+                    "generation": item.generation,
+                    "error": error,
+                    "retry_at": self._clock() + delay_s,
+                },
+            )
+
+    def dead_letter(self, item: WorkItem, *, reason: str) -> None:
+        """Give up on the item: keep it in the dead letters with `reason` and remove it from the work queue.
+
+        A newer version enqueued while this one was claimed stays pending with a fresh retry budget. A no-op when
+        this claim no longer holds the lease.
+        """
+        with self._db.transaction("dead-letter work") as cursor:
+            cursor.execute(
+                self._q.bury,
+                {
+                    "id": item.id,
+                    "lease_token": item.lease_token,
+                    "payload": _json(dict(item.payload)),
+                    "reason": reason,
+                    "now": self._clock(),
+                },
+            )
+            if cursor.rowcount == 1:
+                self._finish(cursor, item)
+
+    def _finish(self, cursor: Cursor, item: WorkItem) -> None:
+        cursor.execute(self._q.delete_version, {"id": item.id, "generation": item.generation})
+        if cursor.rowcount == 0:
+            cursor.execute(self._q.release_newer_version, {"id": item.id, "lease_token": item.lease_token})
+
+    def pending_count(self) -> int:
+        """Work items not yet done (due, waiting or claimed)."""
+        return self._count(self._q.pending_count, "count pending work")
+
+    def dead_letters(self, *, limit: int = 50) -> list[DeadLetter]:
+        """The newest dead letters first."""
+        with self._db.reading("read dead letters") as cursor:
+            cursor.execute(self._q.dead_letters, {"limit": limit})
+            found = cursor.fetchall()
+        return [
+            DeadLetter(
+                id=dead_id,
+                kind=kind,
+                key=key,
+                payload=json.loads(payload),
+                attempts=attempts,
+                reason=reason,
+                last_error=last_error,
+                at=at,
+            )
+            for dead_id, kind, key, payload, attempts, reason, last_error, at in found
+        ]
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters are kept."""
+        return self._count(self._q.dead_letter_count, "count dead letters")
+
+    # --- Maintenance and health ----------------------------------------------------------------------------------
+
+    def purge_expired(self) -> int:
+        """Delete expired Slack event ids and audit rows past the retention; returns how many rows went."""
+        now = self._clock()
+        with self._db.transaction("purge expired rows") as cursor:
+            cursor.execute(self._q.purge_events, {"now": now})
+            purged = cursor.rowcount
+            cursor.execute(self._q.purge_audit, {"cutoff": now - self._audit_retention_s})
+            return purged + cursor.rowcount
+
+    def health(self) -> StoreHealth:
+        """Whether the database answers a real query right now."""
+        try:
+            with self._db.reading("health check") as cursor:
+                cursor.execute(self._q.ping)
+                (answer,) = cursor.fetchone()
+            version = schema_version(self._db)
+        except StoreError as exc:
+            return StoreHealth(ok=False, detail=str(exc))
+        if answer != 1:
+            return StoreHealth(ok=False, detail=f"{self._db.describe()} answered {answer!r} to SELECT 1")
+        return StoreHealth(ok=True, detail=f"{self._db.describe()} answers (schema version {version})")
+
+    def close(self) -> None:
+        """Close the database; later calls raise StoreError. Closing twice is fine."""
+        self._db.close()
+
+    def _count(self, statement: str, operation: str) -> int:
+        with self._db.reading(operation) as cursor:
+            cursor.execute(statement)
+            (count,) = cursor.fetchone()
+        return int(count)
+
+
+def _desired_row(row: tuple[Any, ...]) -> DesiredRow:
+    team_id, user_id, email, deleted, attributes, attributes_hash, profile_updated, refreshed_at = row
+    return DesiredRow(
+        team_id=team_id,
+        user_id=user_id,
+        email=email,
+        deleted=bool(deleted),
+        attributes=json.loads(attributes),
+        attributes_hash=attributes_hash,
+        profile_updated=profile_updated,
+        refreshed_at=refreshed_at,
+    )
+
+
+def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
+    (
+        audit_id,
+        at,
+        team_id,
+        user_id,
+        genesys_user_id,
+        conversation_id,
+        participant_id,
+        keys,
+        result,
+        context_id,
+        detail,
+        attributes_hash,
+    ) = row
+    return AuditEntry(
+        id=audit_id,
+        at=at,
+        team_id=team_id,
+        user_id=user_id,
+        genesys_user_id=genesys_user_id,
+        conversation_id=conversation_id,
+        participant_id=participant_id,
+        keys=tuple(json.loads(keys)),
+        result=result,
+        context_id=context_id,
+        detail=detail,
+        attributes_hash=attributes_hash,
+    )

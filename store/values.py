@@ -1,0 +1,111 @@
+"""The values that cross the store's boundary: frozen, typed, and free of any database type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+WriteResult = Literal["written", "gone", "rejected", "failed"]
+WRITE_RESULTS: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredRow:
+    """What one Slack user's participants should carry, as last fetched from Slack."""
+
+    team_id: str
+    user_id: str
+    email: str | None
+    deleted: bool
+    attributes: Mapping[str, str]
+    attributes_hash: str
+    profile_updated: int | None
+    """Slack's `updated` of the profile (epoch seconds); orders out-of-order `user_change` deliveries."""
+    refreshed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserLink:
+    """A Slack user and the Genesys user with the same e-mail; `genesys_user_id` None means "none found"."""
+
+    team_id: str
+    user_id: str
+    email: str | None
+    genesys_user_id: str | None
+    resolved_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """The outcome of one attributes write to one live participant, as the engine reports it."""
+
+    conversation_id: str
+    participant_id: str
+    genesys_user_id: str | None
+    team_id: str
+    user_id: str
+    attributes_hash: str
+    keys: tuple[str, ...]
+    result: WriteResult
+    context_id: str | None
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit row: who, which keys, which conversation, what happened, and Genesys' contextId."""
+
+    id: int
+    at: float
+    team_id: str
+    user_id: str
+    genesys_user_id: str | None
+    conversation_id: str
+    participant_id: str
+    keys: tuple[str, ...]
+    result: str
+    context_id: str | None
+    detail: str
+    attributes_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One claimed unit of pending work; hand it back to `complete`, `retry_later` or `dead_letter`."""
+
+    id: int
+    kind: str
+    key: str
+    payload: Mapping[str, Any]
+    attempts: int
+    """Failed attempts so far (0 on the first claim)."""
+    next_attempt_at: float
+    created_at: float
+    generation: int = 1
+    """Bumped by every `enqueue` of the same (kind, key); tells `complete` whether a newer version arrived."""
+    lease_token: str = field(default="", repr=False)
+    """Proves this claim still holds the lease; a stale holder's retry/dead-letter is then ignored."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Work the engine gave up on, with the reason an operator can act on."""
+
+    id: int
+    kind: str
+    key: str
+    payload: Mapping[str, Any]
+    attempts: int
+    reason: str
+    last_error: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The answer of a real round trip to the database."""
+
+    ok: bool
+    detail: str

@@ -1,0 +1,86 @@
+"""DATABASE_URL parsing and masking: accepted forms, and errors that name the setting and the accepted forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store import StoreError, masked, open_store
+from store.database_url import DEFAULT_DATABASE_URL, parse_database_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///data/sync.db", "/work/dir/data/sync.db"),
+        ("sqlite:///sync.db", "/work/dir/sync.db"),
+        ("sqlite:////var/lib/sync/state.db", "/var/lib/sync/state.db"),
+        ("  sqlite:///data/sync.db\n", "/work/dir/data/sync.db"),
+        ("SQLITE:///data/sync.db", "/work/dir/data/sync.db"),
+    ],
+)
+def test_sqlite_urls_resolve_to_absolute_paths(url: str, expected: str) -> None:
+    """Three slashes are relative to the working directory, four are absolute."""
+    assert parse_database_url(url, working_dir=Path("/work/dir")).path == Path(expected)
+
+
+def test_default_url_is_data_sync_db_under_the_working_directory(tmp_path: Path) -> None:
+    """The default names data/sync.db relative to the working directory."""
+    assert parse_database_url(DEFAULT_DATABASE_URL, working_dir=tmp_path).path == tmp_path / "data" / "sync.db"
+
+
+def test_default_url_creates_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_store with the default URL creates ./data and the file in it."""
+    monkeypatch.chdir(tmp_path)
+    store = open_store()
+    try:
+        assert store.health().ok
+    finally:
+        store.close()
+    assert (tmp_path / "data" / "sync.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "is empty"),
+        ("data/sync.db", "is not a sqlite:/// URL"),
+        ("mysql://db/sync", "is not a sqlite:/// URL"),
+        ("sqlite://data/sync.db", "three slashes"),
+        ("sqlite://:memory:", "three slashes"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///file:sync.db", "in-memory or URI"),
+        ("sqlite:///", "names a folder"),
+        ("sqlite:////", "names a folder"),
+        ("sqlite:///data/", "names a folder"),
+        ("sqlite:///data/sync.db?mode=ro", "no ?query"),
+        ("postgresql://sync:hunter2@db.internal:5432/sync", "PostgreSQL is not supported"),
+    ],
+)
+def test_malformed_urls_raise_store_error_naming_database_url(url: str, problem: str) -> None:
+    """A malformed DATABASE_URL raises StoreError naming DATABASE_URL, the problem and the accepted forms."""
+    with pytest.raises(StoreError) as raised:
+        open_store(url)
+    message = str(raised.value)
+    assert message.startswith("DATABASE_URL=")
+    assert problem in message
+    assert "sqlite:///relative/path.db" in message
+    assert "sqlite:////absolute/path.db" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://sync:hunter2@db:5432/sync", "postgresql://sync:***@db:5432/sync"),
+        ("postgresql://sync:p@ss/w:rd@db/sync", "postgresql://sync:***@db/sync"),
+        ("postgresql://sync@db/sync", "postgresql://sync@db/sync"),
+        ("postgresql://db/sync", "postgresql://db/sync"),
+        ("sqlite:///data/sync.db", "sqlite:///data/sync.db"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_masked_hides_passwords_only(url: str, expected: str) -> None:
+    """masked() replaces the password (even one holding @, / or :) and keeps everything else."""
+    assert masked(url) == expected
