@@ -3,7 +3,9 @@
 `POST {login_url}/oauth/token` with HTTP Basic client id/secret and `grant_type=client_credentials`. There is no
 refresh token for this grant, so "refresh" means asking again. The token is reused until shortly before
 `expires_in` (60 s or 10 % of the lifetime, whichever is less); one thread fetches while the others wait and then
-reuse the fresh token. Neither the secret nor a token ever reaches a message, a log line or a repr.
+reuse the fresh token. If that fetch fails, the threads that waited through it raise the same error instead of each
+starting a retry cycle of its own (a generation counter tells them a fetch finished while they waited). Neither the
+secret, the Basic value nor a token ever reaches a message, a log line or a repr.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genesys.errors import AuthenticationFailed, ErrorBody, GenesysSettingsError, GenesysUnavailable
+from genesys.errors import AuthenticationFailed, ErrorBody, GenesysError, GenesysSettingsError, GenesysUnavailable
 from genesys.retries import RetryingSender
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,11 @@ class ClientCredentials:
 
     def basic_authorization(self) -> str:
         """The `Authorization` header value for the token request."""
-        pair = f"{self.client_id}:{self.client_secret}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
+        return "Basic " + self.basic_value()
+
+    def basic_value(self) -> str:
+        """The base64 `id:secret` of the Basic header: as secret as the secret itself."""
+        return base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -85,18 +90,43 @@ class TokenProvider:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
+        self._generation = 0
+        """Fetches finished (successfully or not); a waiter that sees it change knows a fetch ended meanwhile."""
+        self._failure: GenesysError | None = None
+        """How the last fetch failed (None after a success); raised again to the threads that waited through it."""
 
-    def token(self) -> AccessToken:
-        """A usable token: the cached one, or a fresh one if it is missing or near expiry."""
+    def token(self, *, deadline: float | None = None) -> AccessToken:
+        """A usable token: the cached one, or a fresh one if it is missing or near expiry.
+
+        `deadline` (on the provider's clock) bounds the fetch's retries: the caller's time budget. A thread that
+        waited while another fetch failed raises that fetch's error rather than fetching again.
+        """
         current = self._token
         if current is not None and self._clock() < current.refresh_at:
             return current
+        generation = self._generation
         with self._lock:
             current = self._token
             if current is not None and self._clock() < current.refresh_at:
                 return current
-            self._token = self._fetch()
+            if self._generation != generation and self._failure is not None:
+                raise _copy(self._failure) from None
+            try:
+                self._token = self._fetch(deadline)
+            except GenesysError as error:
+                self._failure = _copy(error)
+                raise
+            else:
+                self._failure = None
+            finally:
+                self._generation += 1
             return self._token
+
+    def hidden_values(self) -> tuple[str, ...]:
+        """Strings no error text may show: the secret, the Basic value and the current token."""
+        token = self._token
+        return (self._credentials.client_secret, self._credentials.basic_value(),
+                *((token.value,) if token is not None else ()))
 
     def invalidate(self, stale: AccessToken) -> None:
         """Forget `stale` after the API refused it (401); a newer token obtained meanwhile is kept."""
@@ -104,24 +134,24 @@ class TokenProvider:
             if self._token is stale:
                 self._token = None
 
-    def _fetch(self) -> AccessToken:
+    def _fetch(self, deadline: float | None) -> AccessToken:
         request = self._sender.build_request(
             "POST",
             self._token_url,
             data={"grant_type": "client_credentials"},
             headers={"Authorization": self._credentials.basic_authorization(), "Accept": "application/json"},
         )
-        response = self._sender.send(request, operation=_OPERATION)
+        response = self._sender.send(request, operation=_OPERATION, deadline=deadline)
         client_id = self._credentials.client_id
         if response.status_code != 200:
-            body = ErrorBody.from_response(response, hide=(self._credentials.client_secret,))
+            body = ErrorBody.from_response(response, hide=self.hidden_values())
             if response.status_code in (400, 401, 403):
                 reason = f"the token endpoint answered {response.status_code}"
                 if body.message or body.code:
                     reason += f" ({body.message or body.code})"
             elif response.status_code in (404, 405):
                 reason = (f"the token endpoint {self._token_url} answered {response.status_code}, so the login"
-                          " URL is wrong")
+                          " URL is wrong: check GENESYS_LOGIN_URL (or unset it to use GENESYS_REGION's login host)")
             else:
                 raise GenesysUnavailable(_OPERATION, f"HTTP {response.status_code}", status=response.status_code,
                                          code=body.code, context_id=body.context_id)
@@ -144,3 +174,10 @@ class TokenProvider:
             client_id, expires_in, expires_in - margin,
         )
         return token
+
+
+def _copy(error: GenesysError) -> GenesysError:
+    """`error` as a new object with no traceback or chain, to raise again in another thread."""
+    again = type(error).__new__(type(error), *error.args)
+    again.__dict__.update(error.__dict__)
+    return again

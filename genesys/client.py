@@ -1,9 +1,10 @@
 """`GenesysClient`: the calls the app makes to Genesys Cloud, over one `httpx.Client` per process.
 
 Every request goes: token (cached, `auth.py`) → rate limiter (`rate_limit.py`) → the one retry layer
-(`retries.py`) → httpx. A 401 invalidates the token, fetches a new one and repeats the request once. Answers are
-parsed here or in `users.py`/`participants.py` and leave as frozen dataclasses; failures leave as the
-`errors.py` tree.
+(`retries.py`) → httpx. A 401 invalidates the token, fetches a new one and repeats the request once. One deadline
+(`RetryPolicy.max_total_s`) covers a whole call: both sends and the token fetch between them; a paged analytics
+query also has one deadline for all its pages (`RetryPolicy.max_paged_query_s`). Answers are parsed here or in
+`users.py`/`participants.py` and leave as frozen dataclasses; failures leave as the `errors.py` tree.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from genesys.errors import (
     GenesysError,
     GenesysUnavailable,
     PermissionMissing,
-    RateLimited,
     RequestRejected,
 )
 from genesys.participants import (
@@ -38,6 +38,7 @@ from genesys.participants import (
     live_conversations_query,
     live_in_analytics,
     live_in_conversation,
+    participant_attributes_in,
     probe_query,
 )
 from genesys.permissions import PermissionCheck, PermissionReport
@@ -64,14 +65,17 @@ ORG_PAGE_SIZE = 100
 MAX_ANALYTICS_PAGES = 100
 """10,000 live conversations at 100 per page; beyond that the query stops with a warning."""
 
+_SEARCH_CHECK = "users search"
+_ANALYTICS_CHECK = "analytics conversation query"
+_LOOKUP_CHECK = "conversation lookup"
+
 _GONE_CODE_HINTS = ("not.found", "no.active", "not.active", "not.conversation.participant", "ended")
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """Genesys accepted a participant attributes PATCH."""
+    """Genesys accepted a participant attributes PATCH (a refusal raises instead)."""
 
-    ok: bool
     conversation_id: str
     participant_id: str
     status: int
@@ -115,6 +119,8 @@ class GenesysClient:
         self._endpoints = endpoints
         self._utcnow = utcnow
         policy = retry_policy or RetryPolicy()
+        self._policy = policy
+        self._clock = clock
         rng = rng or random.Random()
         self._limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep)
         self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter)
@@ -174,13 +180,27 @@ class GenesysClient:
         return ids
 
     def _live_conversations(self, user_id: str | None, page_size: int) -> list[Mapping[str, Any]]:
+        """Every page of the live-conversation query, within one deadline for the whole query.
+
+        Offset paging over a set that changes while it is read: a conversation starting or ending between two
+        pages shifts the later ones, so one may be read twice (callers de-duplicate) or skipped. A change of
+        `totalHits` between pages is logged; the next poll catches anything skipped.
+        """
         operation = "analytics conversation query"
         now = self._utcnow()
+        started = self._clock()
+        deadline = started + self._policy.max_paged_query_s
         conversations: list[Mapping[str, Any]] = []
+        first_total: object = None
         page = 1
         while True:
+            if page > 1 and self._clock() >= deadline:
+                raise GenesysUnavailable(
+                    operation, f"the paged query did not finish within {self._policy.max_paged_query_s:g} s; stopped"
+                    f" before page {page}", attempts=page - 1, elapsed_s=self._clock() - started,
+                )
             body = live_conversations_query(now, user_id=user_id, page_size=page_size, page_number=page)
-            response = self._call("POST", DETAILS_QUERY, operation=operation, body=body)
+            response = self._call("POST", DETAILS_QUERY, operation=operation, body=body, deadline=deadline)
             if response.status_code != 200:
                 raise self._error(response, operation, PERMISSIONS_ANALYTICS)
             payload = self._json(response, operation)
@@ -188,6 +208,15 @@ class GenesysClient:
             batch = [c for c in batch if isinstance(c, Mapping)] if isinstance(batch, list) else []
             conversations.extend(batch)
             total = payload.get("totalHits")
+            if page == 1:
+                first_total = total
+            elif total != first_total:
+                log.warning(
+                    "Genesys analytics query: totalHits changed from %s to %s while reading page %d (conversations"
+                    " started or ended meanwhile); a conversation may have been skipped, the next poll catches it",
+                    first_total, total, page,
+                )
+                first_total = total
             covered = page * page_size >= total if isinstance(total, int) else len(batch) < page_size
             if not batch or covered:
                 return conversations
@@ -198,6 +227,19 @@ class GenesysClient:
             page += 1
 
     # ---------------------------------------------------------------- write
+
+    def participant_attributes(self, conversation_id: str, participant_id: str) -> dict[str, str] | None:
+        """The participant's current attributes (one conversation read); None when it is not on the conversation.
+
+        The engine reads them only to learn whether a write sent just before a crash landed.
+        """
+        _require_id("conversation_id", conversation_id)
+        operation = "conversation lookup"
+        response = self._call("GET", _conversation_path(conversation_id), operation=operation)
+        if response.status_code != 200:
+            raise self._error(response, operation, PERMISSIONS_CONVERSATION, conversation_id=conversation_id,
+                              participant_id=participant_id)
+        return participant_attributes_in(self._json(response, operation), participant_id)
 
     def write_attributes(self, conversation_id: str, participant_id: str,
                          attributes: VoiceSafeAttributes) -> WriteResult:
@@ -216,7 +258,7 @@ class GenesysClient:
             raise self._error(response, operation, (), conversation_id=conversation_id,
                               participant_id=participant_id, write=True)
         result = WriteResult(
-            ok=True, conversation_id=conversation_id, participant_id=participant_id,
+            conversation_id=conversation_id, participant_id=participant_id,
             status=response.status_code, context_id=response.headers.get("inin-correlation-id"),
         )
         log.debug("Genesys attributes written: conversation %s participant %s (%d keys, contextId %s)",
@@ -226,43 +268,57 @@ class GenesysClient:
     # ---------------------------------------------------------------- check
 
     def check_permissions(self) -> PermissionReport:
-        """Obtain a token, then exercise each call the app needs harmlessly; one check per permission."""
+        """Obtain a token, then exercise each call the app needs harmlessly; one check per permission.
+
+        The conversation lookup reads a conversation the analytics probe found (200 proves the permission, 403
+        disproves it). With no conversation to read it asks for a random id: 403 still disproves the permission, but
+        a 404 proves nothing (whether Genesys checks permission before existence is undocumented), so that check
+        passes with a message saying it could not be verified.
+        """
+        names = ((_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH), (_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS),
+                 (_LOOKUP_CHECK, PERMISSIONS_CONVERSATION))
         try:
             self._tokens.token()
         except GenesysError as exc:
             failed = PermissionCheck("token", "", False, str(exc))
-            skipped = tuple(
-                PermissionCheck(name, permissions[0], False, "skipped: no token")
-                for name, permissions, _ in self._probes()
-            )
+            skipped = tuple(PermissionCheck(name, permissions[0], False, "skipped: no token")
+                            for name, permissions in names)
             return PermissionReport((failed, *skipped))
-        checks = [PermissionCheck("token", "", True, f"obtained from {self._endpoints.login_url}")]
-        for name, permissions, probe in self._probes():
-            try:
-                response, ok_statuses = probe()
-            except GenesysError as exc:
-                checks.append(PermissionCheck(name, permissions[0], False, str(exc)))
-                continue
-            if response.status_code in ok_statuses:
-                checks.append(PermissionCheck(name, permissions[0], True, "permitted"))
-            else:
-                checks.append(PermissionCheck(name, permissions[0], False, str(self._error(response, name,
-                                                                                          permissions))))
-        return PermissionReport(tuple(checks))
-
-    def _probes(self) -> tuple[tuple[str, tuple[str, ...], Callable[[], tuple[httpx.Response, set[int]]]], ...]:
         nobody = f"permission-check-{uuid.uuid4().hex}@example.invalid"
-        return (
-            ("users search", PERMISSIONS_USERS_SEARCH,
-             lambda: (self._call("POST", USERS_SEARCH, operation="users search",
-                                 body=user_search_body(nobody)), {200})),
-            ("analytics conversation query", PERMISSIONS_ANALYTICS,
-             lambda: (self._call("POST", DETAILS_QUERY, operation="analytics conversation query",
-                                 body=probe_query(self._utcnow())), {200})),
-            ("conversation lookup", PERMISSIONS_CONVERSATION,
-             lambda: (self._call("GET", _conversation_path(str(uuid.uuid4())), operation="conversation lookup"),
-                      {200, 404})),
-        )
+        search, _ = self._probe(_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH, "POST", USERS_SEARCH,
+                                user_search_body(nobody))
+        analytics, answer = self._probe(_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS, "POST", DETAILS_QUERY,
+                                        probe_query(self._utcnow()))
+        sample = _first_conversation_id(answer)
+        target = sample or str(uuid.uuid4())
+        lookup, found = self._probe(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, "GET", _conversation_path(target),
+                                    ok_statuses=(200, 404, 410))
+        if found is not None and found.status_code == 200 and sample:
+            lookup = PermissionCheck(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], True,
+                                     f"permitted (read conversation {sample})")
+        elif found is not None and found.status_code != 200:
+            about = (f"conversation {sample} from the analytics query answered {found.status_code} (gone meanwhile)"
+                     if sample else
+                     f"the analytics query found none in the last hour, and a random id answered {found.status_code}")
+            lookup = PermissionCheck(
+                _LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], True,
+                f"could not be verified against a real conversation: {about}, which does not show whether the"
+                " permission is granted (a 403 would have shown it is missing); run the check again while a"
+                " conversation is live",
+            )
+        return PermissionReport((PermissionCheck("token", "", True, f"obtained from {self._endpoints.login_url}"),
+                                 search, analytics, lookup))
+
+    def _probe(self, name: str, permissions: tuple[str, ...], method: str, path: str, body: Any = None, *,
+               ok_statuses: tuple[int, ...] = (200,)) -> tuple[PermissionCheck, httpx.Response | None]:
+        """One harmless call: a passed check (and the answer) if its status is in ok_statuses, else why it failed."""
+        try:
+            response = self._call(method, path, operation=name, body=body)
+        except GenesysError as exc:
+            return PermissionCheck(name, permissions[0], False, str(exc)), None
+        if response.status_code in ok_statuses:
+            return PermissionCheck(name, permissions[0], True, "permitted"), response
+        return PermissionCheck(name, permissions[0], False, str(self._error(response, name, permissions))), None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -279,18 +335,22 @@ class GenesysClient:
 
     # -------------------------------------------------------------- private
 
-    def _call(self, method: str, path: str, *, operation: str, body: Any = None) -> httpx.Response:
+    def _call(self, method: str, path: str, *, operation: str, body: Any = None,
+              deadline: float | None = None) -> httpx.Response:
+        """Send one API request; one deadline (max_total_s, or the earlier `deadline`) covers all of it."""
+        own = self._clock() + self._policy.max_total_s
+        deadline = own if deadline is None else min(own, deadline)
         url = f"{self._endpoints.api_url}{path}"
-        token = self._tokens.token()
-        response = self._api.send(self._request(method, url, token, body), operation=operation)
+        token = self._tokens.token(deadline=deadline)
+        response = self._api.send(self._request(method, url, token, body), operation=operation, deadline=deadline)
         if response.status_code != 401:
             return response
         log.info("Genesys refused the token for the %s (401); obtaining a new token and repeating once", operation)
         self._tokens.invalidate(token)
-        token = self._tokens.token()
-        response = self._api.send(self._request(method, url, token, body), operation=operation)
+        token = self._tokens.token(deadline=deadline)
+        response = self._api.send(self._request(method, url, token, body), operation=operation, deadline=deadline)
         if response.status_code == 401:
-            error = ErrorBody.from_response(response)
+            error = ErrorBody.from_response(response, hide=self._tokens.hidden_values())
             raise AuthenticationFailed(
                 f"the API refused a token obtained moments before ({operation} answered 401)",
                 client_id=self._credentials.client_id, status=401, code=error.code, context_id=error.context_id,
@@ -310,7 +370,7 @@ class GenesysClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             payload = None
         if not isinstance(payload, Mapping):
-            body = ErrorBody.from_response(response)
+            body = ErrorBody.from_response(response)  # only its contextId is used
             raise GenesysUnavailable(operation, "the answer was not a JSON object", status=response.status_code,
                                      context_id=body.context_id)
         return payload
@@ -318,7 +378,7 @@ class GenesysClient:
     def _error(self, response: httpx.Response, operation: str, permissions: tuple[str, ...], *,
                conversation_id: str | None = None, participant_id: str | None = None,
                write: bool = False) -> GenesysError:
-        body = ErrorBody.from_response(response, hide=(self._credentials.client_secret,))
+        body = ErrorBody.from_response(response, hide=self._tokens.hidden_values())
         message = body.message
         status = response.status_code
         where = {"status": status, "code": body.code, "context_id": body.context_id}
@@ -326,14 +386,29 @@ class GenesysClient:
             return ConversationGone(conversation_id, participant_id, genesys_message=message, **where)
         if status == 403:
             return PermissionMissing(operation, body.permissions() or permissions, genesys_message=message, **where)
-        if status == 429:
-            return RateLimited(operation, attempts=1, elapsed_s=0.0, **where)
+        # 429, 502, 503 and 504 never get here: the retry layer raises RateLimited/GenesysUnavailable for them.
         if status >= 500 or status == 408:
             return GenesysUnavailable(operation, f"HTTP {status}", **where)
         if write and status in (400, 413, 422):
             return AttributesRejected(conversation_id or "", participant_id or "", genesys_message=message,
                                       message_params=body.message_params, **where)
         return RequestRejected(operation, genesys_message=message, message_params=body.message_params, **where)
+
+
+def _first_conversation_id(response: httpx.Response | None) -> str | None:
+    """The first conversationId in an analytics answer, if any."""
+    if response is None:
+        return None
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    conversations = payload.get("conversations") if isinstance(payload, Mapping) else None
+    for conversation in conversations if isinstance(conversations, list) else []:
+        conversation_id = conversation.get("conversationId") if isinstance(conversation, Mapping) else None
+        if isinstance(conversation_id, str) and conversation_id.strip():
+            return conversation_id
+    return None
 
 
 def _means_gone(code: str | None) -> bool:

@@ -8,18 +8,23 @@
     ├── PermissionMissing           403: the OAuth client's roles lack .permissions
     ├── ConversationGone            the conversation or participant has ended or does not exist
     ├── RequestRejected             another 4xx: Genesys says the request itself is wrong
-    │   └── AttributesRejected      400/413 on the participant attributes PATCH
+    │   └── AttributesRejected      400/413/422 on the participant attributes PATCH
     └── GenesysTransientError       try the work again later (the retry layer already tried)
         ├── RateLimited             429 persisted through every retry
-        └── GenesysUnavailable      5xx, timeouts or dropped connections persisted through every retry
+        └── GenesysUnavailable      5xx, timeouts, dropped connections or another HTTP failure persisted through
+                                    every retry (or was not worth retrying), or this process ran out of connections
+
+Outside the tree: `VoiceSafeSettingsError` (in `genesys/voice_safe.py`) is the settings error of the `[voice_safe]`
+limits, a plain `ValueError` raised at start-up by `VoiceSafeLimits`; it never comes from a Genesys request.
 
 When each is raised and what the operator should do:
 
 - `GenesysSettingsError(setting, problem)`: at start-up, from `endpoints_for` or `ClientCredentials`. Fix the
-  named environment setting (the message lists the valid regions).
+  named environment setting (the message says how; for GENESYS_REGION it lists the valid regions).
 - `AuthenticationFailed`: the token endpoint refused the client id/secret, or the API refused a token obtained
   moments before. Check GENESYS_CLIENT_ID/GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials
-  grant and still exists, and that GENESYS_REGION is the org's region. Not retried.
+  grant and still exists, and that GENESYS_REGION is the org's region. A 404/405 from the token endpoint means the
+  login URL is wrong: check GENESYS_LOGIN_URL (or GENESYS_REGION). Not retried.
 - `PermissionMissing`: Genesys answered 403. `.permissions` lists what Genesys named (from `messageParams` or the
   message), else the permissions the call is documented to need. Add them to a role of the OAuth client (in the
   divisions that hold the users and queues). Not retried.
@@ -28,19 +33,27 @@ When each is raised and what the operator should do:
   (`live_participants` skips conversations that vanish between its query and its lookup without raising.)
 - `RequestRejected`: a 4xx other than 401/403/404-on-a-conversation/429, e.g. a 400 on a search. Usually a bug or an
   API change here; report it with `.context_id`. Not retried.
-- `AttributesRejected`: Genesys refused the attribute map (400 `invalid.value`, 413 `request.entity.too.large`, ...).
-  `.message_params` holds Genesys' details. Adjust the field mapping or the `[voice_safe]` limits.
+- `AttributesRejected`: Genesys refused the attribute map with a 400 (`invalid.value`, ...), 413
+  (`request.entity.too.large`) or 422 on the PATCH. `.message_params` holds Genesys' details. Adjust the field
+  mapping or the `[voice_safe]` limits.
 - `RateLimited`: 429 Too Many Requests persisted through every retry. `.retry_after` says when to come back. Lower
   the configured requests per minute, or ask Genesys support to raise the token's limit.
-- `GenesysUnavailable`: 5xx, a timeout, a dropped connection or an unreadable answer persisted through every retry.
-  Check https://status.mypurecloud.com and network access to the API host; the work is retried later.
+- `GenesysUnavailable`: 5xx, a timeout, a dropped connection or an unreadable answer persisted through every retry
+  (within one time budget per call), or an HTTP failure that retrying cannot fix (a proxy refusal, a protocol error,
+  an undecodable body: not retried; the message names only the exception type). Check https://status.mypurecloud.com
+  and network access to the API host; the work is retried later. When this process itself had too many concurrent
+  requests (every pooled connection busy), the message says so instead: that is no Genesys outage.
 
 Secrets and tokens never appear in any message or repr: messages are built only from operation names, ids,
-statuses and Genesys' own `code`/`message`.
+statuses and Genesys' own `code`/`message`, from which the client secret, the HTTP Basic `id:secret` value and the
+bearer token are cut out (`ErrorBody`). Errors are raised `from None`: no exception chain holds an httpx request
+(whose headers carry the credentials).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -163,7 +176,7 @@ class RequestRejected(GenesysError):
 
 
 class AttributesRejected(RequestRejected):
-    """Genesys refused the participant attribute map (400/413 on the PATCH)."""
+    """Genesys refused the participant attribute map (400/413/422 on the PATCH)."""
 
     def __init__(self, conversation_id: str, participant_id: str, *, genesys_message: str = "",
                  status: int | None = None, code: str | None = None, context_id: str | None = None,
@@ -204,16 +217,20 @@ class RateLimited(GenesysTransientError):
         self.attempts = attempts
 
 
+_UNAVAILABLE_ADVICE = ("Check https://status.mypurecloud.com and network access to the Genesys API; the work is"
+                       " retried later")
+
+
 class GenesysUnavailable(GenesysTransientError):
-    """5xx, timeouts, dropped connections or unreadable answers persisted through every retry."""
+    """5xx, timeouts, dropped connections or unreadable answers persisted through every retry (or were not
+    retryable); `advice` replaces the default next step when the cause is not Genesys (e.g. pool exhaustion)."""
 
     def __init__(self, operation: str, reason: str, *, attempts: int = 1, elapsed_s: float = 0.0,
                  retry_after: float | None = None, status: int | None = None, code: str | None = None,
-                 context_id: str | None = None) -> None:
+                 context_id: str | None = None, advice: str = _UNAVAILABLE_ADVICE) -> None:
         super().__init__(
             f"Genesys Cloud did not complete the {operation} ({reason}) after {attempts} attempt(s) over"
-            f" {elapsed_s:.1f} s. Check https://status.mypurecloud.com and network access to the Genesys API;"
-            " the work is retried later",
+            f" {elapsed_s:.1f} s. {advice}",
             retry_after=retry_after, status=status, code=code, context_id=context_id,
         )
         self.operation = operation
@@ -233,25 +250,31 @@ class ErrorBody:
 
     @classmethod
     def from_response(cls, response: httpx.Response, *, hide: tuple[str, ...] = ()) -> ErrorBody:
-        """Parse an error response defensively (non-JSON bodies, missing fields); `hide` strings become <hidden>."""
+        """Parse an error response defensively (non-JSON bodies, missing fields).
+
+        Every text field has the `hide` strings, and the credentials the request carried (its bearer token, or its
+        Basic `id:secret` value and the secret in it), replaced by <hidden>: Genesys or a proxy may echo them.
+        """
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = {}
         if not isinstance(body, dict):
             body = {}
+        secrets = _longest_first((*hide, *_credentials_sent(response)))
         params = body.get("messageParams")
         code = body.get("code") or body.get("error")
         message = body.get("message") or body.get("error_description") or body.get("description") or ""
         context_id = body.get("contextId") or response.headers.get("inin-correlation-id")
         return cls(
             status=response.status_code,
-            code=str(code) if code else None,
-            message=_shorten(_hidden(str(message), hide)),
+            code=_hidden(str(code), secrets) if code else None,
+            message=_shorten(_hidden(str(message), secrets)),
             message_params=(
-                {str(k): _hidden(str(v), hide) for k, v in params.items()} if isinstance(params, dict) else {}
+                {_hidden(str(k), secrets): _hidden(str(v), secrets) for k, v in params.items()}
+                if isinstance(params, dict) else {}
             ),
-            context_id=str(context_id) if context_id else None,
+            context_id=_hidden(str(context_id), secrets) if context_id else None,
         )
 
     def permissions(self) -> tuple[str, ...]:
@@ -262,6 +285,30 @@ class ErrorBody:
                 if name not in found:
                     found.append(name)
         return tuple(found)
+
+
+def _credentials_sent(response: httpx.Response) -> tuple[str, ...]:
+    """The credentials in the Authorization header of the request that got `response` (none if unknown)."""
+    try:
+        authorization = response.request.headers.get("authorization", "")
+    except RuntimeError:  # a Response built by hand has no request
+        return ()
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if not value:
+        return ()
+    if scheme.lower() != "basic":
+        return (value,)
+    try:
+        pair = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return (value,)
+    _, colon, secret = pair.partition(":")
+    return (value, pair, secret) if colon and secret else (value, pair)
+
+
+def _longest_first(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
 
 def _hidden(text: str, secrets: tuple[str, ...]) -> str:

@@ -124,6 +124,17 @@ def live_in_conversation(conversation: Any, user_id: str) -> list[LiveParticipan
     return live
 
 
+def participant_attributes_in(conversation: Any, participant_id: str) -> dict[str, str] | None:
+    """From a `GET /api/v2/conversations/{id}` answer: that participant's attributes (None if absent)."""
+    for participant in _dicts(conversation.get("participants") if isinstance(conversation, Mapping) else None):
+        if participant.get("id") == participant_id:
+            attributes = participant.get("attributes")
+            if not isinstance(attributes, Mapping):
+                return {}
+            return {str(k): v for k, v in attributes.items() if isinstance(v, str)}
+    return None
+
+
 def _live_session_media(participant: Mapping[str, Any]) -> str | None:
     for session in _dicts(participant.get("sessions")):
         for segment in _dicts(session.get("segments")):

@@ -49,7 +49,11 @@ class RateLimiter:
         return self._limit
 
     def acquire(self) -> float:
-        """Reserve a slot for one request, sleeping until it is due; returns the seconds waited."""
+        """Reserve a slot for one request, sleeping until it is due; returns the seconds waited.
+
+        A `hold()` that arrives while this thread sleeps (another thread got a 429) is honoured too: after
+        sleeping, a hold that was extended meanwhile is waited out before the request goes.
+        """
         with self._lock:
             now = self._clock()
             due = max(now, self._hold_until)
@@ -59,15 +63,23 @@ class RateLimiter:
             while len(self._slots) > self._limit:
                 self._slots.popleft()
             held = self._hold_until > now and due == self._hold_until
-        wait = due - now
-        if wait > 0:
-            reason = "Genesys' rate-limit window resets" if held else f"pacing to {self._limit} requests/min"
+            seen_hold = self._hold_until
+        wait, waited = due - now, 0.0
+        reason = "Genesys' rate-limit window resets" if held else f"pacing to {self._limit} requests/min"
+        while wait > 0:
             log.log(
                 logging.INFO if wait >= _LOGGED_WAIT_S else logging.DEBUG,
                 "Genesys rate limit: waiting %.1f s before the next request (%s)", wait, reason,
             )
             self._sleep(wait)
-        return max(wait, 0.0)
+            waited += wait
+            with self._lock:
+                if self._hold_until <= seen_hold:
+                    break
+                seen_hold = self._hold_until
+                now = self._clock()
+            wait, reason = seen_hold - now, "Genesys asked to hold requests meanwhile"
+        return waited
 
     def hold(self, seconds: float) -> None:
         """Hold every request for `seconds` from now (e.g. after a 429 with Retry-After)."""

@@ -3,10 +3,16 @@
 The 18 regions are those of the official SDKs (`purecloud_region_hosts.py`); the API host is
 `https://api.<domain>` and the login host `https://login.<domain>`. Operators may name a region by its domain
 (`mypurecloud.ie`), by its SDK key (`eu_west_1` or `eu-west-1`), or paste a host or URL (`api.mypurecloud.ie`).
+
+GENESYS_API_URL / GENESYS_LOGIN_URL override the hosts: `https://<host>[:port]` with no path, query, fragment or
+user info (the client appends `/api/v2/...` and `/oauth/token` itself; a path would turn every call into a 404).
+Plain `http://` is accepted only for a loopback host (127.0.0.0/8, localhost, ::1: a local fake or tunnel), since
+the token request carries the client secret and every API call the bearer token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -89,13 +95,41 @@ def region_domain(region: str) -> str:
 
 
 def _url(setting: str, value: str) -> str:
-    text = value.strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+    text = value.strip()
+    example = "https://api.mypurecloud.ie" if setting == "GENESYS_API_URL" else "https://login.mypurecloud.ie"
+    try:
+        parts = urlsplit(text)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # e.g. a port that is not a number
+        host = port = None
+    if not host:
+        raise GenesysSettingsError(setting, f"{text!r} is not a URL; set it to the scheme and host only, like"
+                                            f" {example}")
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and _is_loopback(host)):
         raise GenesysSettingsError(
-            setting, f"{value.strip()!r} is not an http(s) URL like https://api.mypurecloud.ie (no query or fragment)"
+            setting,
+            f"{text!r} must use https:// (plain http:// is allowed only for a loopback host, 127.x.x.x, localhost"
+            " or ::1, because requests carry the client secret and tokens); set it to the scheme and host only,"
+            f" like {example}",
         )
-    return text
+    if parts.path not in ("", "/") or "?" in text or "#" in text or "@" in parts.netloc:
+        raise GenesysSettingsError(
+            setting,
+            f"{text!r} has a path, query, fragment or user info; set it to the scheme and host only, like"
+            f" {example} (the client adds /api/v2/... and /oauth/token itself)",
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" + (f":{port}" if port is not None else "")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _valid() -> str:

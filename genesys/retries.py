@@ -6,8 +6,16 @@ layer must honour each answer's Retry-After and feed 429s to the shared rate lim
 - 429 and 503: wait `Retry-After` (else `inin-ratelimit-reset` when the rate-limit window is what refused the
   request, i.e. a 429 or count ≥ allowed; else 3 s) plus a little jitter.
 - 502, 504, timeouts and dropped or refused connections: exponential backoff with jitter.
+- Every other httpx failure (a proxy refusal, an unsupported URL scheme, a protocol error on our side, an
+  undecodable body, ...) is `GenesysUnavailable` at once, as is `PoolTimeout` (too many concurrent requests in this
+  process, not a Genesys problem: retrying would only add to the queue).
 - Everything else (200s, 400, 401, 403, 404, ...) is returned to the caller at once, never retried.
-- Bounded by attempts (5) and by total time (60 s); then `RateLimited` or `GenesysUnavailable`.
+- Bounded by attempts (5) and by a deadline (60 s after the call began, or one the caller shares between several
+  sends): a retry is made only if its wait plus the request's read timeout still ends before the deadline. Then
+  `RateLimited` or `GenesysUnavailable`.
+
+Errors are raised `from None` and outside the `except` block, so no exception chain keeps an httpx exception, whose
+`.request.headers` hold the bearer token or the Basic credentials; messages name only the exception type.
 
 Every retried call is safe to repeat: token requests, searches and analytics queries read, and the attributes
 PATCH sends the same map again.
@@ -36,6 +44,15 @@ RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     httpx.NetworkError,
     httpx.RemoteProtocolError,
 )
+"""Transient httpx failures worth another attempt (except `httpx.PoolTimeout`, a `TimeoutException` of this process)."""
+
+POOL_EXHAUSTED = (
+    "too many concurrent Genesys requests in this process; no pooled connection came free in time, PoolTimeout"
+)
+POOL_ADVICE = (
+    "This is not a Genesys outage: fewer threads should call Genesys at once than the HTTP client has connections;"
+    " the work is retried later"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +61,21 @@ class RetryPolicy:
 
     max_attempts: int = 5
     max_total_s: float = 60.0
+    """Deadline of one call (its sends, retries and any token fetch between them), from when it began."""
     default_wait_s: float = 3.0
     """Wait after a 429/503 that carries neither Retry-After nor inin-ratelimit-reset."""
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
     jitter_s: float = 0.5
     """At most this much is added to a Retry-After wait, so clients do not return in lockstep."""
+    max_paged_query_s: float = 300.0
+    """Deadline of a whole paged analytics query (up to 100 pages, each with its own retries)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        for name in ("max_total_s", "default_wait_s", "backoff_initial_s", "backoff_max_s", "jitter_s"):
+        for name in ("max_total_s", "default_wait_s", "backoff_initial_s", "backoff_max_s", "jitter_s",
+                     "max_paged_query_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be zero or more")
 
@@ -83,23 +104,35 @@ class RetryingSender:
         """A request carrying the client's timeouts and default headers."""
         return self._http.build_request(method, url, **kwargs)
 
-    def send(self, request: httpx.Request, *, operation: str) -> httpx.Response:
-        """The first answer that is not transient; raises RateLimited/GenesysUnavailable when retries run out."""
+    def send(self, request: httpx.Request, *, operation: str, deadline: float | None = None) -> httpx.Response:
+        """The first answer that is not transient; raises RateLimited/GenesysUnavailable when retries run out.
+
+        `deadline` (on this sender's clock) bounds the retries; default: `max_total_s` from now. No attempt starts
+        after it, and no retry starts unless its wait plus the request's read timeout ends before it.
+        """
         policy = self._policy
         started = self._clock()
+        if deadline is None:
+            deadline = started + policy.max_total_s
+        elif started >= deadline:
+            raise GenesysUnavailable(operation, "no time was left of the call's time budget", attempts=0)
+        attempt_s = _read_timeout(request)
         attempt = 0
         while True:
             attempt += 1
             if self._limiter is not None:
                 self._limiter.acquire()
             response: httpx.Response | None = None
-            cause: Exception | None = None
+            final: dict[str, str] | None = None  # GenesysUnavailable's reason (and advice): not worth retrying
             try:
                 response = self._http.send(request)
+            except httpx.PoolTimeout:
+                final = {"reason": POOL_EXHAUSTED, "advice": POOL_ADVICE}
             except RETRYABLE_TRANSPORT_ERRORS as exc:
-                cause = exc
                 failure = _describe(exc)
                 wait, source = self._backoff(attempt), "backoff"
+            except httpx.HTTPError as exc:
+                final = {"reason": f"the HTTP request failed ({type(exc).__name__})"}
             else:
                 if self._limiter is not None:
                     self._limiter.observe(response.headers)
@@ -111,9 +144,13 @@ class RetryingSender:
                 else:
                     return response
                 failure = f"{status} {_reason(response)}"
-            elapsed = self._clock() - started
-            if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_s:
-                raise _exhausted(operation, response, failure, attempt, elapsed, wait) from cause
+            # Raised here, after the except blocks: the new error has no __context__ holding the httpx exception.
+            now = self._clock()
+            elapsed = now - started
+            if final is not None:
+                raise GenesysUnavailable(operation, attempts=attempt, elapsed_s=elapsed, **final) from None
+            if attempt >= policy.max_attempts or now + wait + attempt_s > deadline:
+                raise _exhausted(operation, response, failure, attempt, elapsed, wait) from None
             if response is not None and response.status_code == 429 and self._limiter is not None:
                 self._limiter.hold(wait)
             log.warning(
@@ -153,6 +190,13 @@ def _exhausted(operation: str, response: httpx.Response | None, failure: str, at
     return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed,
                               retry_after=wait if response.status_code == 503 else None,
                               status=response.status_code, code=body.code, context_id=body.context_id)
+
+
+def _read_timeout(request: httpx.Request) -> float:
+    """How long the next attempt may take to answer: the request's read timeout (0 if none is set)."""
+    timeout = request.extensions.get("timeout")
+    read = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(read) if isinstance(read, int | float) and math.isfinite(read) and read > 0 else 0.0
 
 
 def _reason(response: httpx.Response) -> str:

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, Literal
 
 LongValuePolicy = Literal["truncate", "reject"]
@@ -102,16 +103,50 @@ class Truncation:
         return f"{self.key}: value cut from {self.original_chars:,} to {self.kept_chars:,} characters"
 
 
-@dataclass(frozen=True, slots=True)
-class VoiceSafeAttributes:
-    """An attribute map that passed `check_attributes`; the only thing the Genesys writer sends."""
+_CHECKED = object()
 
-    attributes: Mapping[str, str]
-    body_bytes: int
+
+class VoiceSafeAttributes:
+    """An attribute map that passed `check_attributes`: the only thing the Genesys writer sends.
+
+    Only `check_attributes` can make one (the constructor wants a private token), and the map is a read-only
+    copy, so what was checked is what is sent.
+    """
+
+    __slots__ = ("_attributes", "_body_bytes")
+
+    def __init__(self, attributes: Mapping[str, str], body_bytes: int, *, _checked: object = None) -> None:
+        if _checked is not _CHECKED:
+            raise TypeError("VoiceSafeAttributes are made only by check_attributes(); check the map first")
+        self._attributes: Mapping[str, str] = MappingProxyType(dict(attributes))
+        self._body_bytes = body_bytes
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        return self._attributes
+
+    @property
+    def body_bytes(self) -> int:
+        return self._body_bytes
 
     def body(self) -> dict[str, dict[str, str]]:
         """The `ParticipantAttributes` request body."""
-        return {"attributes": dict(self.attributes)}
+        return {"attributes": dict(self._attributes)}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VoiceSafeAttributes) and dict(self._attributes) == dict(other._attributes)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._attributes.items())))
+
+    def __repr__(self) -> str:
+        return f"VoiceSafeAttributes({len(self._attributes)} attributes, {self._body_bytes:,} bytes)"
+
+
+def unchecked_attributes_for_tests(attributes: Mapping[str, object]) -> VoiceSafeAttributes:
+    """A VoiceSafeAttributes that skipped the check, for tests of how Genesys rejects bad bodies. Never in app
+    code: it is the one way around the guarantee, named so that a reviewer sees it."""
+    return VoiceSafeAttributes(attributes, 0, _checked=_CHECKED)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +255,8 @@ def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafety
         return VoiceSafetyReport({}, (problem,), (), 0)
     size = _plainly_valid_size(attributes, limits)
     if size is not None:
-        checked = dict(attributes)
-        return VoiceSafetyReport(checked, (), (), size, VoiceSafeAttributes(checked, size))
+        sendable = VoiceSafeAttributes(attributes, size, _checked=_CHECKED)  # type: ignore[arg-type]
+        return VoiceSafetyReport(sendable.attributes, (), (), size, sendable)
 
     problems: list[VoiceSafetyProblem] = []
     truncations: list[Truncation] = []
@@ -275,8 +310,9 @@ def check_attributes(attributes: object, limits: VoiceSafeLimits) -> VoiceSafety
             f"request body is {size:,} bytes, over the limit of {limits.max_body_bytes:,}"
             " (exclude fields or lower max_value_chars)",
         ))
-    sendable = None if problems else VoiceSafeAttributes(dict(checked), size)
-    return VoiceSafetyReport(checked, tuple(problems), tuple(truncations), size, sendable)
+    sendable = None if problems else VoiceSafeAttributes(checked, size, _checked=_CHECKED)
+    shown = sendable.attributes if sendable is not None else MappingProxyType(checked)
+    return VoiceSafetyReport(shown, tuple(problems), tuple(truncations), size, sendable)
 
 
 def _is_utf8(text: str) -> bool:

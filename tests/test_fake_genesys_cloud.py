@@ -256,6 +256,31 @@ def test_users_search_exact_email_is_case_insensitive(cloud: FakeGenesysCloud, a
     )
 
 
+def test_users_search_exact_email_mode_is_case_sensitive(clock: FakeClock) -> None:
+    """email_match="exact": EXACT on email (and username) compares case-sensitively; other fields still ignore case."""
+    with FakeGenesysCloud(clock=clock, email_match="exact") as fake, \
+            httpx.Client(base_url=fake.base_url, timeout=5.0, verify=NO_TLS) as http:
+        http.headers["Authorization"] = f"Bearer {get_token(http)}"
+        user_id = fake.add_user("ada@example.com", name="Ada Lovelace")
+
+        def found(query: dict[str, Any]) -> list[str]:
+            return [u["id"] for u in http.post("/api/v2/users/search", json=query).json().get("results", [])]
+
+        assert found(email_query("ada@example.com")) == [user_id]
+        assert found(email_query("Ada@Example.com")) == []
+        assert found({"query": [{"type": "EXACT", "fields": ["username"], "value": "ADA@example.com"}]}) == []
+        assert found({"query": [{"type": "EXACT", "fields": ["email"], "values": ["Ada@Example.com",
+                                                                                   "ada@example.com"]}]}) == [user_id]
+        assert found({"query": [{"type": "EXACT", "fields": ["name"], "value": "ada lovelace"}]}) == [user_id]
+        assert fake.server_errors == []
+
+
+def test_email_match_refuses_unknown_modes() -> None:
+    """Only "ignore_case" and "exact" are e-mail match modes."""
+    with pytest.raises(ValueError, match="email_match"):
+        FakeGenesysCloud(email_match="fuzzy")  # type: ignore[arg-type]
+
+
 def test_users_search_no_match_has_no_results(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """No match: 200, total 0 and no results key."""
     cloud.add_user("ada@example.com")
@@ -345,6 +370,29 @@ def test_analytics_org_wide_excludes_ended(cloud: FakeGenesysCloud, api: httpx.C
     body = api.post("/api/v2/analytics/conversations/details/query", json=live_calls_query()).json()
     assert [x["conversationId"] for x in body["conversations"]] == [live_a.conversation_id, live_b.conversation_id]
     assert body["totalHits"] == 2
+
+
+def test_analytics_can_lag_behind_an_ended_conversation(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
+    """keep_in_analytics=True: GET and PATCH see the end, the analytics query still reports the conversation or leg
+    live, until catch_up_analytics()."""
+    user_id = cloud.add_user("ada@example.com")
+    ended = cloud.start_conversation(user_id)
+    left = cloud.start_conversation(user_id)
+    cloud.end_conversation(ended.conversation_id, keep_in_analytics=True)
+    cloud.end_participant(left.conversation_id, left.participant_id, keep_in_analytics=True)
+    url = "/api/v2/analytics/conversations/details/query"
+    body = api.post(url, json=live_calls_query(user_id)).json()
+    assert [c["conversationId"] for c in body["conversations"]] == [ended.conversation_id, left.conversation_id]
+    for conversation in body["conversations"]:
+        assert "conversationEnd" not in conversation
+        agent = next(p for p in conversation["participants"] if p.get("userId") == user_id)
+        assert "segmentEnd" not in agent["sessions"][0]["segments"][0]
+    assert "endTime" in api.get(f"/api/v2/conversations/{ended.conversation_id}").json()
+    for leg in (ended, left):
+        assert_error(patch_attributes(api, leg, {"attributes": {"a": "b"}}), 400,
+                     "conversation.error.participant.no.active.conversations")
+    cloud.catch_up_analytics()
+    assert api.post(url, json=live_calls_query(user_id)).json() == {"totalHits": 0}
 
 
 def test_analytics_media_type_and_purpose_predicates(cloud: FakeGenesysCloud, api: httpx.Client) -> None:

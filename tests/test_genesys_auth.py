@@ -115,17 +115,64 @@ def test_concurrent_callers_share_one_refresh() -> None:
     assert got == ["tok-1"] * 8
 
 
+def test_threads_that_waited_through_a_failed_fetch_share_its_error() -> None:
+    """Eight threads queue for a token while Genesys is down: one retry cycle (5 requests), all get its error."""
+    count = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal count
+        with lock:
+            count += 1
+        release.wait(5)  # the first request holds the fetch until every thread is queued on the lock
+        return httpx.Response(503, headers={"Retry-After": "0"})
+
+    tokens = provider(handler, FakeClock())
+    barrier = threading.Barrier(9)
+    errors: list[Exception] = []
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            tokens.token()
+        except GenesysUnavailable as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert count == 5
+    assert len(errors) == 8
+    assert {str(e) for e in errors} == {str(errors[0])}
+    assert all(e.__context__ is None and e.__cause__ is None for e in errors)
+
+
+def test_a_later_caller_fetches_again_after_a_failure() -> None:
+    """Only threads that waited through the failed fetch share its error; the next call tries again."""
+    answers = [httpx.Response(500), token_response("tok-2")]
+    tokens = provider(lambda request: answers.pop(0), FakeClock())
+    with pytest.raises(GenesysUnavailable):
+        tokens.token()
+    assert tokens.token().value == "tok-2"
+
+
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
         (401, {"error": "invalid_client", "error_description": "authentication failed"}, "answered 401"),
         (400, {"error": "invalid_request"}, "answered 400"),
         (403, {}, "answered 403"),
-        (404, {"code": "not.found"}, "login URL is wrong"),
+        (404, {"code": "not.found"}, "login URL is wrong: check GENESYS_LOGIN_URL"),
     ],
 )
 def test_refused_credentials_raise_authentication_failed(status: int, body: dict, expected: str) -> None:
-    """400/401/403 (and 404: wrong login host) from the token endpoint raise AuthenticationFailed, unretried."""
+    """400/401/403 (and 404: wrong login host, naming GENESYS_LOGIN_URL) raise AuthenticationFailed, unretried."""
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -181,6 +228,22 @@ def test_missing_credentials_name_the_setting(client_id: str, secret: str, setti
     with pytest.raises(GenesysSettingsError) as caught:
         ClientCredentials(client_id, secret)
     assert caught.value.setting == setting
+
+
+def test_token_endpoint_echoing_the_basic_value_is_hidden() -> None:
+    """An error that echoes the Basic header (base64 id:secret) shows <hidden>, not the value or the secret."""
+    basic = CREDENTIALS.basic_authorization().partition(" ")[2]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        echo = f"bad client authentication {request.headers['authorization']}"
+        return httpx.Response(401, json={"error": "invalid_client", "error_description": echo})
+
+    with pytest.raises(AuthenticationFailed) as caught:
+        provider(handler, FakeClock()).token()
+    assert "<hidden>" in str(caught.value)
+    for secret in (basic, SECRET):
+        assert secret not in str(caught.value)
+        assert secret not in repr(caught.value)
 
 
 def test_reprs_hide_the_secret_and_the_token() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -19,10 +21,14 @@ from genesys import (
     LiveParticipant,
     PermissionMissing,
     RateLimited,
+    RequestRejected,
+    RetryPolicy,
     VoiceSafeAttributes,
     VoiceSafeLimits,
+    WriteResult,
     check_attributes,
 )
+from genesys.voice_safe import unchecked_attributes_for_tests
 from tests.fakes.genesys_cloud import FakeGenesysCloud
 from tests.test_genesys_support import CLIENT_ID, SECRET, FakeClock, fake_client, mock_client, token_response
 
@@ -165,7 +171,6 @@ def test_write_attributes_lands_and_reports_context(fake: FakeGenesysCloud, clie
     uid = fake.add_user("agent@example.com")
     leg = fake.start_conversation(uid)
     result = client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="Engineer", tz="UTC"))
-    assert result.ok
     assert result.status == 202
     assert result.context_id
     assert (result.conversation_id, result.participant_id) == (leg.conversation_id, leg.participant_id)
@@ -253,7 +258,7 @@ def test_rejected_values_raise_attributes_rejected(fake: FakeGenesysCloud, clien
     """A 400 invalid.value carries Genesys' code, message, messageParams and contextId."""
     uid = fake.add_user("agent@example.com")
     leg = fake.start_conversation(uid)
-    forged = VoiceSafeAttributes({"slack.n": 5}, 0)  # type: ignore[dict-item]  (bypasses check_attributes)
+    forged = unchecked_attributes_for_tests({"slack.n": 5})
     with pytest.raises(AttributesRejected) as caught:
         client.write_attributes(leg.conversation_id, leg.participant_id, forged)
     error = caught.value
@@ -269,7 +274,7 @@ def test_oversized_body_raises_attributes_rejected(fake: FakeGenesysCloud, clien
     """A 413 request.entity.too.large is AttributesRejected too."""
     uid = fake.add_user("agent@example.com")
     leg = fake.start_conversation(uid)
-    forged = VoiceSafeAttributes({"slack.big": "x" * 600_000}, 600_000)
+    forged = unchecked_attributes_for_tests({"slack.big": "x" * 600_000})
     with pytest.raises(AttributesRejected) as caught:
         client.write_attributes(leg.conversation_id, leg.participant_id, forged)
     assert (caught.value.status, caught.value.code) == (413, "request.entity.too.large")
@@ -616,3 +621,174 @@ def test_a_secret_echoed_by_genesys_is_hidden(path: str) -> None:
     assert SECRET not in str(caught.value)
     assert "<hidden>" in str(caught.value)
     assert SECRET not in repr(getattr(caught.value, "message_params", {}))
+
+
+# ------------------------------------------------------------------------------ review fixes
+
+
+def test_write_result_carries_no_always_true_flag() -> None:
+    """A refused write raises, so WriteResult has no `ok` field that could only ever be True."""
+    assert [f.name for f in dataclasses.fields(WriteResult)] == ["conversation_id", "participant_id", "status",
+                                                                  "context_id"]
+
+
+def test_live_participants_confirms_legs_analytics_still_shows(fake: FakeGenesysCloud,
+                                                               client: GenesysClient) -> None:
+    """A conversation that ended but still looks live in lagging analytics is read, found ended, and left out."""
+    uid = fake.add_user("agent@example.com")
+    stale = fake.start_conversation(uid)
+    stale_leg = fake.start_conversation(uid)
+    live = fake.start_conversation(uid)
+    fake.end_conversation(stale.conversation_id, keep_in_analytics=True)
+    fake.end_participant(stale_leg.conversation_id, stale_leg.participant_id, keep_in_analytics=True)
+    assert client.live_participants(uid) == (
+        LiveParticipant(live.conversation_id, live.participant_id, uid, live.media_type),
+    )
+    for leg in (stale, stale_leg, live):
+        assert fake.request_count("GET", f"/api/v2/conversations/{leg.conversation_id}") == 1
+
+
+def test_email_search_finds_the_user_when_genesys_compares_exactly(clock: FakeClock) -> None:
+    """Against a case-sensitive EXACT search, a mixed-case Slack address still finds the lower-case Genesys user."""
+    with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, email_match="exact") as fake, \
+            fake_client(fake, clock) as client:
+        uid = fake.add_user("ada@example.com")
+        user = client.find_user_by_email("Ada@Example.com")
+        assert user is not None
+        assert user.id == uid
+        assert fake.request_count("POST", SEARCH_PATH) == 1
+
+
+def test_lookup_probe_reads_the_conversation_analytics_found() -> None:
+    """The conversation-lookup check GETs the conversation the one-result analytics probe returned; its 403 fails
+    the check even where Genesys would answer 404 for an unknown id."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if path == "/oauth/token":
+            return token_response()
+        if path == SEARCH_PATH:
+            return httpx.Response(200, json={"total": 0, "pageCount": 0})
+        if path == QUERY_PATH:
+            return httpx.Response(200, json={"conversations": [{"conversationId": "c-real"}], "totalHits": 7})
+        if path == "/api/v2/conversations/c-real":
+            return httpx.Response(403, json={"code": "missing.permissions", "status": 403, "message": "missing the"
+                                             " following permission(s): conversation:communication:view"})
+        return httpx.Response(404, json={"code": "not.found", "status": 404})
+
+    with mock_client(handler) as client:
+        report = client.check_permissions()
+    assert report.missing == ("conversation:communication:view",)
+    (query,) = [r for r in seen if r.url.path == QUERY_PATH]
+    assert json.loads(query.content)["paging"] == {"pageSize": 1, "pageNumber": 1}
+    assert [r.url.path for r in seen if r.method == "GET"] == ["/api/v2/conversations/c-real"]
+
+
+def test_lookup_probe_reads_a_live_conversation(fake: FakeGenesysCloud, client: GenesysClient) -> None:
+    """With a conversation in the last hour, the lookup check reads it and says which one it read."""
+    leg = fake.start_conversation(fake.add_user("agent@example.com"))
+    report = client.check_permissions()
+    assert report.ok
+    assert report.checks[-1].message == f"permitted (read conversation {leg.conversation_id})"
+    assert fake.request_count("GET", f"/api/v2/conversations/{leg.conversation_id}") == 1
+
+
+def test_lookup_probe_without_conversations_says_it_is_unverified(fake: FakeGenesysCloud,
+                                                                 client: GenesysClient) -> None:
+    """With no conversation to read, a 404 for a random id passes the check but says it proves nothing."""
+    report = client.check_permissions()
+    assert report.ok
+    lookup = report.checks[-1]
+    assert lookup.name == "conversation lookup"
+    assert lookup.message.startswith("could not be verified against a real conversation")
+
+
+def test_refreshing_after_a_401_shares_the_calls_deadline() -> None:
+    """Send, token fetch and repeated send after a 401 together stay within one 60 s budget."""
+    clock = FakeClock()
+    tokens = [token_response("tok-1"), httpx.Response(503, headers={"Retry-After": "20"}), token_response("tok-2")]
+    api = [httpx.Response(503, headers={"Retry-After": "20"}), httpx.Response(401)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return tokens.pop(0)
+        return api.pop(0) if api else httpx.Response(503, headers={"Retry-After": "20"})
+
+    with mock_client(handler, clock) as client, pytest.raises(GenesysUnavailable):
+        client.find_user_by_email("a@example.com")
+    assert tokens == []
+    assert clock() - 1_000.0 <= 60
+
+
+def analytics_pages(pages: dict[int, list[httpx.Response]]) -> Callable[[httpx.Request], httpx.Response]:
+    """A mock Genesys whose analytics query answers pages[pageNumber] in turn (the last answer repeats)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return token_response()
+        answers = pages[json.loads(request.content)["paging"]["pageNumber"]]
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    return handler
+
+
+def page_of(page: int, count: int, total: int) -> httpx.Response:
+    """An analytics answer with `count` bare conversations and totalHits `total`."""
+    return httpx.Response(200, json={"conversations": [{"conversationId": f"c-{page}-{i}"} for i in range(count)],
+                                     "totalHits": total})
+
+
+def test_a_paged_query_has_one_deadline_for_all_its_pages() -> None:
+    """Each page retrying a 503 is fine alone, but the whole org query stops at its own deadline (here 30 s)."""
+    clock = FakeClock()
+    retry = httpx.Response(503, headers={"Retry-After": "6"})
+    handler = analytics_pages({n: [retry, page_of(n, 100, 300)] for n in (1, 2, 3)})
+    with mock_client(handler, clock, retry_policy=RetryPolicy(max_paged_query_s=30)) as client, \
+            pytest.raises(GenesysUnavailable):
+        client.org_live_participants()
+    assert clock() - 1_000.0 <= 30
+
+
+def test_total_hits_changing_between_pages_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Offset paging over a changing set: a totalHits change mid-query is a warning saying the next poll catches up."""
+    caplog.set_level(logging.WARNING, logger="genesys")
+    handler = analytics_pages({1: [page_of(1, 100, 150)], 2: [page_of(2, 50, 160)]})
+    with mock_client(handler) as client:
+        assert client.org_live_participants() == ()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "genesys.client"]
+    assert "totalHits changed from 150 to 160" in line
+    assert "the next poll catches it" in line
+
+
+@pytest.mark.parametrize("status", [400, 401, 503])
+def test_a_bearer_token_echoed_by_genesys_is_hidden(status: int) -> None:
+    """Even if an error answer echoed the bearer token (code, message or params), the error shows <hidden>."""
+    issued: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            issued.append(f"tok-SECRET-{len(issued) + 1}")
+            return token_response(issued[-1])
+        echo = request.headers["authorization"]
+        return httpx.Response(status, headers={"Retry-After": "0"}, json={
+            "code": f"bad.{echo.partition(' ')[2]}", "message": f"refused {echo}", "messageParams": {"h": echo}})
+
+    with mock_client(handler) as client, pytest.raises((RequestRejected, AuthenticationFailed,
+                                                        GenesysUnavailable)) as caught:
+        client.find_user_by_email("a@example.com")
+    shown = "\n".join([str(caught.value), repr(caught.value), repr(vars(caught.value))])
+    assert issued
+    for token in issued:
+        assert token not in shown
+
+
+def test_participant_attributes_reads_what_was_written(fake: FakeGenesysCloud, clock: FakeClock) -> None:
+    """participant_attributes returns the stored map, None for an unknown participant, and Gone for a 404."""
+    leg = fake.start_conversation(fake.add_user("ada@example.com"))
+    client = fake_client(fake, clock)
+    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="Engineer"))
+    assert client.participant_attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "Engineer"}
+    assert client.participant_attributes(leg.conversation_id, "no-such-participant") is None
+    with pytest.raises(ConversationGone):
+        client.participant_attributes("00000000-0000-0000-0000-000000000000", leg.participant_id)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import inspect
+
 import httpx
 import pytest
 
+import genesys.errors
 from genesys import (
     AttributesRejected,
     AuthenticationFailed,
@@ -124,3 +128,40 @@ def test_long_genesys_messages_are_shortened() -> None:
     """A huge Genesys message is cut so log lines stay readable."""
     response = httpx.Response(400, json={"message": "x" * 5000})
     assert len(ErrorBody.from_response(response).message) <= 301
+
+
+def test_the_docstring_tree_matches_the_code() -> None:
+    """The module docstring names every error class, says AttributesRejected covers 400/413/422 as the client
+    does, and points to VoiceSafeSettingsError as the one settings error outside the tree."""
+    doc = genesys.errors.__doc__ or ""
+    classes = [c for _, c in inspect.getmembers(genesys.errors, inspect.isclass)
+               if issubclass(c, GenesysError) and c.__module__ == "genesys.errors"]
+    assert len(classes) == 10
+    for cls in classes:
+        assert cls.__name__ in doc
+    assert "AttributesRejected      400/413/422" in doc
+    assert "VoiceSafeSettingsError" in doc
+    assert "GENESYS_LOGIN_URL" in doc
+
+
+@pytest.mark.parametrize(
+    ("authorization", "secrets"),
+    [
+        ("Bearer tok-SECRET-1", ("tok-SECRET-1",)),
+        ("Basic " + base64.b64encode(b"client-id:s3cret-XYZ").decode(),
+         (base64.b64encode(b"client-id:s3cret-XYZ").decode(), "s3cret-XYZ")),
+    ],
+    ids=["bearer", "basic"],
+)
+def test_error_body_hides_the_credentials_its_request_carried(authorization: str, secrets: tuple[str, ...]) -> None:
+    """Whatever Genesys echoes from the Authorization header is <hidden> in code, message and messageParams."""
+    request = httpx.Request("POST", "https://api.mypurecloud.ie/x", headers={"Authorization": authorization})
+    echo = f"{authorization} / {secrets[-1]}"
+    response = httpx.Response(400, request=request, json={
+        "code": f"bad.{secrets[0]}", "message": echo, "messageParams": {"header": echo, secrets[0]: "x"},
+    })
+    body = ErrorBody.from_response(response)
+    shown = repr(body)
+    assert "<hidden>" in body.message
+    for secret in secrets:
+        assert secret not in shown

@@ -94,6 +94,28 @@ def test_hold_pauses_every_request() -> None:
     assert rate.acquire() == pytest.approx(4)
 
 
+def test_hold_reaches_a_thread_already_sleeping_on_its_slot() -> None:
+    """A hold issued while a thread sleeps until its paced slot keeps that thread waiting until the hold ends."""
+    clock = FakeClock()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 1:  # 50 s into the 60 s pacing wait, another thread gets a 429 with Retry-After 30
+            clock.advance(50)
+            rate.hold(30)
+            clock.advance(seconds - 50)
+        else:
+            clock.advance(seconds)
+
+    rate = RateLimiter(1, clock=clock, sleep=sleep)
+    start = clock()
+    rate.acquire()
+    assert rate.acquire() == pytest.approx(80)
+    assert sleeps == [pytest.approx(60), pytest.approx(20)]
+    assert clock() == pytest.approx(start + 80)
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"inin-ratelimit-allowed": "lots"}, {"inin-ratelimit-allowed": "0"}, {"inin-ratelimit-allowed": "nan"},

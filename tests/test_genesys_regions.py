@@ -87,6 +87,45 @@ def test_bad_values_name_the_setting(args: tuple[str | None, str | None, str | N
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("api_url", "login_url", "setting", "advice"),
+    [
+        ("http://api.mypurecloud.ie", None, "GENESYS_API_URL", "must use https://"),
+        ("http://api.mypurecloud.ie/api/v2", None, "GENESYS_API_URL", "must use https://"),
+        ("https://api.mypurecloud.ie/api/v2", None, "GENESYS_API_URL", "has a path"),
+        ("https://api.mypurecloud.ie/#top", None, "GENESYS_API_URL", "has a path, query, fragment"),
+        ("https://user:pw@api.mypurecloud.ie", None, "GENESYS_API_URL", "user info"),
+        ("http://10.0.0.8:8080", "http://10.0.0.8:8080", "GENESYS_API_URL", "must use https://"),
+        ("http://localhost.example.com", "https://login.example.com", "GENESYS_API_URL", "must use https://"),
+        (None, "http://login.mypurecloud.ie", "GENESYS_LOGIN_URL", "must use https://"),
+        (None, "https://login.mypurecloud.ie/oauth", "GENESYS_LOGIN_URL", "has a path"),
+    ],
+)
+def test_overrides_need_https_and_no_path(api_url: str | None, login_url: str | None, setting: str,
+                                          advice: str) -> None:
+    """Plain http to a real host, a path, a fragment or user info is refused, naming the setting and the fix."""
+    with pytest.raises(GenesysSettingsError) as caught:
+        endpoints_for("eu_west_1", api_url, login_url)
+    assert caught.value.setting == setting
+    assert advice in str(caught.value)
+    assert "set it to the scheme and host only" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://127.9.8.7:1", "http://127.9.8.7:1"),
+        ("http://localhost:9", "http://localhost:9"),
+        ("http://[::1]:9", "http://[::1]:9"),
+        ("HTTPS://Api.Example.Test:8443/", "https://api.example.test:8443"),
+    ],
+)
+def test_loopback_may_use_plain_http(url: str, expected: str) -> None:
+    """http:// is fine for 127.0.0.0/8, localhost and ::1 (a local fake); https URLs are normalised."""
+    assert endpoints_for(None, url, url) == GenesysEndpoints(expected, expected)
+
+
 def test_bad_region_lists_every_valid_region() -> None:
     """The message for an unknown region lists all 18 domains and their SDK keys."""
     with pytest.raises(GenesysSettingsError) as caught:

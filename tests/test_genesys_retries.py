@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import traceback
 
 import httpx
 import pytest
@@ -171,11 +172,25 @@ def test_policy_refuses_nonsense(bad: dict) -> None:
 
 
 def test_429_holds_the_shared_limiter() -> None:
-    """A 429 also holds the rate limiter, so other threads pause; the retry itself does not wait twice."""
-    response, clock, calls = send([httpx.Response(429, headers={"Retry-After": "2"}), ok()], limiter=True)
-    assert response.status_code == 200
-    assert calls == 2
-    assert len(clock.sleeps) == 1
+    """A 429 holds the shared limiter: another thread acquiring during the retry wait waits about the Retry-After;
+    the retry itself does not wait twice."""
+    answers = [httpx.Response(429, headers={"Retry-After": "2"}), ok()]
+    clock = FakeClock()
+    rate = RateLimiter(300, clock=clock, sleep=clock.sleep)
+    retry_waits: list[float] = []
+    others_waited: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the retry's wait: meanwhile another thread asks the limiter for a slot
+        retry_waits.append(seconds)
+        others_waited.append(rate.acquire())
+
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    sender = RetryingSender(http, RetryPolicy(), clock=clock, sleep=sleep, rng=random.Random(7), limiter=rate)
+    assert sender.send(http.build_request("POST", URL, json={}), operation="users search").status_code == 200
+    (retry_wait,) = retry_waits
+    assert 2 <= retry_wait <= 2.5
+    assert others_waited == [pytest.approx(retry_wait)]
+    assert clock.sleeps == [pytest.approx(retry_wait)]  # the other thread's wait; the retry did not wait again
 
 
 def test_retried_patch_sends_the_same_body() -> None:
@@ -194,3 +209,111 @@ def test_retried_patch_sends_the_same_body() -> None:
     request = http.build_request("PATCH", URL, json=attributes.body())
     assert sender.send(request, operation="attributes write").status_code == 202
     assert bodies == [b'{"attributes":{"slack.title":"Engineer"}}'] * 2
+
+
+TOKEN = "tok-SECRET-bearer-value"
+
+
+def send_with_token(raise_or_answer, *, policy: RetryPolicy | None = None, timeout: float = 5.0,
+                    clock: FakeClock | None = None) -> tuple[FakeClock, list[httpx.Request]]:
+    """Send one request carrying a bearer token; `raise_or_answer(request)` plays the transport."""
+    clock = clock or FakeClock()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return raise_or_answer(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), timeout=timeout)
+    sender = RetryingSender(http, policy or RetryPolicy(), clock=clock, sleep=clock.sleep, rng=random.Random(7))
+    request = http.build_request("POST", URL, json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        sender.send(request, operation="users search")
+    except Exception as exc:
+        exc.clock, exc.seen = clock, seen  # type: ignore[attr-defined]
+        raise
+    return clock, seen
+
+
+def assert_no_trace_of_the_token(error: BaseException) -> None:
+    """No chain, and neither the message nor the formatted traceback shows the token."""
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    shown = "".join(traceback.format_exception(error))
+    for text in (str(error), repr(error), shown):
+        assert TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    "error_type",
+    [httpx.ProxyError, httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.DecodingError,
+     httpx.TooManyRedirects],
+    ids=lambda t: t.__name__,
+)
+def test_other_httpx_errors_become_unavailable_without_the_request(error_type: type[httpx.HTTPError]) -> None:
+    """Any other httpx error is GenesysUnavailable at once, naming only its type, with no chain to the request."""
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error_type(f"failed with {request.headers['authorization']}", request=request)
+
+    with pytest.raises(GenesysUnavailable) as caught:
+        send_with_token(fail)
+    error = caught.value
+    assert f"({error_type.__name__})" in str(error)
+    assert len(error.seen) == 1  # type: ignore[attr-defined]
+    assert error.clock.sleeps == []  # type: ignore[attr-defined]
+    assert_no_trace_of_the_token(error)
+
+
+def test_exhausted_transport_retries_keep_no_chain_to_the_request() -> None:
+    """Connection errors that outlast the retries raise GenesysUnavailable with no __cause__/__context__."""
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused {request.headers['authorization']}", request=request)
+
+    with pytest.raises(GenesysUnavailable, match=r"connection failed \(ConnectError\)") as caught:
+        send_with_token(fail)
+    assert len(caught.value.seen) == 5  # type: ignore[attr-defined]
+    assert_no_trace_of_the_token(caught.value)
+
+
+def test_pool_exhaustion_is_not_retried_and_says_why() -> None:
+    """PoolTimeout (every pooled connection busy in this process) is no outage: one attempt, its own message."""
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.PoolTimeout("no connection", request=request)
+
+    with pytest.raises(GenesysUnavailable) as caught:
+        send_with_token(fail)
+    error = caught.value
+    assert "too many concurrent Genesys requests in this process" in str(error)
+    assert "status.mypurecloud.com" not in str(error)
+    assert len(error.seen) == 1  # type: ignore[attr-defined]
+    assert error.clock.sleeps == []  # type: ignore[attr-defined]
+    assert_no_trace_of_the_token(error)
+
+
+def test_the_next_attempts_read_timeout_counts_against_the_budget() -> None:
+    """Attempts that each time out after 15 s stop early enough that the call ends within its 60 s."""
+    clock = FakeClock()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        clock.advance(15)  # the read timeout passes
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(GenesysUnavailable, match=r"timed out \(ReadTimeout\)") as caught:
+        send_with_token(slow, timeout=15.0, clock=clock)
+    assert len(caught.value.seen) == 3  # type: ignore[attr-defined]
+    assert clock() - 1_000.0 <= 60
+
+
+def test_a_shared_deadline_bounds_the_retries() -> None:
+    """With a deadline passed in, retries stop at it rather than at max_total_s from this send."""
+    clock = FakeClock()
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(503,
+                                                                                  headers={"Retry-After": "2"})))
+    sender = RetryingSender(http, RetryPolicy(), clock=clock, sleep=clock.sleep, rng=random.Random(7))
+    request = http.build_request("POST", URL, json={}, timeout=1.0)
+    with pytest.raises(GenesysUnavailable):
+        sender.send(request, operation="users search", deadline=clock() + 6)
+    assert clock() <= 1_000.0 + 6
+    assert len(clock.sleeps) == 2  # a third wait (~2 s) plus the 1 s read timeout would pass the deadline
+    with pytest.raises(GenesysUnavailable, match="no time was left"):
+        sender.send(request, operation="users search", deadline=clock() - 1)

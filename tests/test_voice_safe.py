@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from genesys import VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
+from genesys import VoiceSafeAttributes, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
 from genesys.voice_safe import body_size
 
 
@@ -117,3 +117,21 @@ def test_bad_limits_name_the_setting(table: dict[str, object], setting: str) -> 
     with pytest.raises(VoiceSafeSettingsError) as caught:
         VoiceSafeLimits.from_table(table)
     assert caught.value.setting == setting
+
+
+def test_what_was_checked_is_what_is_sent() -> None:
+    """The checked map cannot be changed afterwards, through the report or the sendable value."""
+    original = {"slack.title": "Engineer"}
+    report = check_attributes(original, VoiceSafeLimits())
+    original["slack.title"] = "changed"
+    with pytest.raises(TypeError):
+        report.attributes["slack.title"] = 5  # type: ignore[index]
+    with pytest.raises(TypeError):
+        report.sendable().attributes["slack.title"] = 5  # type: ignore[index]
+    assert report.sendable().body() == {"attributes": {"slack.title": "Engineer"}}
+
+
+def test_only_check_attributes_makes_sendable_attributes() -> None:
+    """VoiceSafeAttributes cannot be built around the check."""
+    with pytest.raises(TypeError, match="only by check_attributes"):
+        VoiceSafeAttributes({"slack.n": 5}, 0)  # type: ignore[dict-item]

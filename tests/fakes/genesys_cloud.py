@@ -27,6 +27,16 @@ Python API beyond the brief
 ``server_errors`` (exceptions the fake raised itself, answered as 500; should stay empty);
 ``division_id`` (the home division every user and conversation is in); ``stopping``.
 
+Two switches model the other outcome of an undocumented behaviour (see below), so tests can prove the adapter
+does not depend on the fake's default choice:
+
+* ``FakeGenesysCloud(..., email_match="exact")``: EXACT/TERM/TERMS criteria on ``email`` and ``username``
+  compare case-sensitively (the default ``"ignore_case"`` compares case-insensitively, §9.10).
+* ``end_conversation(cid, keep_in_analytics=True)`` / ``end_participant(cid, pid, keep_in_analytics=True)``:
+  the conversation (or leg) ends (GET shows ``endTime`` and ``disconnected``, PATCH is refused) but the analytics
+  detail query still reports it as live (no ``conversationEnd``/``segmentEnd``), as a lagging analytics index
+  would (§9.5). ``catch_up_analytics()`` ends the lag for every conversation.
+
 Order of checks for an ``/api/v2`` request
 ------------------------------------------
 injected fault (``drop_next``/``fail_next``/``fail_for``) → latency → bearer token (401) → rate limit
@@ -62,7 +72,8 @@ service may differ.
   have at least one of the following permissions assigned: [p1, p2]"); ``messageParams`` is
   ``{"permissions": "[p1, p2]"}`` and ``messageWithParams`` has ``{permissions}`` in its place.
 * **User search**: EXACT, TERM and TERMS compare case-insensitively on every field (e-mail addresses
-  are case-insensitive in practice, §9.10); STARTS_WITH and CONTAINS too; MATCH_ALL matches all;
+  are case-insensitive in practice, §9.10; ``email_match="exact"`` makes them case-sensitive on ``email``
+  and ``username``); STARTS_WITH and CONTAINS too; MATCH_ALL matches all;
   REQUIRED_FIELDS needs every named field non-empty. Other real criterion types (REGEX, QUERY_STRING,
   RANGE, ...) are refused with 400 ``bad.request`` saying the fake does not support them; a type that is
   not a Genesys type at all is 400 ``bad.request`` too. Criteria ANDed by default, ``operator`` OR/NOT
@@ -74,22 +85,22 @@ service may differ.
   ``expand`` is accepted and ignored. ``nextPage``/``previousPage``/``currentPage`` are
   ``/api/v2/users/search?q64=<base64 of the request>`` links that ``GET`` serves. The fake does not
   enforce unique e-mails, so a test can model a deleted and a new user sharing an address.
-* **Analytics detail query**: results are immediately consistent with the fake's state (§9.5 freshness
-  is undocumented). ``interval`` is **required** (missing, not ``start/end`` ISO-8601 datetimes, or end
-  before start → 400 ``bad.request`` naming ``interval``; a datetime without an offset is UTC; ISO
-  durations are not supported). A conversation is included when it started on a UTC day touched by
-  the interval (the documented rule); no maximum interval length is enforced. ``paging.pageSize``
-  1..100 (default 25; above 100 → 400), ``pageNumber`` ≥ 1. ``order`` ``asc`` (default), ``desc`` or
-  ``unordered``; ``orderBy`` ``conversationStart`` (default), ``conversationEnd``, ``segmentStart``,
-  ``segmentEnd``. Filters: ``type`` ``and``/``or`` with ``predicates`` and/or ``clauses``; predicates of
-  type ``dimension`` with ``matches`` (exact, case-sensitive), ``exists``, ``notExists``. A conversation
-  passes a segment filter when one of its segments satisfies it, and must pass every filter. Metric
-  or property predicates, non-empty ``evaluationFilters``/``surveyFilters``/``resolutionFilters``/
-  ``mediaEndpointStatFilters``/``aggregations``, and dimensions outside the supported set are 400
-  ``bad.request`` ("not supported by this fake") rather than silently ignored; other unknown top-level
-  keys are ignored. Each participant has one session with one ``interact`` segment spanning its leg;
-  analytics ``participantId`` equals the conversation participant ``id`` (§9.7). Nothing matching:
-  ``{"totalHits": 0}`` with no ``conversations`` key (as real Genesys does).
+* **Analytics detail query**: results are immediately consistent with the fake's state (§9.5 freshness is
+  undocumented), unless a conversation or leg was ended with ``keep_in_analytics=True``. ``interval`` is
+  **required** (missing, not ``start/end`` ISO-8601 datetimes, or end before start → 400 ``bad.request``
+  naming ``interval``; a datetime without an offset is UTC; ISO durations are not supported). A conversation
+  is included when it started on a UTC day touched by the interval (the documented rule); no maximum interval
+  length is enforced. ``paging.pageSize`` 1..100 (default 25; above 100 → 400), ``pageNumber`` ≥ 1. ``order``
+  ``asc`` (default), ``desc`` or ``unordered``; ``orderBy`` ``conversationStart`` (default),
+  ``conversationEnd``, ``segmentStart``, ``segmentEnd``. Filters: ``type`` ``and``/``or`` with ``predicates``
+  and/or ``clauses``; predicates of type ``dimension`` with ``matches`` (exact, case-sensitive), ``exists``,
+  ``notExists``. A conversation passes a segment filter when one of its segments satisfies it, and must pass
+  every filter. Metric or property predicates, non-empty ``evaluationFilters``/``surveyFilters``/
+  ``resolutionFilters``/``mediaEndpointStatFilters``/``aggregations``, and dimensions outside the supported set are 400
+  ``bad.request`` ("not supported by this fake") rather than silently ignored; other unknown top-level keys
+  are ignored. Each participant has one session with one ``interact`` segment spanning its leg; analytics
+  ``participantId`` equals the conversation participant ``id`` (§9.7). Nothing matching: ``{"totalHits": 0}``
+  with no ``conversations`` key (as real Genesys does).
 * **GET conversation**: unknown id → 404 ``not.found``. ``endTime`` (conversation and participant) and
   ``disconnectedTime`` are absent, not null, while live. Ended conversations stay readable forever.
   Communications live under the media's key (``calls``, ``messages``, ``emails``, ``callbacks``,
@@ -328,6 +339,11 @@ class _Participant:
     session_id: str
     end: float | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    stale_in_analytics: bool = False  # ended, but analytics still shows the leg live
+
+    @property
+    def analytics_end(self) -> float | None:
+        return None if self.stale_in_analytics else self.end
 
 
 @dataclass
@@ -338,6 +354,11 @@ class _Conversation:
     sequence: int  # creation order: a stable tie-breaker when start times coincide
     participants: list[_Participant] = field(default_factory=list)
     end: float | None = None
+    stale_in_analytics: bool = False  # ended, but analytics still shows it live
+
+    @property
+    def analytics_end(self) -> float | None:
+        return None if self.stale_in_analytics else self.end
 
     def participant(self, participant_id: str) -> _Participant | None:
         return next((p for p in self.participants if p.id == participant_id), None)
@@ -542,9 +563,12 @@ def _criterion_values(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _criterion_holds(criterion: _Criterion, user_fields: Mapping[str, str]) -> bool:
+_EMAIL_FIELDS = frozenset({"email", "username"})
+
+
+def _criterion_holds(criterion: _Criterion, user_fields: Mapping[str, str], exact_email: bool = False) -> bool:
     if criterion.type == "GROUP":
-        return _criteria_hold(criterion.group, user_fields)
+        return _criteria_hold(criterion.group, user_fields, exact_email)
     if criterion.type == "MATCH_ALL":
         return True
     present = [user_fields.get(f) for f in criterion.fields]
@@ -556,17 +580,24 @@ def _criterion_holds(criterion: _Criterion, user_fields: Mapping[str, str]) -> b
         return any(h.startswith(w) for h in have for w in wanted)
     if criterion.type == "CONTAINS":
         return any(w in h for h in have for w in wanted)
+    if exact_email:  # email_match="exact": e-mail fields compare case-sensitively, other fields as before
+        for name, value in zip(criterion.fields, present, strict=True):
+            if value is not None and any(
+                value == v if name in _EMAIL_FIELDS else value.casefold() == v.casefold() for v in criterion.values
+            ):
+                return True
+        return False
     return any(h == w for h in have for w in wanted)  # EXACT, TERM, TERMS
 
 
-def _criteria_hold(criteria: Sequence[_Criterion], user_fields: Mapping[str, str]) -> bool:
+def _criteria_hold(criteria: Sequence[_Criterion], user_fields: Mapping[str, str], exact_email: bool = False) -> bool:
     ands = [c for c in criteria if c.operator == "AND"]
     ors = [c for c in criteria if c.operator == "OR"]
     nots = [c for c in criteria if c.operator == "NOT"]
     return (
-        all(_criterion_holds(c, user_fields) for c in ands)
-        and (not ors or any(_criterion_holds(c, user_fields) for c in ors))
-        and not any(_criterion_holds(c, user_fields) for c in nots)
+        all(_criterion_holds(c, user_fields, exact_email) for c in ands)
+        and (not ors or any(_criterion_holds(c, user_fields, exact_email) for c in ors))
+        and not any(_criterion_holds(c, user_fields, exact_email) for c in nots)
     )
 
 
@@ -892,7 +923,11 @@ class FakeGenesysCloud:
         requests_per_minute: int = 300,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        email_match: Literal["ignore_case", "exact"] = "ignore_case",
     ) -> None:
+        if email_match not in ("ignore_case", "exact"):
+            raise ValueError(f"email_match must be 'ignore_case' or 'exact', not {email_match!r}")
+        self.email_match = email_match
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_lifetime_s = token_lifetime_s
@@ -1002,23 +1037,36 @@ class FakeGenesysCloud:
                 raise ValueError(f"conversation {conversation_id} has ended")
             return self._join(conversation, user_id, purpose)
 
-    def end_participant(self, conversation_id: str, participant_id: str) -> None:
+    def end_participant(self, conversation_id: str, participant_id: str, *, keep_in_analytics: bool = False) -> None:
+        """End one leg; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""
         with self._lock:
             participant = self._conversation(conversation_id).participant(participant_id)
             if participant is None:
                 raise KeyError(f"no participant {participant_id} in conversation {conversation_id}")
             if participant.end is None:
                 participant.end = self._wall_clock()
+                participant.stale_in_analytics = keep_in_analytics
 
-    def end_conversation(self, conversation_id: str) -> None:
+    def end_conversation(self, conversation_id: str, *, keep_in_analytics: bool = False) -> None:
+        """End the conversation and its legs; ``keep_in_analytics``: the analytics query keeps reporting it live."""
         with self._lock:
             conversation = self._conversation(conversation_id)
             now = self._wall_clock()
             for participant in conversation.participants:
                 if participant.end is None:
                     participant.end = now
+                    participant.stale_in_analytics = keep_in_analytics
             if conversation.end is None:
                 conversation.end = now
+                conversation.stale_in_analytics = keep_in_analytics
+
+    def catch_up_analytics(self) -> None:
+        """End every analytics lag: the query reports ended conversations and legs as ended again."""
+        with self._lock:
+            for conversation in self._conversations.values():
+                conversation.stale_in_analytics = False
+                for participant in conversation.participants:
+                    participant.stale_in_analytics = False
 
     def attributes(self, conversation_id: str, participant_id: str) -> dict[str, str]:
         with self._lock:
@@ -1373,7 +1421,8 @@ class FakeGenesysCloud:
         hits = [
             u
             for u in users
-            if _criteria_hold(criteria, _user_fields(u)) and (not implicit_active or u.state == "active")
+            if _criteria_hold(criteria, _user_fields(u), self.email_match == "exact")
+            and (not implicit_active or u.state == "active")
         ]
         hits.sort(key=lambda u: (_user_fields(u).get(sort_by, "").casefold(), u.id), reverse=sort_order == "DESC")
         total = len(hits)
@@ -1459,7 +1508,7 @@ class FakeGenesysCloud:
         return {
             "conversationId": conversation.id,
             "conversationStart": _iso(conversation.start),
-            "conversationEnd": _iso(conversation.end) if conversation.end is not None else None,
+            "conversationEnd": _iso(end) if (end := conversation.analytics_end) is not None else None,
             "originatingDirection": "inbound",
             "divisionId": self.division_id,
         }
@@ -1479,7 +1528,7 @@ class FakeGenesysCloud:
                 "sessionId": p.session_id,
                 "segmentType": "interact",
                 "segmentStart": _iso(p.start),
-                "segmentEnd": _iso(p.end) if p.end is not None else None,
+                "segmentEnd": _iso(end) if (end := p.analytics_end) is not None else None,
             }
 
     def _analytics_conversation(self, conversation: _Conversation) -> dict[str, Any]:
@@ -1490,15 +1539,15 @@ class FakeGenesysCloud:
             "originatingDirection": "inbound",
             "participants": [self._analytics_participant(conversation, p) for p in conversation.participants],
         }
-        if conversation.end is not None:
-            result["conversationEnd"] = _iso(conversation.end)
+        if conversation.analytics_end is not None:
+            result["conversationEnd"] = _iso(conversation.analytics_end)
         return result
 
     @staticmethod
     def _analytics_participant(conversation: _Conversation, p: _Participant) -> dict[str, Any]:
         segment: dict[str, Any] = {"segmentType": "interact", "segmentStart": _iso(p.start)}
-        if p.end is not None:
-            segment["segmentEnd"] = _iso(p.end)
+        if p.analytics_end is not None:
+            segment["segmentEnd"] = _iso(p.analytics_end)
             segment["disconnectType"] = "endpoint"
         participant: dict[str, Any] = {
             "participantId": p.id,
@@ -1601,11 +1650,11 @@ def _sort_key(order_by: str) -> Callable[[_Conversation], tuple[float, int]]:
     def key(conversation: _Conversation) -> tuple[float, int]:
         legs = conversation.participants
         if order_by == "conversationEnd":
-            primary = conversation.end if conversation.end is not None else never
+            primary = conversation.analytics_end if conversation.analytics_end is not None else never
         elif order_by == "segmentStart":
             primary = min((p.start for p in legs), default=conversation.start)
         elif order_by == "segmentEnd":
-            primary = max((p.end if p.end is not None else never for p in legs), default=never)
+            primary = max((p.analytics_end if p.analytics_end is not None else never for p in legs), default=never)
         else:
             primary = conversation.start
         return primary, conversation.sequence
