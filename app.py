@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from dotenv import load_dotenv
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from waitress.server import create_server
 
 from cli.check import check
 from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
@@ -16,10 +24,12 @@ from cli.push import PushRequest, push
 from config import (
     ConfigError,
     GenesysSettings,
+    ServiceSettings,
     SettingsTables,
     configure_logging,
     environment,
     read_genesys_settings,
+    read_service_settings,
     read_settings,
     read_settings_file,
 )
@@ -32,8 +42,16 @@ from genesys import (
     VoiceSafeSettingsError,
     endpoints_for,
 )
+from handlers import commands, events
 from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
+from slack_directory import SlackDirectory
+from store import Store, StoreError, open_store
 from sync import AttributeRules
+from sync.engine import EngineSettings, SyncEngine
+from sync.render import SlackText
+from web import HealthReport, wsgi_application
+
+log = logging.getLogger("app")
 
 
 def build_rules(settings_file: SettingsTables) -> AttributeRules:
@@ -73,17 +91,103 @@ def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute)
 
 
+def build_slack_app(service: ServiceSettings, engine: SyncEngine) -> App:
+    """The Bolt app with every listener registered. The bot token is verified now (auth.test)."""
+    client = SlackDirectory.web_client(service.bot_token, service.api_url)
+    try:
+        # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
+        # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
+        app = App(client=client, signing_secret=service.signing_secret, process_before_response=True)
+    except BoltError as error:
+        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it at start ({error}); check the token") from None
+    events.register(app, engine)
+    commands.register(app, engine, admins=service.admins, render=SlackText())
+    return app
+
+
+def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None) -> HealthReport:
+    database = store.health()
+    poll_ok, poll_error = engine.genesys_status()
+    slack: dict[str, object] = {"ok": True, "mode": "http"}
+    if socket_mode is not None:
+        connected = bool(socket_mode.client.is_connected())
+        slack = {"ok": connected, "mode": "socket", "detail": "connected" if connected else "not connected"}
+    return HealthReport({
+        "database": {"ok": database.ok, "detail": database.detail},
+        "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")},
+        "slack": slack,
+    })
+
+
+def serve(settings_tables: SettingsTables) -> int:
+    """Run the Slack app and the sync engine until SIGTERM or SIGINT."""
+    environ = environment()
+    service = read_service_settings(environ)
+    genesys_settings = read_genesys_settings(environ)
+    rules = build_rules(settings_tables)
+    endpoints = genesys_endpoints(genesys_settings)
+    try:
+        store = open_store(service.database_url)
+    except StoreError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
+    genesys = build_genesys_client(genesys_settings, endpoints)
+    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)
+    directory = SlackDirectory(lambda team_id: slack_client)
+    engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
+        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s))
+    try:
+        app = build_slack_app(service, engine)
+    except ConfigError:
+        store.close()
+        genesys.close()
+        raise
+    socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
+    web = wsgi_application(None if socket_mode else SlackRequestHandler(app),
+                           lambda: health_report(store, engine, socket_mode))
+    server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
+    stop = threading.Event()
+
+    def shut_down(signum: int, _frame: object) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+        server.close()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
+    worker.start()
+    if socket_mode is not None:
+        socket_mode.connect()
+        log.info("connected to Slack in Socket Mode; health on port %d", service.port)
+    else:
+        log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz)", service.port)
+    try:
+        server.run()
+    except OSError:
+        if not stop.is_set():
+            raise
+    finally:
+        stop.set()
+        if socket_mode is not None:
+            socket_mode.close()
+        worker.join(timeout=10)
+        genesys.close()
+        store.close()
+        log.info("stopped")
+    return 0
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Keep Slack profiles on Genesys Cloud participant attributes."
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    show = commands.add_parser(
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    show = subcommands.add_parser(
         "preview", help="show the attributes a Slack user object would become (writes nothing)",
         description="Read a Slack user object, event envelope, users.info or users.profile.get response and print "
         "the participant attributes it would become. Exit 0: valid; 1: validation problems; 2: unusable input.",
     )
-    write = commands.add_parser(
+    write = subcommands.add_parser(
         "push", help="write a Slack user object's attributes to a Genesys user's live participants now",
         description="Flatten and validate the Slack user object at PATH (as preview does) and write it to the live "
         "participants of the Genesys user with that e-mail. Exit 0: written or nothing live; 1: not voice-safe or "
@@ -99,7 +203,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
                              help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
     show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
     write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
-    commands.add_parser(
+    subcommands.add_parser(
+        "serve", help="run the Slack app and the sync engine (the default)",
+        description="Receive Slack events and /genesys-sync (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on "
+        "PORT) and keep every live Genesys participant's attributes up to date.",
+    )
+    subcommands.add_parser(
         "check", help="check the Genesys credentials and role permissions against the configured org",
         description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
     )
@@ -108,6 +217,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    arguments.command = arguments.command or "serve"
     load_dotenv(Path.cwd() / ".env")  # the working directory's .env; real environment variables win
     try:
         settings = read_settings(environment())
@@ -117,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoints = genesys_endpoints(genesys)
             with build_genesys_client(genesys, endpoints) as client:
                 return check(client, endpoints, out=sys.stdout)
+        if arguments.command == "serve":
+            return serve(read_settings_file(settings.settings_file))
         settings_path = Path(arguments.config) if arguments.config is not None else settings.settings_file
         rules = build_rules(read_settings_file(settings_path))
         if arguments.command == "preview":

@@ -86,6 +86,73 @@ def read_genesys_settings(environ: Mapping[str, str]) -> GenesysSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """What the running Slack app needs beyond the Genesys settings."""
+
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    app_token: str | None = field(repr=False)
+    """Set: Socket Mode. Unset: HTTP on `port`."""
+    api_url: str | None
+    port: int
+    database_url: str
+    admins: frozenset[str]
+    poll_interval_s: float
+    refresh_interval_s: float
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+
+def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
+    """Settings of the running app; missing, malformed or conflicting ones raise ConfigError naming them."""
+    get = {name: environ.get(name, "").strip() for name in (
+        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
+        "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS", "REFRESH_INTERVAL_HOURS",
+    )}
+    oauth = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
+    if oauth and get["SLACK_BOT_TOKEN"]:
+        raise ConfigError(
+            f"{', '.join(oauth)} and SLACK_BOT_TOKEN are both set: use SLACK_BOT_TOKEN for one workspace, or the "
+            "OAuth client settings to install into many workspaces, not both"
+        )
+    if oauth:
+        raise ConfigError(
+            f"{', '.join(oauth)}: installing into many workspaces through Slack OAuth is not available in this "
+            "version; set SLACK_BOT_TOKEN (the app's Bot User OAuth Token) instead"
+        )
+    missing = [name for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not get[name]]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: not set; copy them from the Slack app's settings (see README)")
+    if not get["SLACK_BOT_TOKEN"].startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN: a bot token starts with xoxb- (Install App > Bot User OAuth Token)")
+    if get["SLACK_APP_TOKEN"] and not get["SLACK_APP_TOKEN"].startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN: an app-level token starts with xapp- (Basic Information > App-Level "
+                          "Tokens, scope connections:write); leave it empty to serve HTTP instead")
+    port = _number(get["PORT"] or "3000", "PORT", int, 1, 65535)
+    poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600)
+    refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30)
+    return ServiceSettings(
+        bot_token=get["SLACK_BOT_TOKEN"], signing_secret=get["SLACK_SIGNING_SECRET"],
+        app_token=get["SLACK_APP_TOKEN"] or None, api_url=get["SLACK_API_URL"] or None, port=int(port),
+        database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
+        admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
+        poll_interval_s=poll, refresh_interval_s=refresh * 3600,
+    )
+
+
+def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high: float) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {raw!r} is outside {low:g} to {high:g}")
+    return value
+
+
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (call `dotenv.load_dotenv()` first to include `.env`)."""
     log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"

@@ -1,0 +1,2 @@
+"""Bolt listeners, grouped by kind; each group has a `register(app, …)`. Listeners parse, answer fast and hand
+work to the engine; they never talk to Genesys themselves."""

@@ -1,0 +1,55 @@
+"""`user_change` and `team_join`: record durable work and return at once.
+
+Every subscribed event has a listener here, because Bolt answers 404 to an event without one and Slack counts
+that as a failed delivery. The app runs with `process_before_response=True`, so Slack's 200 goes out only
+after the work is recorded: a crash right after the answer loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from slack_bolt import App
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBED_EVENTS = ("user_change", "team_join")
+
+
+class UserChangeSink(Protocol):
+    """Where a changed user goes (the sync engine)."""
+
+    def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool: ...
+
+
+def register(app: App, engine: UserChangeSink) -> None:
+    """Listen to every event the manifest subscribes to."""
+
+    def on_user_event(body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        record_user_event(engine, body, event)
+
+    for name in SUBSCRIBED_EVENTS:
+        app.event(name)(on_user_event)
+
+
+def record_user_event(engine: UserChangeSink, body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
+    """Record one user event; returns what was done (recorded, duplicate, ignored: …) for logs and tests."""
+    user = event.get("user")
+    kind = event.get("type", "event")
+    event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
+    if not isinstance(user, Mapping) or not isinstance(user.get("id"), str):
+        log.warning("Slack %s %s has no user object; ignored", kind, event_id)
+        return "ignored: no user"
+    if user.get("is_bot") is True or user.get("is_app_user") is True or user["id"] == "USLACKBOT":
+        return "ignored: bot or app user"
+    team_id = user.get("team_id") or body.get("team_id")
+    if not isinstance(team_id, str):
+        log.warning("Slack %s %s for %s names no team; ignored", kind, event_id, user["id"])
+        return "ignored: no team"
+    if not engine.user_changed(team_id, user, event_id):
+        log.debug("Slack %s %s for %s was a duplicate delivery", kind, event_id, user["id"])
+        return "duplicate"
+    log.info("Slack %s for %s recorded (event %s)", kind, user["id"], event_id)
+    return "recorded"

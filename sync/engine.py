@@ -1,0 +1,376 @@
+"""The sync engine: every live participant carries its person's current Slack profile.
+
+Level-triggered, because Slack events alone cannot keep that promise (custom field edits send no event, calls
+start long after a change, events are lost while the app is down):
+- desired state: each Slack user's attributes, refreshed from Slack on `user_change` / `team_join`, on
+  `/genesys-sync`, and by a paced background refresh; kept in the store with their hash;
+- observed state: the live user participants of the whole org, polled from Genesys every few seconds;
+- action: write to each live participant whose last written hash differs from the desired one. Nothing else,
+  so an irrelevant change (status emoji, huddle, presence) costs zero Genesys requests.
+
+Everything the engine must not forget (work to do, what was written where) is in the store, so a restart
+or a crash at any instant loses nothing; a write is recorded in the same transaction as its audit entry,
+after Genesys accepted it, so it is never repeated once recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from genesys import (
+    AttributesRejected,
+    ConversationGone,
+    GenesysError,
+    GenesysUser,
+    LiveParticipant,
+    VoiceSafeAttributes,
+    WriteResult,
+    check_attributes,
+)
+from profiles import SlackUser
+from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
+from store import DesiredRow, Store, WorkItem, WriteRecord
+from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
+
+log = logging.getLogger(__name__)
+
+REFRESH = "refresh"
+"""Work kind: read one Slack user's profile again and bring their live participants up to date."""
+
+
+class GenesysPort(Protocol):
+    """The part of `genesys.GenesysClient` the engine uses."""
+
+    def find_user_by_email(self, email: str) -> GenesysUser | None: ...
+    def live_participants(self, user_id: str) -> tuple[LiveParticipant, ...]: ...
+    def org_live_participants(self) -> tuple[LiveParticipant, ...]: ...
+    def write_attributes(self, conversation_id: str, participant_id: str,
+                         attributes: VoiceSafeAttributes) -> WriteResult: ...
+    def participant_attributes(self, conversation_id: str, participant_id: str) -> Mapping[str, str] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Timings of the engine's background work."""
+
+    poll_interval_s: float = 5.0
+    """How often the org's live participants are polled; a call that starts is written within this."""
+    refresh_interval_s: float = 6 * 3600.0
+    """Each user's profile is read again at least this often (custom field edits send no event)."""
+    refresh_per_tick: int = 5
+    """Paced refresh: at most this many users are queued per poll tick, to stay inside Slack's Tier 4."""
+    max_attempts: int = 8
+    """Attempts of a work item before it becomes a dead letter."""
+    lease_s: float = 10.0
+    """How long a claimed item stays this worker's; after a crash, its items return to the queue after this."""
+    claim_batch: int = 3
+    """Items claimed at a time: few, so a crash strands little work until its lease ends."""
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass(frozen=True, slots=True)
+class LegResult:
+    """What happened to one participant in a sync."""
+
+    conversation_id: str
+    participant_id: str
+    media_type: str
+    result: str
+    """written, unchanged, gone, rejected or failed."""
+    detail: str = ""
+    context_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """The outcome of syncing one person now (for `/genesys-sync`)."""
+
+    desired: DesiredAttributes | None
+    genesys_user: GenesysUser | None
+    legs: tuple[LegResult, ...]
+    problem: str = ""
+
+
+def attributes_hash(attributes: Mapping[str, str]) -> str:
+    """A stable digest of an attribute map (keys sorted)."""
+    encoded = json.dumps(attributes, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+class SyncEngine:
+    """Desired × observed → writes. Thread-safe for its callers: handlers record work, one thread runs it."""
+
+    def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackDirectory, rules: AttributeRules,
+                 settings: EngineSettings | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._genesys = genesys
+        self._slack = slack
+        self._rules = rules
+        self._settings = settings or EngineSettings()
+        self._clock = clock
+        self._live: tuple[LiveParticipant, ...] = ()
+        self._live_lock = threading.Lock()
+        self._rejected: set[tuple[str, str, str]] = set()
+        self._last_poll_ok: bool | None = None
+        self._last_poll_error = ""
+        # Writes sent before a crash whose outcome was never recorded: read before writing them again.
+        self._unconfirmed = {(c, p): h for c, p, h in store.write_intents()}
+
+    # --------------------------------------------------------------- intake (handlers)
+
+    def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool:
+        """Record that a Slack user changed (an event); durable before return. False for a duplicate event."""
+        if event_id is not None and not self._store.remember_event(event_id):
+            return False
+        user_id = user.get("id")
+        if not isinstance(user_id, str) or not user_id:
+            log.warning("Slack event %s has a user without an id; ignored", event_id)
+            return False
+        self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
+        return True
+
+    # ------------------------------------------------------------------ one person now
+
+    def preview(self, team_id: str, user_id: str) -> DesiredAttributes:
+        """The attributes `user_id` would get now, read fresh from Slack; writes nothing."""
+        record = self._slack.user(team_id, user_id)
+        return desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(team_id), self._rules)
+
+    def sync_now(self, team_id: str, user_id: str) -> SyncReport:
+        """Read the user's profile, save it and write it to each of their live participants now."""
+        record = self._slack.user(team_id, user_id)
+        desired, row = self._save_desired(record)
+        if not record.syncable:
+            return SyncReport(desired, None, (), "this user is deactivated, a bot or an app user: not synced")
+        if not desired.ok:
+            return SyncReport(desired, None, (), "the attributes are not voice-safe: "
+                              + "; ".join(str(p) for p in desired.report.problems[:3]))
+        genesys_user = self._link(record)
+        if genesys_user is None:
+            email = record.email or "(no e-mail in Slack)"
+            return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
+        legs = self._genesys.live_participants(genesys_user.id)
+        return SyncReport(desired, genesys_user, tuple(self._write(leg, row, force=False) for leg in legs))
+
+    def status_text(self, team_id: str, user_id: str) -> str:
+        """Last sync and its result, pending work, dead letters and Genesys connectivity, as Slack text."""
+        lines = []
+        row = self._store.desired(team_id, user_id)
+        link = self._store.genesys_user_for(team_id, user_id)
+        if row is None:
+            lines.append(f"<@{user_id}>'s profile has not been read yet.")
+        else:
+            state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
+            lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
+                         f"{state}.")
+        if link is not None:
+            lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
+                         else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
+        entries = self._store.audit(user_id=user_id, limit=3)
+        for entry in entries:
+            lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
+                         f"on conversation `{entry.conversation_id}` ({len(entry.keys)} keys"
+                         f"{', contextId ' + entry.context_id if entry.context_id else ''})")
+        if not entries:
+            lines.append("No write recorded yet.")
+        poll_ok, poll_error = self.genesys_status()
+        genesys = {None: "not polled yet", True: "reachable"}.get(poll_ok, f"unreachable ({poll_error})")
+        lines.append(f"Pending work: {self._store.pending_count()}; dead letters: {self._store.dead_letter_count()};"
+                     f" Genesys: {genesys}.")
+        return "\n".join(lines)
+
+    def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str:
+        """Queue every member of the workspace for a refresh; the worker paces them. Reports progress."""
+        queued = 0
+        for user_id in self._slack.user_ids(team_id):
+            self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
+            queued += 1
+            if queued % 500 == 0:
+                progress(f"Queued {queued} people so far…")
+        return (f"Queued {queued} people for a resync; each live participant is brought up to date as their "
+                f"profile is read. `/genesys-sync status` shows pending work.")
+
+    # ------------------------------------------------------------------ background work
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll, refresh and work until `stop` is set; returns within about a second of it."""
+        log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
+                 self._settings.poll_interval_s)
+        next_poll = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                self.poll_once()
+                self.schedule_refreshes()
+                next_poll = now + self._settings.poll_interval_s
+            worked = self.work_once(stop)
+            if not worked:
+                stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
+        log.info("sync engine stopped")
+
+    def poll_once(self) -> int:
+        """Poll the org's live participants and write where the last write differs; returns writes made."""
+        try:
+            live = self._genesys.org_live_participants()
+        except GenesysError as error:
+            if self._last_poll_ok is not False:
+                log.warning("Genesys poll failed, retrying next interval: %s", error)
+            self._last_poll_ok, self._last_poll_error = False, str(error)
+            return 0
+        if self._last_poll_ok is False:
+            log.info("Genesys poll works again (%d live participants)", len(live))
+        self._last_poll_ok, self._last_poll_error = True, ""
+        with self._live_lock:
+            self._live = live
+        self._store.forget_participants({(leg.conversation_id, leg.participant_id) for leg in live})
+        return self._write_all(live)
+
+    def schedule_refreshes(self) -> None:
+        """Queue the users whose profile is the oldest, a few per tick (custom field edits send no event)."""
+        due = self._store.users_due_for_refresh(older_than=self._clock() - self._settings.refresh_interval_s,
+                                                limit=self._settings.refresh_per_tick)
+        for team_id, user_id in due:
+            self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
+
+    def work_once(self, stop: threading.Event | None = None) -> int:
+        """Claim due work items and run them; returns how many ran."""
+        items = self._store.claim(worker=self._settings.worker, lease_s=self._settings.lease_s,
+                                  limit=self._settings.claim_batch)
+        for item in items:
+            if stop is not None and stop.is_set():
+                break  # the claimed rest come back when their lease ends
+            self._run_item(item)
+        return len(items)
+
+    # ------------------------------------------------------------------ status
+
+    def genesys_status(self) -> tuple[bool | None, str]:
+        """(last poll succeeded, its error): None before the first poll."""
+        return self._last_poll_ok, self._last_poll_error
+
+    # ------------------------------------------------------------------ private
+
+    def _run_item(self, item: WorkItem) -> None:
+        team_id, user_id = item.payload.get("team_id"), item.payload.get("user_id")
+        if item.kind != REFRESH or not isinstance(team_id, str) or not isinstance(user_id, str):
+            self._store.dead_letter(item, reason=f"unknown work item {item.kind}:{item.key}")
+            return
+        try:
+            record = self._slack.user(team_id, user_id)
+            desired, _row = self._save_desired(record)
+            if record.syncable and desired.ok:
+                genesys_user = self._link(record)
+                if genesys_user is not None:
+                    self._write_all(leg for leg in self._live_legs() if leg.user_id == genesys_user.id)
+            elif not desired.ok:
+                log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
+                            "; ".join(str(p) for p in desired.report.problems[:3]))
+        except SlackDirectoryError as error:
+            self._give_up_or_retry(item, str(error), permanent=error.error == "user_not_found")
+            return
+        except GenesysError as error:  # transient ones are retried with backoff; others too, boundedly
+            self._give_up_or_retry(item, str(error))
+            return
+        self._store.complete(item)
+
+    def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False) -> None:
+        if permanent or item.attempts + 1 >= self._settings.max_attempts:
+            log.warning("giving up on %s %s after %d attempt(s): %s", item.kind, item.key, item.attempts + 1, error)
+            self._store.dead_letter(item, reason=error)
+            return
+        delay = min(300.0, 2.0 ** (item.attempts + 1))
+        log.info("%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
+                 delay, error)
+        self._store.retry_later(item, delay_s=delay, error=error)
+
+    def _save_desired(self, record: SlackUserRecord) -> tuple[DesiredAttributes, DesiredRow]:
+        desired = desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(record.team_id),
+                                     self._rules)
+        attributes = dict(desired.report.attributes) if desired.ok else {}
+        updated = record.user.get("updated")
+        row = DesiredRow(
+            team_id=record.team_id, user_id=record.user_id, email=record.email, deleted=not record.syncable,
+            attributes=attributes, attributes_hash=attributes_hash(attributes) if desired.ok else "",
+            profile_updated=updated if isinstance(updated, int) else None, refreshed_at=self._clock(),
+        )
+        if self._store.save_desired(row):
+            log.info("Slack user %s: %d attribute(s) to write%s", record.user_id, len(attributes),
+                     "" if record.syncable else " (not synced: deactivated, bot or app user)")
+        return desired, row
+
+    def _link(self, record: SlackUserRecord) -> GenesysUser | None:
+        email = record.email
+        genesys_user = self._genesys.find_user_by_email(email) if email else None
+        self._store.map_user(record.team_id, record.user_id, email, genesys_user.id if genesys_user else None,
+                             resolved_at=self._clock())
+        return genesys_user
+
+    def _live_legs(self) -> tuple[LiveParticipant, ...]:
+        with self._live_lock:
+            return self._live
+
+    def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
+        written = 0
+        for leg in legs:
+            for link in self._store.slack_users_for(leg.user_id):
+                row = self._store.desired(link.team_id, link.user_id)
+                if row is None or row.deleted or not row.attributes_hash:
+                    continue
+                if self._write(leg, row, force=False).result == "written":
+                    written += 1
+                break  # one Slack user per Genesys user: the first linked one with a profile
+        return written
+
+    def _write(self, leg: LiveParticipant, row: DesiredRow, *, force: bool) -> LegResult:
+        where = (leg.conversation_id, leg.participant_id, leg.media_type)
+        if not force and self._store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash:
+            return LegResult(*where, "unchanged")
+        if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
+            return LegResult(*where, "rejected", "Genesys rejected these attributes before")
+        attributes = check_attributes(row.attributes, self._rules.voice_safe).sendable()
+        keys = tuple(sorted(row.attributes))
+        maybe_written = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
+
+        def record(result: str, detail: str = "", context_id: str | None = None) -> LegResult:
+            self._store.record_write(WriteRecord(
+                conversation_id=leg.conversation_id, participant_id=leg.participant_id,
+                genesys_user_id=leg.user_id, team_id=row.team_id, user_id=row.user_id,
+                attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
+                detail=detail, at=self._clock(),
+            ))
+            return LegResult(*where, result, detail, context_id)
+
+        try:
+            if maybe_written and self._already_there(leg, row.attributes):
+                log.info("conversation %s participant %s already has %s's attributes (sent before a restart)",
+                         leg.conversation_id, leg.participant_id, row.user_id)
+                return record("written", "confirmed after a restart: the write sent before it had landed")
+            self._store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
+            outcome = self._genesys.write_attributes(leg.conversation_id, leg.participant_id, attributes)
+        except ConversationGone as error:
+            return record("gone", str(error), error.context_id)
+        except AttributesRejected as error:
+            self._rejected.add((leg.conversation_id, leg.participant_id, row.attributes_hash))
+            log.warning("Genesys rejected the attributes of Slack user %s on conversation %s: %s", row.user_id,
+                        leg.conversation_id, error)
+            return record("rejected", str(error), error.context_id)
+        except GenesysError as error:
+            log.warning("writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
+                        leg.conversation_id, error)
+            return LegResult(*where, "failed", str(error))
+        log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
+                 leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
+        return record("written", "", outcome.context_id)
+
+    def _already_there(self, leg: LiveParticipant, attributes: Mapping[str, str]) -> bool:
+        current = self._genesys.participant_attributes(leg.conversation_id, leg.participant_id)
+        return current is not None and all(current.get(key) == value for key, value in attributes.items())

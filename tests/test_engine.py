@@ -1,0 +1,165 @@
+"""The sync engine with a real SQLite store, the local Slack Web API and the local Genesys Cloud (no Bolt)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, RetryPolicy
+from slack_directory import SlackDirectory
+from store import Store, open_store
+from sync import AttributeRules
+from sync.engine import EngineSettings, SyncEngine
+from tests.fakes.genesys_cloud import FakeGenesysCloud
+from tests.fakes.slack_api import FakeSlack
+
+
+@dataclass
+class World:
+    slack: FakeSlack
+    genesys: FakeGenesysCloud
+    store: Store
+    engine: SyncEngine
+
+    def drain(self) -> None:
+        """Run every due work item."""
+        while self.engine.work_once():
+            pass
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        store = open_store(f"sqlite:///{tmp_path}/sync.db")
+        client = GenesysClient(ClientCredentials("fake-client-id", "fake-client-secret"),
+                               GenesysEndpoints(genesys.base_url, genesys.base_url),
+                               retry_policy=RetryPolicy(max_attempts=2, max_total_s=2, default_wait_s=0.1,
+                                                        backoff_initial_s=0.05, backoff_max_s=0.1, jitter_s=0))
+        web = SlackDirectory.web_client("xoxb-fake-bot-token", slack.api_url)
+        engine = SyncEngine(store=store, genesys=client, slack=SlackDirectory(lambda team_id: web),
+                            rules=AttributeRules(), settings=EngineSettings(worker="test"))
+        yield World(slack, genesys, store, engine)
+        client.close()
+        store.close()
+
+
+def ada_on_a_call(world: World) -> tuple[str, str]:
+    world.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
+    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    return leg.conversation_id, leg.participant_id
+
+
+def changed(world: World, user_id: str = "U0ADA", event_id: str | None = None) -> bool:
+    return world.engine.user_changed("T0FAKE", world.slack.user(user_id), event_id)
+
+
+def test_a_change_is_written_to_the_live_participant(world: World) -> None:
+    """Event → work → profile read → written to the participant the poll found, with an audit row."""
+    conversation, participant = ada_on_a_call(world)
+    world.engine.poll_once()
+    assert changed(world, event_id="Ev1")
+    world.drain()
+    assert world.genesys.attributes(conversation, participant)["slack.title"] == "Support Engineer"
+    [entry] = world.store.audit(user_id="U0ADA")
+    assert (entry.result, entry.conversation_id) == ("written", conversation)
+    assert world.store.pending_count() == 0
+
+
+def test_the_poll_writes_new_calls_and_only_once(world: World) -> None:
+    """A call found by the poll gets the attributes once; further polls write nothing."""
+    ada_on_a_call(world)
+    changed(world)
+    world.drain()
+    assert world.engine.poll_once() == 1
+    assert world.engine.poll_once() == 0
+    assert len(world.genesys.patches) == 1
+
+
+def test_duplicate_events_are_dropped(world: World) -> None:
+    """The same event id twice records work once."""
+    ada_on_a_call(world)
+    assert changed(world, event_id="EvSame")
+    assert not changed(world, event_id="EvSame")
+    world.drain()
+    assert world.slack.call_count("users.profile.get") == 1
+
+
+def test_an_irrelevant_change_costs_no_genesys_request(world: World) -> None:
+    """A status-only change leaves the hash alone, so nothing is written."""
+    ada_on_a_call(world)
+    world.engine.poll_once()
+    changed(world)
+    world.drain()
+    before = world.genesys.request_count("PATCH")
+    world.slack.update_profile("U0ADA", status_text="Lunch", status_emoji=":sandwich:")
+    changed(world)
+    world.drain()
+    world.engine.poll_once()
+    assert world.genesys.request_count("PATCH") == before
+
+
+def test_a_genesys_outage_delays_writes_but_loses_none(world: World) -> None:
+    """While Genesys answers 503 nothing is written; the first poll after it recovers writes."""
+    conversation, participant = ada_on_a_call(world)
+    changed(world)
+    world.drain()
+    world.genesys.fail_for(503, 0.5, path_prefix="/api/v2/analytics")
+    assert world.engine.poll_once() == 0
+    assert world.engine.genesys_status()[0] is False
+    assert "slack.title" not in world.genesys.attributes(conversation, participant)
+    time.sleep(0.6)
+    assert world.engine.poll_once() == 1
+    assert world.engine.genesys_status() == (True, "")
+    assert world.genesys.attributes(conversation, participant)["slack.title"] == "Support Engineer"
+
+
+def test_deactivated_users_are_not_synced(world: World) -> None:
+    """A deactivated Slack user's profile is kept but never written."""
+    world.slack.add_user("U0OLD", name="old", email="old@example.com", title="Gone", deleted=True)
+    world.genesys.start_conversation(world.genesys.add_user("old@example.com"))
+    changed(world, "U0OLD")
+    world.drain()
+    world.engine.poll_once()
+    assert world.genesys.patches == []
+    row = world.store.desired("T0FAKE", "U0OLD")
+    assert row is not None
+    assert row.deleted
+
+
+def test_an_unknown_slack_user_becomes_a_dead_letter(world: World) -> None:
+    """Work for a user Slack does not know ends as a dead letter with the reason."""
+    world.engine.user_changed("T0FAKE", {"id": "U0GHOST"}, "EvGhost")
+    world.drain()
+    [letter] = world.store.dead_letters()
+    assert "user_not_found" in letter.reason
+
+
+def test_sync_now_reports_each_leg(world: World) -> None:
+    """sync_now writes at once to each live participant and says so."""
+    conversation, _ = ada_on_a_call(world)
+    report = world.engine.sync_now("T0FAKE", "U0ADA")
+    assert [(leg.conversation_id, leg.result) for leg in report.legs] == [(conversation, "written")]
+    again = world.engine.sync_now("T0FAKE", "U0ADA")
+    assert [leg.result for leg in again.legs] == ["unchanged"]
+
+
+def test_sync_now_without_a_genesys_user_says_so(world: World) -> None:
+    """A Slack user whose e-mail Genesys does not know gets a clear problem."""
+    world.slack.add_user("U0NEW", name="new", email="new@example.com")
+    report = world.engine.sync_now("T0FAKE", "U0NEW")
+    assert report.problem == "Genesys Cloud has no user with the e-mail new@example.com"
+
+
+def test_run_stops_promptly(world: World) -> None:
+    """The background loop ends within a second of the stop signal."""
+    stop = threading.Event()
+    worker = threading.Thread(target=world.engine.run, args=(stop,))
+    worker.start()
+    stop.set()
+    worker.join(timeout=2)
+    assert not worker.is_alive()

@@ -1,0 +1,164 @@
+"""Bolt listeners called directly: parsing, ignoring, answering."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from handlers.commands import Request, acknowledgement, parse, run
+from handlers.events import record_user_event
+
+
+class RecordingEngine:
+    """Stands in for the sync engine: records what the listeners hand it."""
+
+    def __init__(self, *, new: bool = True, fail: Exception | None = None) -> None:
+        self.changed: list[tuple[str, str, str | None]] = []
+        self.calls: list[tuple[str, str, str]] = []
+        self._new, self._fail = new, fail
+
+    def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool:
+        self.changed.append((team_id, user["id"], event_id))
+        return self._new
+
+    def _call(self, action: str, team_id: str, user_id: str) -> str:
+        self.calls.append((action, team_id, user_id))
+        if self._fail is not None:
+            raise self._fail
+        return f"{action} result"
+
+    def sync_now(self, team_id: str, user_id: str) -> str:
+        return self._call("sync", team_id, user_id)
+
+    def preview(self, team_id: str, user_id: str) -> str:
+        return self._call("preview", team_id, user_id)
+
+    def status_text(self, team_id: str, user_id: str) -> str:
+        return self._call("status", team_id, user_id)
+
+    def resync_all(self, team_id: str, progress: Any) -> str:
+        progress("halfway")
+        return self._call("all", team_id, "*")
+
+
+class EchoRenderer:
+    def sync_report(self, report: Any, *, whose: str) -> str:
+        return f"{whose}: {report}"
+
+    def preview(self, desired: Any, *, whose: str) -> str:
+        return f"{whose}: {desired}"
+
+
+@pytest.mark.parametrize(
+    ("text", "request_"),
+    [
+        ("", Request("sync")),
+        ("   ", Request("sync")),
+        ("help", Request("help")),
+        ("HELP", Request("help")),
+        ("preview", Request("preview")),
+        ("preview <@U012AB|ada>", Request("preview", "U012AB")),
+        ("status <@W0AB>", Request("status", "W0AB")),
+        ("<@U012AB|ada>", Request("sync", "U012AB")),
+        ("<@U012AB>", Request("sync", "U012AB")),
+        ("all", Request("all")),
+        ("all now", Request("usage")),
+        ("preview @ada", Request("usage")),
+        ("sync me please", Request("usage")),
+        ("<@U1> <@U2>", Request("usage")),
+    ],
+)
+def test_parse(text: str, request_: Request) -> None:
+    """Command text becomes one request; anything unrecognised becomes usage."""
+    assert parse(text) == request_
+
+
+def test_every_request_has_an_acknowledgement() -> None:
+    """Each action has its immediate answer; help and usage carry the usage text."""
+    for action in ("sync", "preview", "status", "all", "help", "usage"):
+        assert acknowledgement(Request(action))
+    assert "/genesys-sync preview" in acknowledgement(Request("usage"))
+
+
+def command(text: str, user_id: str = "U0ME") -> dict[str, str]:
+    return {"text": text, "user_id": user_id, "team_id": "T1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_call", "answer"),
+    [
+        ("", ("sync", "T1", "U0ME"), "your: sync result"),
+        ("preview", ("preview", "T1", "U0ME"), "your: preview result"),
+        ("preview <@U0OTHER>", ("preview", "T1", "U0OTHER"), "<@U0OTHER>'s: preview result"),
+        ("status", ("status", "T1", "U0ME"), "status result"),
+    ],
+)
+def test_run_does_what_was_asked_and_answers_ephemerally(text: str, expected_call: tuple[str, str, str],
+                                                         answer: str) -> None:
+    """Each form reaches the engine once and the answer is ephemeral."""
+    engine, responses = RecordingEngine(), []
+    result = run(engine, EchoRenderer(), command(text), lambda **kw: responses.append(kw), is_admin=lambda _: False)
+    assert engine.calls == [expected_call]
+    assert result == answer
+    assert responses == [{"text": answer, "response_type": "ephemeral"}]
+
+
+@pytest.mark.parametrize("text", ["<@U0OTHER>", "all"])
+def test_admin_forms_are_refused_for_others(text: str) -> None:
+    """Syncing someone else or everyone needs an admin; nothing reaches the engine otherwise."""
+    engine, responses = RecordingEngine(), []
+    run(engine, EchoRenderer(), command(text), lambda **kw: responses.append(kw), is_admin=lambda _: False)
+    assert engine.calls == []
+    assert "Only workspace admins" in responses[0]["text"]
+
+
+def test_admins_may_resync_everyone_with_progress() -> None:
+    """An admin's `all` reports progress and a summary."""
+    engine, responses = RecordingEngine(), []
+    run(engine, EchoRenderer(), command("all"), lambda **kw: responses.append(kw), is_admin=lambda _: True)
+    assert [r["text"] for r in responses] == ["halfway", "all result"]
+
+
+def test_a_failure_still_answers_the_person(caplog: pytest.LogCaptureFixture) -> None:
+    """An engine failure becomes a short answer, with the full cause in the log."""
+    engine, responses = RecordingEngine(fail=RuntimeError("Genesys is down")), []
+    run(engine, EchoRenderer(), command(""), lambda **kw: responses.append(kw), is_admin=lambda _: False)
+    assert "Sorry, that failed: Genesys is down" in responses[0]["text"]
+    assert "Traceback" in caplog.text
+
+
+def test_help_needs_no_engine() -> None:
+    """help and usage are answered by the acknowledgement alone."""
+    engine, responses = RecordingEngine(), []
+    assert run(engine, EchoRenderer(), command("help"), lambda **kw: responses.append(kw), is_admin=bool) == ""
+    assert engine.calls == responses == []
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "outcome"),
+    [
+        ({"type": "user_change", "user": {"id": "U1", "team_id": "T1"}}, {"event_id": "Ev1"}, "recorded"),
+        ({"type": "team_join", "user": {"id": "U1"}}, {"event_id": "Ev1", "team_id": "T9"}, "recorded"),
+        ({"type": "user_change", "user": {"id": "B1", "is_bot": True}}, {}, "ignored: bot or app user"),
+        ({"type": "user_change", "user": {"id": "A1", "is_app_user": True}}, {}, "ignored: bot or app user"),
+        ({"type": "user_change", "user": {"id": "USLACKBOT", "team_id": "T1"}}, {}, "ignored: bot or app user"),
+        ({"type": "user_change"}, {"event_id": "Ev1"}, "ignored: no user"),
+        ({"type": "user_change", "user": "U1"}, {}, "ignored: no user"),
+        ({"type": "user_change", "user": {"id": "U1"}}, {}, "ignored: no team"),
+    ],
+)
+def test_user_events(event: dict[str, Any], body: dict[str, Any], outcome: str) -> None:
+    """People are recorded with their team and event id; bots, app users and malformed events are not."""
+    engine = RecordingEngine()
+    assert record_user_event(engine, body, event) == outcome
+    assert len(engine.changed) == (1 if outcome == "recorded" else 0)
+
+
+def test_duplicate_events_are_reported_as_such() -> None:
+    """An event the engine has seen already is a duplicate."""
+    engine = RecordingEngine(new=False)
+    event = {"type": "user_change", "user": {"id": "U1", "team_id": "T1"}}
+    assert record_user_event(engine, {"event_id": "Ev1"}, event) == "duplicate"
+    assert engine.changed == [("T1", "U1", "Ev1")]

@@ -1,0 +1,303 @@
+"""The running app as a real process on 127.0.0.1, with the local Slack Web API and the local Genesys Cloud."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
+from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
+
+SIGNING_SECRET = "test-signing-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Running:
+    """The app process and what talks to it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    slack: FakeSlack
+    genesys: FakeGenesysCloud
+    log_path: Path
+
+    def post(self, body: bytes, *, content_type: str | None = None, headers: dict[str, str] | None = None,
+             timestamp: int | None = None) -> httpx.Response:
+        sent = headers if headers is not None else signed_headers(SIGNING_SECRET, body, timestamp=timestamp,
+                                                                 content_type=content_type)
+        return httpx.post(f"{self.url}/slack/events", content=body, headers=sent, timeout=10)
+
+    def event(self, event: dict[str, object], **envelope: object) -> httpx.Response:
+        return self.post(json.dumps(event_envelope(event, **envelope)).encode())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
+    env.update({
+        "SLACK_BOT_TOKEN": "xoxb-fake-bot-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/sync.db",
+        "GENESYS_API_URL": genesys.base_url, "GENESYS_LOGIN_URL": genesys.base_url,
+        "GENESYS_CLIENT_ID": "fake-client-id", "GENESYS_CLIENT_SECRET": "fake-client-secret",
+        "POLL_INTERVAL_SECONDS": "1", "SYNC_ADMINS": "UADMIN",
+    })
+    return env
+
+
+def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app") -> Running:
+    """Start the app as a real process and wait until /healthz answers 200."""
+    port = free_port()
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path,
+                                   env=app_environment(slack, genesys, tmp_path, port), stdout=log_file,
+                                   stderr=subprocess.STDOUT)
+    app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
+    try:
+        wait_for(lambda: _healthy(app), 30, f"/healthz to answer 200; log:\n{app.log()}")
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return app
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        app = launch(slack, genesys, tmp_path)
+        try:
+            yield app
+        finally:
+            if app.process.poll() is None:
+                app.process.kill()
+            app.process.wait(timeout=10)
+
+
+def _healthy(app: Running) -> bool:
+    if app.process.poll() is not None:
+        raise AssertionError(f"the app exited with {app.process.returncode}:\n{app.log()}")
+    try:
+        return httpx.get(f"{app.url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def agent_on_a_call(app: Running, *, title: str = "Support Engineer") -> tuple[dict[str, object], LiveLeg]:
+    user = app.slack.add_user("U0ADA", name="ada", real_name="Ada Lovelace", email="ada@example.com", title=title)
+    genesys_user = app.genesys.add_user("ada@example.com", name="Ada Lovelace")
+    return user, app.genesys.start_conversation(genesys_user, media_type="voice")
+
+
+def test_a_profile_change_during_a_call_is_written_to_that_participant(running: Running) -> None:
+    """A user_change during a live call reaches the participant's attributes."""
+    user, leg = agent_on_a_call(running)
+    response = running.event({"type": "user_change", "user": user}, event_id="Ev1")
+    assert response.status_code == 200
+    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+             == "Support Engineer", 10, "the title to be written")
+    changed = running.slack.update_profile("U0ADA", title="Team Lead")
+    running.event({"type": "user_change", "user": changed}, event_id="Ev2")
+    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+             == "Team Lead", 10, "the new title to be written")
+    assert "synced U0ADA -> conversation" in running.log()
+
+
+def test_a_call_that_starts_later_gets_the_current_attributes(running: Running) -> None:
+    """A call that starts after the change is written within one poll interval plus a second."""
+    user = running.slack.add_user("U0BOB", name="bob", email="bob@example.com", title="Agent")
+    genesys_user = running.genesys.add_user("bob@example.com")
+    running.event({"type": "user_change", "user": user}, event_id="Ev3")
+    wait_for(lambda: running.slack.call_count("users.profile.get") >= 1, 10, "the profile to be read")
+    time.sleep(1.5)
+    leg = running.genesys.start_conversation(genesys_user)
+    started = time.monotonic()
+    wait_for(lambda: "slack.title" in running.genesys.attributes(leg.conversation_id, leg.participant_id), 5,
+             "the new call to get the attributes")
+    assert time.monotonic() - started < 1 + 1 + 0.5  # poll interval + a second (+ slack for a loaded machine)
+
+
+def test_a_status_only_change_costs_no_genesys_request(running: Running) -> None:
+    """Changing only the status emoji and text writes nothing to Genesys."""
+    user, _leg = agent_on_a_call(running)
+    running.event({"type": "user_change", "user": user}, event_id="Ev4")
+    wait_for(lambda: len(running.genesys.patches) == 1, 10, "the first write")
+    changed = running.slack.update_profile("U0ADA", status_text="Lunch", status_emoji=":sandwich:")
+    running.event({"type": "user_change", "user": changed}, event_id="Ev5")
+    wait_for(lambda: running.slack.call_count("users.profile.get") >= 2, 10, "the profile to be read again")
+    time.sleep(2.5)  # two poll intervals
+    assert len(running.genesys.patches) == 1
+    assert running.genesys.request_count("PATCH") == 1
+
+
+def test_duplicate_deliveries_cause_one_write(running: Running) -> None:
+    """The same event delivered three times (Slack's retries) is written once."""
+    user, _leg = agent_on_a_call(running)
+    for _ in range(3):
+        assert running.event({"type": "user_change", "user": user}, event_id="EvDup").status_code == 200
+    wait_for(lambda: len(running.genesys.patches) >= 1, 10, "the write")
+    time.sleep(2.5)
+    assert len(running.genesys.patches) == 1
+    assert running.slack.call_count("users.profile.get") == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "timestamp"),
+    [({"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "0", "Content-Type": "application/json"}, None),
+     (None, int(time.time()) - 600)],
+)
+def test_bad_signatures_and_stale_timestamps_get_401(running: Running, headers: dict[str, str] | None,
+                                                      timestamp: int | None) -> None:
+    """A wrong signature or a five-minute-old timestamp is refused with 401 and records nothing."""
+    body = json.dumps(event_envelope({"type": "user_change", "user": {"id": "U0X"}})).encode()
+    assert running.post(body, headers=headers, timestamp=timestamp).status_code == 401
+    assert running.slack.call_count("users.profile.get") == 0
+
+
+def test_malformed_payloads_do_not_crash_the_app(running: Running) -> None:
+    """Garbage, a user-less event and an unknown event type are answered without a crash."""
+    assert running.post(b"{not json", content_type="application/json").status_code == 400
+    assert "refused a request to /slack/events: the body is not JSON" in running.log()
+    assert running.event({"type": "user_change"}).status_code == 200
+    assert running.event({"type": "user_change", "user": "U0"}).status_code == 200
+    assert _healthy(running)
+
+
+def test_healthz_reports_each_part(running: Running) -> None:
+    """/healthz answers JSON naming the database, Genesys and Slack."""
+    body = httpx.get(f"{running.url}/healthz", timeout=5).json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] is True
+    assert body["slack"]["mode"] == "http"
+    assert set(body) == {"status", "database", "genesys", "slack"}
+
+
+def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:
+    """/genesys-sync is acknowledged at once, then answers where it wrote."""
+    _user, leg = agent_on_a_call(running)
+    url = running.slack.response_url("sync")
+    body = slash_command_body("", user_id="U0ADA", response_url=url)
+    started = time.monotonic()
+    response = running.post(body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert time.monotonic() - started < 3
+    assert response.json()["response_type"] == "ephemeral"
+    wait_for(lambda: bool(running.slack.responses_to(url)), 10, "the answer")
+    answer = running.slack.responses_to(url)[-1]
+    assert answer["response_type"] == "ephemeral"
+    assert leg.conversation_id in answer["text"]
+    assert running.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+
+
+def test_syncing_someone_else_is_refused_for_non_admins(running: Running) -> None:
+    """/genesys-sync @user from a non-admin is refused."""
+    running.slack.add_user("U0EVE", name="eve", email="eve@example.com")
+    url = running.slack.response_url("refused")
+    body = slash_command_body("<@U0ADA|ada>", user_id="U0EVE", response_url=url)
+    assert running.post(body, content_type="application/x-www-form-urlencoded").status_code == 200
+    wait_for(lambda: bool(running.slack.responses_to(url)), 10, "the answer")
+    assert "Only workspace admins" in running.slack.responses_to(url)[-1]["text"]
+
+
+def test_sigterm_stops_the_app_quickly(running: Running) -> None:
+    """SIGTERM (docker stop) ends the process cleanly within a few seconds."""
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert "stopped" in running.log()
+
+
+def test_sigkill_mid_work_then_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    """Killed with SIGKILL while working through a burst, the restarted app writes every participant once."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        legs = []
+        for n in range(30):
+            user = slack.add_user(f"U0P{n:03d}", name=f"p{n}", email=f"p{n}@example.com", title=f"Title {n}")
+            legs.append((user, genesys.start_conversation(genesys.add_user(f"p{n}@example.com"))))
+        genesys.set_latency(0.05)  # slow enough that the kill lands mid-burst
+        first = launch(slack, genesys, tmp_path, name="first")
+        try:
+            for n, (user, _leg) in enumerate(legs):
+                assert first.event({"type": "user_change", "user": user}, event_id=f"EvK{n}").status_code == 200
+            wait_for(lambda: len(genesys.patches) >= 3, 20, "some writes before the kill")
+        finally:
+            first.process.kill()
+            first.process.wait(timeout=10)
+        written_before = len(genesys.patches)
+        assert written_before < len(legs), "the kill came too late to prove anything"
+        genesys.set_latency(0)
+        second = launch(slack, genesys, tmp_path, name="second")
+        try:
+            wait_for(lambda: len({(p.conversation_id, p.participant_id) for p in genesys.patches}) == len(legs),
+                     30, f"every participant to be written; second log:\n{second.log()[-3000:]}")
+            time.sleep(2.5)  # two more polls: nothing is written again
+            per_leg = collections.Counter((p.conversation_id, p.participant_id) for p in genesys.patches)
+            assert set(per_leg.values()) == {1}, per_leg
+            for user, leg in legs:
+                assert genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == \
+                    user["profile"]["title"]
+        finally:
+            second.process.send_signal(signal.SIGTERM)
+            second.process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "user_id", "expected"),
+    [
+        ("preview", "U0ADA", "`slack.title` = Support Engineer"),
+        ("preview <@U0ADA|ada>", "U0EVE", "<@U0ADA>'s profile would write"),
+        ("status", "U0ADA", "Pending work:"),
+        ("<@U0ADA|ada>", "UADMIN", "Synced <@U0ADA>'s profile"),
+        ("all", "UADMIN", "Queued"),
+    ],
+)
+def test_other_command_forms(running: Running, text: str, user_id: str, expected: str) -> None:
+    """preview, status, admin sync of someone else and `all` answer with what they did."""
+    agent_on_a_call(running)
+    running.slack.add_user("U0EVE", name="eve", email="eve@example.com")
+    running.slack.add_user("UADMIN", name="boss", email="boss@example.com")
+    url = running.slack.response_url()
+    response = running.post(slash_command_body(text, user_id=user_id, response_url=url),
+                            content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    wait_for(lambda: any(expected in r.get("text", "") for r in running.slack.responses_to(url)), 10,
+             f"an answer containing {expected!r}; got {running.slack.responses_to(url)}")
+
+
+def test_help_is_answered_in_the_acknowledgement(running: Running) -> None:
+    """help and unknown text get the usage in the immediate answer."""
+    for text in ("help", "frobnicate"):
+        body = slash_command_body(text, user_id="U0ADA", response_url=running.slack.response_url())
+        response = running.post(body, content_type="application/x-www-form-urlencoded")
+        assert "/genesys-sync preview" in response.json()["text"]
