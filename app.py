@@ -154,6 +154,9 @@ def serve(settings_tables: SettingsTables) -> int:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+    team_id = app.client.auth_test().get("team_id")  # the one workspace this token belongs to
+    if isinstance(team_id, str):
+        threading.Thread(target=engine.bootstrap, args=(team_id,), name="bootstrap", daemon=True).start()
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
     worker.start()
     if socket_mode is not None:

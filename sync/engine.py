@@ -188,6 +188,19 @@ class SyncEngine:
                      f" Genesys: {genesys}.")
         return "\n".join(lines)
 
+    def bootstrap(self, team_id: str) -> int:
+        """On a first start (no profile stored yet), queue every member of the workspace; returns how many."""
+        if self._store.users_due_for_refresh(older_than=float("inf"), limit=1):
+            return 0
+        try:
+            queued = self.resync_all(team_id, lambda text: None)
+        except SlackDirectoryError as error:
+            log.warning("first start: could not list the workspace's members (%s); profiles are read as they "
+                        "change, or run /genesys-sync all", error)
+            return 0
+        log.info("first start: queued the workspace's members for their first sync (%s)", queued)
+        return self._store.pending_count()
+
     def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str:
         """Queue every member of the workspace for a refresh; the worker paces them. Reports progress."""
         queued = 0

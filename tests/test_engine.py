@@ -163,3 +163,14 @@ def test_run_stops_promptly(world: World) -> None:
     stop.set()
     worker.join(timeout=2)
     assert not worker.is_alive()
+
+
+def test_a_first_start_queues_the_whole_workspace_once(world: World) -> None:
+    """With nothing stored, bootstrap queues every syncable member; later starts queue nothing."""
+    world.slack.add_user("U0ADA", name="ada", email="ada@example.com")
+    world.slack.add_user("U0BOB", name="bob", email="bob@example.com")
+    world.slack.add_user("B0BOT", name="bot", is_bot=True)
+    assert world.engine.bootstrap("T0FAKE") == 2
+    world.drain()
+    assert world.engine.bootstrap("T0FAKE") == 0
+    assert world.store.desired("T0FAKE", "U0BOB") is not None
