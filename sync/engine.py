@@ -193,7 +193,7 @@ class SyncEngine:
         if self._store.users_due_for_refresh(older_than=float("inf"), limit=1):
             return 0
         try:
-            queued = self.resync_all(team_id, lambda text: None)
+            queued = self.resync_all(team_id, lambda text: None, wait_s=0)
         except SlackDirectoryError as error:
             log.warning("first start: could not list the workspace's members (%s); profiles are read as they "
                         "change, or run /genesys-sync all", error)
@@ -201,16 +201,31 @@ class SyncEngine:
         log.info("first start: queued the workspace's members for their first sync (%s)", queued)
         return self._store.pending_count()
 
-    def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str:
-        """Queue every member of the workspace for a refresh; the worker paces them. Reports progress."""
+    def resync_all(self, team_id: str, progress: Callable[[str], None], *, wait_s: float = 25 * 60.0,
+                   check_every_s: float = 5.0) -> str:
+        """Queue every member of the workspace for a refresh (the worker paces them); with `wait_s`, report
+        progress as the queue drains (twice at most: a response_url takes five posts) and return a summary."""
+        started = self._clock()
         queued = 0
         for user_id in self._slack.user_ids(team_id):
             self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
             queued += 1
-            if queued % 500 == 0:
-                progress(f"Queued {queued} people so far…")
-        return (f"Queued {queued} people for a resync; each live participant is brought up to date as their "
-                f"profile is read. `/genesys-sync status` shows pending work.")
+        if wait_s <= 0:
+            return (f"Queued {queued} people for a resync; each live participant is brought up to date as their "
+                    f"profile is read. `/genesys-sync status` shows pending work.")
+        progress(f"Queued {queued} people for a resync; reading their profiles now…")
+        deadline, marks = time.monotonic() + wait_s, [0.5, 0.9]
+        while (pending := self._store.pending_count()) and time.monotonic() < deadline:
+            done = 1 - pending / max(queued, pending)
+            if marks and done >= marks[0]:
+                progress(f"Resync {done:.0%} done ({pending} still to read)…")
+                marks.pop(0)
+            time.sleep(check_every_s)
+        writes = [entry for entry in self._store.audit(limit=10_000) if entry.at >= started]
+        written = sum(entry.result == "written" for entry in writes)
+        finished = "finished" if not pending else f"still running ({pending} to read; it carries on by itself)"
+        return (f"Resync {finished}: {queued} people queued, {written} participant write(s) made, "
+                f"{self._store.dead_letter_count()} dead letter(s) in total.")
 
     # ------------------------------------------------------------------ background work
 

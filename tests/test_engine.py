@@ -174,3 +174,22 @@ def test_a_first_start_queues_the_whole_workspace_once(world: World) -> None:
     world.drain()
     assert world.engine.bootstrap("T0FAKE") == 0
     assert world.store.desired("T0FAKE", "U0BOB") is not None
+
+
+def test_resync_all_reports_progress_and_a_summary(world: World) -> None:
+    """`all` queues everyone, reports progress as the queue drains and ends with a summary."""
+    ada_on_a_call(world)
+    for n in range(9):
+        world.slack.add_user(f"U0P{n}", name=f"p{n}", email=f"p{n}@example.com")
+    stop = threading.Event()
+    worker = threading.Thread(target=world.engine.run, args=(stop,))
+    worker.start()
+    messages: list[str] = []
+    try:
+        summary = world.engine.resync_all("T0FAKE", messages.append, wait_s=20, check_every_s=0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+    assert messages[0] == "Queued 10 people for a resync; reading their profiles now…"
+    assert len(messages) <= 3
+    assert summary.startswith("Resync finished: 10 people queued, 1 participant write(s) made")
