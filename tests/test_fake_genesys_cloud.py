@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.clocks import FakeClock
 from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
 
 CLIENT_ID = "fake-client-id"
@@ -24,19 +25,6 @@ ERROR_BODY_KEYS = {"message", "code", "status", "messageWithParams", "messagePar
 # Plain HTTP on 127.0.0.1: not loading the CA bundle saves ~50 ms per client.
 NO_TLS = False
 RATE_HEADERS = ("inin-ratelimit-allowed", "inin-ratelimit-count", "inin-ratelimit-reset")
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from tests.clocks import FakeClock
 from tests.conftest import slack_fixture
 from tests.fakes.slack_api import (
     DEFAULT_SCOPES,
@@ -33,19 +34,6 @@ from tests.fakes.slack_api import (
 
 TOKEN = "xoxb-fake-bot-token"
 SECRET = "fake-signing-secret"
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, endpoints_for
+from tests.clocks import FakeClock
 
 CLIENT_ID = "fake-client-id"
 SECRET = "s3cret-VALUE-never-shown"
 CREDENTIALS = ClientCredentials(CLIENT_ID, SECRET)
 MOCK_ENDPOINTS = GenesysEndpoints("https://api.mypurecloud.ie", "https://login.mypurecloud.ie")
-
-
-class FakeClock:
-    """A monotonic clock that moves only when slept on or advanced; records every sleep."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self._now = start
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self._now += max(seconds, 0.0)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
 
 
 def fake_client(fake: Any, clock: FakeClock | None = None, *, secret: str = SECRET, **kwargs: Any) -> GenesysClient:

@@ -142,18 +142,16 @@ import binascii
 import json
 import math
 import re
-import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.http_server import LocalHttpServer, RequestHandler
 
 MAX_BODY_BYTES = 512_000
 RATE_WINDOW_S = 60
@@ -773,84 +771,15 @@ def _participant_attributes(body: Any) -> dict[str, str]:
 # The HTTP layer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # benchmarks open many connections at once
-
-    def __init__(self, fake: FakeGenesysCloud) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        # Keep-alive connections outlive serve_forever(); cut them so pooled clients see the stop.
-        with self.connections_lock:
-            connections = list(self.connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue  # already closed by its handler thread: nothing left to cut
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        # A client hanging up, or stop() cutting a connection, is not a fault of the fake: stay quiet.
-        if isinstance(error, ConnectionError | TimeoutError) or self.fake.stopping:
-            return
-        super().handle_error(request, client_address)
-
-
-class _FramingError(Exception):
-    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API; clients pool connections
-    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK adds ~40 ms each.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # one stderr line per request would drown test output
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
+class _RequestHandler(RequestHandler):
     def do_HEAD(self) -> None:
         self._serve(head_only=True)
 
-    def _serve(self, *, head_only: bool = False) -> None:
+    def framing_error(self) -> _Answer:
+        return _bad_request().answer()
+
+    def answer(self, body: bytes) -> _Answer | None:
         parts = urlsplit(self.path)
-        try:
-            body = self._read_body()
-        except _FramingError:
-            self.close_connection = True
-            self._write(_bad_request().answer(), head_only=head_only)
-            return
         request = _Request(
             method=self.command,
             path=unquote(parts.path),
@@ -858,60 +787,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        answer = self.server.fake._answer(request)
-        if answer is None:
-            self.close_connection = True  # drop: the socket closes with nothing written
-            return
-        self._write(answer, head_only=head_only)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        try:
-            size = int(length)
-        except ValueError as exc:
-            raise _FramingError from exc
-        if size < 0:
-            raise _FramingError
-        return self.rfile.read(size)
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            line = self.rfile.readline(65_537)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise _FramingError from exc
-            if size == 0:
-                break
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(65_537)  # CRLF after the chunk
-        trailer = self.rfile.readline(65_537)
-        while trailer not in (b"\r\n", b"\n", b""):
-            trailer = self.rfile.readline(65_537)
-        return b"".join(chunks)
-
-    def _write(self, answer: _Answer, *, head_only: bool) -> None:
-        self.send_response(answer.status)
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if answer.body and not head_only:
-            self.wfile.write(answer.body)
+        return cast(FakeGenesysCloud, self.server.owner)._answer(request)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The fake
 
 
-class FakeGenesysCloud:
+class FakeGenesysCloud(LocalHttpServer):
     """A local Genesys Cloud org with one OAuth client; see the module docstring for the contract."""
 
     def __init__(
@@ -927,6 +810,7 @@ class FakeGenesysCloud:
     ) -> None:
         if email_match not in ("ignore_case", "exact"):
             raise ValueError(f"email_match must be 'ignore_case' or 'exact', not {email_match!r}")
+        super().__init__(handler=_RequestHandler, thread_name="fake-genesys-cloud")
         self.email_match = email_match
         self.client_id = client_id
         self.client_secret = client_secret
@@ -946,56 +830,9 @@ class FakeGenesysCloud:
         self._tokens: dict[str, _Token] = {}
         self._counted_faults: list[_CountedFault] = []
         self._window_faults: list[_WindowFault] = []
-        self._latency_s = 0.0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._routes = self._build_routes()
 
-    # -- lifecycle ----------------------------------------------------------------------------------
-
-    def start(self) -> FakeGenesysCloud:
-        if self._server is not None or self._stopping.is_set():
-            raise RuntimeError("a FakeGenesysCloud starts once")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # shutdown() waits up to one poll; tests start and stop often
-            name=f"fake-genesys-cloud:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server = self._server
-        if server is None or self._stopping.is_set():
-            self._stopping.set()
-            return
-        self._stopping.set()  # also wakes handlers sleeping for set_latency
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
-    def __enter__(self) -> FakeGenesysCloud:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("start() the fake first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    # start(), stop(), stopping, the with-block and base_url come from LocalHttpServer.
 
     # -- directory ----------------------------------------------------------------------------------
 
@@ -1126,10 +963,6 @@ class FakeGenesysCloud:
             # Drops go first so a drop and a failure on the same path behave predictably.
             self._counted_faults.insert(0, _CountedFault("drop", 0, count, path_prefix, None))
 
-    def set_latency(self, seconds: float) -> None:
-        with self._lock:
-            self._latency_s = max(0.0, seconds)
-
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens.clear()
@@ -1202,12 +1035,6 @@ class FakeGenesysCloud:
         if status == 429:
             message = message % (self._rate_limit, RATE_WINDOW_S)
         return _GenesysError(status, code, message, headers=headers)
-
-    def _delay(self) -> None:
-        with self._lock:
-            latency = self._latency_s
-        if latency > 0:
-            self._stopping.wait(latency)  # an Event, not sleep(): stop() must not wait for it
 
     # -- login host ---------------------------------------------------------------------------------
 

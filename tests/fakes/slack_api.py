@@ -114,8 +114,6 @@ import hashlib
 import hmac
 import json
 import math
-import socket
-import sys
 import threading
 import time
 import unicodedata
@@ -123,11 +121,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tests.fakes.http_server import LocalHttpServer, RequestHandler
 
 SCOPE_COMMANDS = "commands"
 SCOPE_USERS_READ = "users:read"
@@ -516,81 +514,12 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 # The HTTP layer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # benchmarks open many connections at once
+class _RequestHandler(RequestHandler):
+    def framing_error(self) -> _Answer:
+        return _text_answer(400, "bad_request")
 
-    def __init__(self, fake: FakeSlack) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        # Keep-alive connections outlive serve_forever(); cut them so pooled clients see the stop.
-        with self.connections_lock:
-            connections = list(self.connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue  # already closed by its handler thread: nothing left to cut
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        # A client hanging up, or stop() cutting a connection, is not a fault of the fake: stay quiet.
-        if isinstance(error, ConnectionError | TimeoutError) or self.fake.stopping:
-            return
-        super().handle_error(request, client_address)
-
-
-class _FramingError(Exception):
-    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like slack.com
-    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK adds ~40 ms each.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # one stderr line per request would drown test output
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
+    def answer(self, body: bytes) -> _Answer | None:
         parts = urlsplit(self.path)
-        try:
-            body = self._read_body()
-        except _FramingError:
-            self.close_connection = True
-            self._write(_text_answer(400, "bad_request"))
-            return
         request = _Request(
             method=self.command,
             path=parts.path,
@@ -598,60 +527,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        answer = self.server.fake._answer(request)
-        if answer is None:
-            self.close_connection = True  # stopped while waiting: a stopped server answers nothing
-            return
-        self._write(answer)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        try:
-            size = int(length)
-        except ValueError as exc:
-            raise _FramingError from exc
-        if size < 0:
-            raise _FramingError
-        return self.rfile.read(size)
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            line = self.rfile.readline(65_537)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise _FramingError from exc
-            if size == 0:
-                break
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(65_537)  # CRLF after the chunk
-        trailer = self.rfile.readline(65_537)
-        while trailer not in (b"\r\n", b"\n", b""):
-            trailer = self.rfile.readline(65_537)
-        return b"".join(chunks)
-
-    def _write(self, answer: _Answer) -> None:
-        self.send_response(answer.status)
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if answer.body:
-            self.wfile.write(answer.body)
+        return cast(FakeSlack, self.server.owner)._answer(request)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The fake
 
 
-class FakeSlack:
+class FakeSlack(LocalHttpServer):
     """A local Slack workspace with one installed bot; see the module docstring for the contract."""
 
     def __init__(
@@ -667,6 +550,7 @@ class FakeSlack:
         team_domain: str = "fake-workspace",
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(handler=_RequestHandler, thread_name="fake-slack")
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -694,10 +578,6 @@ class FakeSlack:
         self._windows: dict[str, _Window] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._revoked_error: str | None = None
-        self._latency_s = 0.0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test, None),
             "users.info": _Method(self._users_info, SCOPE_USERS_READ),
@@ -707,50 +587,7 @@ class FakeSlack:
             "users.lookupByEmail": _Method(self._users_lookup_by_email, SCOPE_USERS_READ_EMAIL),
         }
 
-    # -- lifecycle ----------------------------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        if self._server is not None or self._stopping.is_set():
-            raise RuntimeError("a FakeSlack starts once")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # shutdown() waits up to one poll; tests start and stop often
-            name=f"fake-slack:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server = self._server
-        if server is None or self._stopping.is_set():
-            self._stopping.set()
-            return
-        self._stopping.set()  # also wakes handlers sleeping for set_latency
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("start() the fake first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    # start(), stop(), stopping, the with-block and base_url come from LocalHttpServer.
 
     @property
     def api_url(self) -> str:
@@ -942,10 +779,6 @@ class FakeSlack:
         with self._lock:
             self._revoked_error = error
 
-    def set_latency(self, seconds: float) -> None:
-        with self._lock:
-            self._latency_s = max(0.0, seconds)
-
     # -- request handling ---------------------------------------------------------------------------
 
     def _answer(self, request: _Request) -> _Answer | None:
@@ -961,12 +794,6 @@ class FakeSlack:
         except Exception as exc:  # noqa: BLE001 (a bug in the fake must not kill the connection silently)
             self.server_errors.append(exc)
             return _json_answer({"ok": False, "error": "fatal_error", "detail": f"{type(exc).__name__}: {exc}"}, 500)
-
-    def _delay(self) -> None:
-        with self._lock:
-            latency = self._latency_s
-        if latency > 0:
-            self._stopping.wait(latency)  # an Event, not sleep(): stop() must not wait for it
 
     def _api(self, request: _Request) -> _Answer:
         call = _Call(dict(request.query), _bearer(request.headers))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from store import LATEST_VERSION, StoreError, open_store
-from tests.store.conftest import FakeClock
+from tests.clocks import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 

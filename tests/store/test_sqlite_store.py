@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from store import DesiredRow, Store, StoreError, UserLink, WriteRecord, open_store
-from tests.store.conftest import FakeClock
+from tests.clocks import FakeClock
 
 
 def desired_row(user_id: str = "U1", **changes: object) -> DesiredRow:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from store import Store, WorkItem, open_store
-from tests.store.conftest import FakeClock
+from tests.clocks import FakeClock
 
 
 def claim_one(store: Store, worker: str = "w1", **kwargs: float) -> WorkItem:
