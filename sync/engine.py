@@ -324,6 +324,8 @@ class SyncEngine:
         desired = desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(record.team_id),
                                      self._rules)
         attributes = dict(desired.report.attributes) if desired.ok else {}
+        if attributes:
+            attributes = self._with_cleared_keys(record, attributes)
         updated = record.user.get("updated")
         row = DesiredRow(
             team_id=record.team_id, user_id=record.user_id, email=record.email, deleted=not record.syncable,
@@ -334,6 +336,24 @@ class SyncEngine:
             log.info("Slack user %s: %d attribute(s) to write%s", record.user_id, len(attributes),
                      "" if record.syncable else " (not synced: deactivated, bot or app user)")
         return desired, row
+
+    def _with_cleared_keys(self, record: SlackUserRecord, attributes: dict[str, str]) -> dict[str, str]:
+        """Keys written before but gone from the profile now (a cleared custom field) are written as "".
+
+        Genesys merges the attributes a PATCH sends into what the participant has (the fake does; the real
+        behaviour is undocumented), so leaving a key out would leave its old value in place. Kept only while
+        the map stays within the voice-safe limits.
+        """
+        previous = self._store.desired(record.team_id, record.user_id)
+        if previous is None:
+            return attributes
+        cleared = {key: "" for key in previous.attributes if key not in attributes}
+        if not cleared:
+            return attributes
+        combined = {**attributes, **cleared}
+        if not check_attributes(combined, self._rules.voice_safe).ok:
+            return attributes
+        return dict(sorted(combined.items()))
 
     def _link(self, record: SlackUserRecord) -> GenesysUser | None:
         email = record.email
@@ -364,7 +384,10 @@ class SyncEngine:
             return LegResult(*where, "unchanged")
         if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
             return LegResult(*where, "rejected", "Genesys rejected these attributes before")
-        attributes = check_attributes(row.attributes, self._rules.voice_safe).sendable()
+        checked = check_attributes(row.attributes, self._rules.voice_safe)
+        if not checked.ok:  # the limits changed since the row was saved: it is refreshed on its next read
+            return LegResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
+        attributes = checked.sendable()
         keys = tuple(sorted(row.attributes))
         maybe_written = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
 

@@ -193,3 +193,19 @@ def test_resync_all_reports_progress_and_a_summary(world: World) -> None:
     assert messages[0] == "Queued 10 people for a resync; reading their profiles now…"
     assert len(messages) <= 3
     assert summary.startswith("Resync finished: 10 people queued, 1 participant write(s) made")
+
+
+def test_a_cleared_custom_field_is_cleared_on_the_participant(world: World) -> None:
+    """A custom field removed from the profile is written as "" so its old value does not linger."""
+    world.slack.define_field("Xf01", "Team")
+    world.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Agent")
+    world.slack.set_custom_field("U0ADA", "Xf01", "Billing")
+    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    world.engine.poll_once()
+    changed(world)
+    world.drain()
+    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.custom.Team"] == "Billing"
+    world.slack.set_custom_field("U0ADA", "Xf01", "")
+    changed(world)
+    world.drain()
+    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.custom.Team"] == ""
