@@ -230,14 +230,21 @@ class Store:
 
     # --- Work queue ----------------------------------------------------------------------------------------------
 
-    def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, not_before: float | None = None) -> None:
+    def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, not_before: float | None = None,
+                event_id: str | None = None, event_ttl_s: float = DEFAULT_EVENT_TTL_S) -> bool:
         """Add work, or replace the payload of the pending (kind, key) and move its due time earlier (never later).
 
         Replacing an item that is claimed right now keeps its attempts and its lease; the claimer's `complete`
-        then leaves this newer version pending.
+        then leaves this newer version pending. With `event_id`, the Slack event is remembered in the same
+        transaction and a duplicate enqueues nothing (returns False): one commit per event on the hot path.
         """
         now = self._clock()
         with self._db.transaction("enqueue work") as cursor:
+            if event_id is not None:
+                cursor.execute(self._q.remember_event,
+                               {"event_id": event_id, "seen_at": now, "expires_at": now + event_ttl_s})
+                if cursor.rowcount != 1:
+                    return False
             cursor.execute(
                 self._q.enqueue,
                 {
@@ -248,6 +255,7 @@ class Store:
                     "now": now,
                 },
             )
+        return True
 
     def claim(self, *, worker: str, now: float | None = None, lease_s: float = 60, limit: int = 10) -> list[WorkItem]:
         """Lease up to `limit` due items to `worker` for `lease_s` seconds, longest-due first, atomically.

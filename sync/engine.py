@@ -129,14 +129,12 @@ class SyncEngine:
 
     def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool:
         """Record that a Slack user changed (an event); durable before return. False for a duplicate event."""
-        if event_id is not None and not self._store.remember_event(event_id):
-            return False
         user_id = user.get("id")
         if not isinstance(user_id, str) or not user_id:
             log.warning("Slack event %s has a user without an id; ignored", event_id)
             return False
-        self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
-        return True
+        return self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id},
+                                   event_id=event_id)
 
     # ------------------------------------------------------------------ one person now
 

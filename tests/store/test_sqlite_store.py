@@ -267,3 +267,16 @@ def test_write_intents_are_cleared_by_any_recorded_outcome(tmp_path: Path) -> No
         assert store.write_intents() == []
     finally:
         store.close()
+
+
+def test_enqueue_with_an_event_id_dedupes_in_one_step(tmp_path: Path) -> None:
+    """Enqueueing with an event id records the event; the same id again enqueues nothing."""
+    store = open_store(f"sqlite:///{tmp_path}/events.db")
+    try:
+        assert store.enqueue("refresh", "T:U1", {"n": 1}, event_id="Ev1")
+        assert not store.enqueue("refresh", "T:U1", {"n": 2}, event_id="Ev1")
+        assert not store.remember_event("Ev1")
+        [item] = store.claim(worker="w")
+        assert item.payload == {"n": 1}
+    finally:
+        store.close()
