@@ -16,6 +16,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
 from cli.check import check
@@ -100,9 +101,18 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine) -> App:
         app = App(client=client, signing_secret=service.signing_secret, process_before_response=True)
     except BoltError as error:
         raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it at start ({error}); check the token") from None
+    except (OSError, SlackClientError) as error:  # urllib's URLError is an OSError
+        where = service.api_url or "https://slack.com/api/"
+        raise ConfigError(f"SLACK_API_URL: cannot reach Slack at {where} ({_reason(error)}); check the network "
+                          "or the URL") from None
     events.register(app, engine)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+    return f"{type(error).__name__}: {reason}"
 
 
 def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None) -> HealthReport:
@@ -147,6 +157,8 @@ def serve(settings_tables: SettingsTables) -> int:
     # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 under a burst).
     server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
+    # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
+    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
     stop = threading.Event()
 
     def shut_down(signum: int, _frame: object) -> None:
@@ -156,7 +168,12 @@ def serve(settings_tables: SettingsTables) -> int:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
-    team_id = app.client.auth_test().get("team_id")  # the one workspace this token belongs to
+    try:
+        team_id = app.client.auth_test().get("team_id")  # the one workspace this token belongs to
+    except (OSError, SlackClientError) as error:
+        log.warning("could not ask Slack which workspace this is (%s); skipping the first-start sync",
+                    _reason(error))
+        team_id = None
     if isinstance(team_id, str):
         threading.Thread(target=engine.bootstrap, args=(team_id,), name="bootstrap", daemon=True).start()
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)

@@ -301,3 +301,15 @@ def test_help_is_answered_in_the_acknowledgement(running: Running) -> None:
         body = slash_command_body(text, user_id="U0ADA", response_url=running.slack.response_url())
         response = running.post(body, content_type="application/x-www-form-urlencoded")
         assert "/genesys-sync preview" in response.json()["text"]
+
+
+def test_an_unreachable_slack_stops_the_app_with_one_line(tmp_path: Path) -> None:
+    """With Slack unreachable at start, serve exits with a one-line message naming the setting, no traceback."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        env = app_environment(slack, genesys, tmp_path, free_port())
+        env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+        completed = subprocess.run([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
+                                   capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 2
+    assert "SLACK_API_URL: cannot reach Slack at" in completed.stderr
+    assert "Traceback" not in completed.stderr
