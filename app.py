@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dotenv import load_dotenv
 from slack_bolt import App
@@ -55,22 +56,23 @@ from web import HealthReport, wsgi_application
 log = logging.getLogger("app")
 
 
+_SettingsErrors = (MappingSettingsError, FlattenSettingsError, VoiceSafeSettingsError)
+T = TypeVar("T")
+
+
+def _from_table(settings_file: SettingsTables, name: str, build: Callable[[Mapping[str, Any]], T]) -> T:
+    """Build one table's value; its package's settings error becomes a ConfigError naming file and setting."""
+    try:
+        return build(settings_file.table(name))
+    except _SettingsErrors as error:
+        raise ConfigError(f"{settings_file.where(name, error.setting)}: {error.problem}") from None
+
+
 def build_rules(settings_file: SettingsTables) -> AttributeRules:
     """The attribute rules from the settings file's [attributes], [flatten] and [voice_safe] tables."""
-    try:
-        mapping = AttributeMapping.from_table(settings_file.table("attributes"))
-    except MappingSettingsError as error:
-        raise ConfigError(f"{settings_file.where('attributes', error.setting)}: {error.problem}") from None
-    try:
-        flatten_limits = FlattenLimits.from_table(settings_file.table("flatten"))
-    except FlattenSettingsError as error:
-        raise ConfigError(f"{settings_file.where('flatten', error.setting)}: {error.problem}") from None
-    except TypeError as error:
-        raise ConfigError(f"{settings_file.where('flatten', '?')}: {error}") from None
-    try:
-        voice_safe = VoiceSafeLimits.from_table(settings_file.table("voice_safe"))
-    except VoiceSafeSettingsError as error:
-        raise ConfigError(f"{settings_file.where('voice_safe', error.setting)}: {error.problem}") from None
+    mapping = _from_table(settings_file, "attributes", AttributeMapping.from_table)
+    flatten_limits = _from_table(settings_file, "flatten", FlattenLimits.from_table)
+    voice_safe = _from_table(settings_file, "voice_safe", VoiceSafeLimits.from_table)
     if voice_safe.max_value_chars > flatten_limits.max_value_chars:
         raise ConfigError(
             f"{settings_file.where('voice_safe', 'max_value_chars')}: {voice_safe.max_value_chars:,} is above"
