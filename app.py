@@ -17,6 +17,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
@@ -94,9 +95,8 @@ def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute)
 
 
-def build_slack_app(service: ServiceSettings, engine: SyncEngine) -> App:
+def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient) -> App:
     """The Bolt app with every listener registered. The bot token is verified now (auth.test)."""
-    client = SlackDirectory.web_client(service.bot_token, service.api_url)
     try:
         # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
         # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
@@ -143,21 +143,24 @@ def serve(settings_tables: SettingsTables) -> int:
     except StoreError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
     genesys = build_genesys_client(genesys_settings, endpoints)
-    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)
+    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)  # one client, Bolt's too
     directory = SlackDirectory(lambda team_id: slack_client)
     engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
         poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s))
     try:
-        app = build_slack_app(service, engine)
+        app = build_slack_app(service, engine, slack_client)
+        socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
+        web = wsgi_application(None if socket_mode else SlackRequestHandler(app),
+                               lambda: health_report(store, engine, socket_mode))
+        try:
+            # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
+            server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
+        except OSError as error:
+            raise ConfigError(f"PORT: cannot listen on port {service.port} ({_reason(error)})") from None
     except ConfigError:
         store.close()
         genesys.close()
         raise
-    socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
-    web = wsgi_application(None if socket_mode else SlackRequestHandler(app),
-                           lambda: health_report(store, engine, socket_mode))
-    # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 under a burst).
-    server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
     # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
     logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -181,7 +184,16 @@ def serve(settings_tables: SettingsTables) -> int:
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
     worker.start()
     if socket_mode is not None:
-        socket_mode.connect()
+        try:
+            socket_mode.connect()
+        except (OSError, SlackClientError) as error:
+            stop.set()
+            worker.join(timeout=10)
+            server.close()
+            genesys.close()
+            store.close()
+            raise ConfigError(f"SLACK_APP_TOKEN: could not open the Socket Mode connection ({_reason(error)}); "
+                              "check the app-level token (scope connections:write)") from None
         log.info("connected to Slack in Socket Mode; health on port %d", service.port)
     else:
         log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz)", service.port)

@@ -313,3 +313,16 @@ def test_an_unreachable_slack_stops_the_app_with_one_line(tmp_path: Path) -> Non
     assert completed.returncode == 2
     assert "SLACK_API_URL: cannot reach Slack at" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_a_port_in_use_stops_the_app_with_one_line(tmp_path: Path) -> None:
+    """If PORT is taken, serve exits with a one-line message naming PORT, no traceback."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys, socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        env = app_environment(slack, genesys, tmp_path, taken.getsockname()[1])
+        completed = subprocess.run([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
+                                   capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 2
+    assert "PORT: cannot listen on port" in completed.stderr
+    assert "Traceback" not in completed.stderr
