@@ -1,0 +1,114 @@
+"""The running app in Socket Mode (SLACK_APP_TOKEN set) against the local Socket Mode endpoint and Web API."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.fakes.genesys_cloud import FakeGenesysCloud
+from tests.fakes.slack_api import event_envelope, slash_command_body
+from tests.fakes.socket_mode import APP_TOKEN, SocketModeSlack
+from tests.test_service import Running, agent_on_a_call, app_environment, free_port, wait_for
+
+
+def _slack_health(app: Running) -> dict[str, object] | None:
+    if app.process.poll() is not None:
+        raise AssertionError(f"the app exited with {app.process.returncode}:\n{app.log()}")
+    try:
+        return httpx.get(f"{app.url}/healthz", timeout=2).json().get("slack")
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_path: Path) -> Running:
+    """Start the app with SLACK_APP_TOKEN set and wait until /healthz reports a connected socket."""
+    port = free_port()
+    log_path = tmp_path / "app.log"
+    env = app_environment(slack, genesys, tmp_path, port)
+    env["SLACK_APP_TOKEN"] = APP_TOKEN
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
+                                   stdout=log_file, stderr=subprocess.STDOUT)
+    app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
+    try:
+        wait_for(lambda: _slack_health(app) == {"ok": True, "mode": "socket", "detail": "connected"}, 30,
+                 f"/healthz to report a connected socket; log:\n{app.log()}")
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return app
+
+
+@pytest.fixture
+def socket_app(tmp_path: Path) -> Iterator[tuple[Running, SocketModeSlack]]:
+    with SocketModeSlack() as slack, FakeGenesysCloud() as genesys:
+        app = launch_socket_mode(slack, genesys, tmp_path)
+        try:
+            yield app, slack
+        finally:
+            if app.process.poll() is None:
+                app.process.kill()
+            app.process.wait(timeout=10)
+
+
+def test_the_app_opens_a_socket_with_the_app_token(socket_app: tuple[Running, SocketModeSlack]) -> None:
+    """serve calls apps.connections.open with the xapp- token, connects, and /healthz says socket + connected."""
+    app, slack = socket_app
+    opens = slack.calls("apps.connections.open")
+    assert [call.token for call in opens] == [APP_TOKEN]
+    assert slack.socket_mode.connection_count == 1
+    assert slack.socket_mode.refused_handshakes == []
+    assert httpx.post(f"{app.url}/slack/events", content=b"{}", timeout=5).status_code == 404
+
+
+def test_an_event_is_acked_written_once_and_its_retry_is_not(socket_app: tuple[Running, SocketModeSlack]) -> None:
+    """A user_change envelope is acked within 3 s and written; its retry (same event_id) is acked, not rewritten."""
+    app, slack = socket_app
+    user, leg = agent_on_a_call(app)
+    body = event_envelope({"type": "user_change", "user": user}, event_id="EvSock1")
+    first = slack.socket_mode.push_event(body)
+    ack = slack.socket_mode.wait_for_ack(first, timeout=3)
+    assert ack.latency_s is not None
+    assert ack.latency_s < 3
+    assert ack.payload is None
+    wait_for(lambda: app.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+             == "Support Engineer", 10, f"the title to be written; log:\n{app.log()}")
+    retry = slack.socket_mode.push_event(body, retry_attempt=1, retry_reason="timeout")
+    assert retry != first
+    slack.socket_mode.wait_for_ack(retry, timeout=3)
+    time.sleep(2.5)  # two poll intervals
+    assert len(app.genesys.patches) == 1
+    assert slack.call_count("users.profile.get") == 1
+
+
+def test_a_slash_command_is_acked_with_its_answer(socket_app: tuple[Running, SocketModeSlack]) -> None:
+    """/genesys-sync over the socket is acked with the ephemeral answer as payload, then answers at response_url."""
+    app, slack = socket_app
+    _user, leg = agent_on_a_call(app)
+    url = slack.response_url("sync")
+    fields = dict(parse_qsl(slash_command_body("", user_id="U0ADA", response_url=url).decode()))
+    ack = slack.socket_mode.wait_for_ack(slack.socket_mode.push_slash_command(fields), timeout=3)
+    assert ack.payload is not None
+    assert ack.payload["response_type"] == "ephemeral"
+    wait_for(lambda: bool(slack.responses_to(url)), 10, f"the answer; log:\n{app.log()}")
+    assert leg.conversation_id in slack.responses_to(url)[-1]["text"]
+
+
+def test_sigterm_stops_the_socket_mode_app_quickly(socket_app: tuple[Running, SocketModeSlack]) -> None:
+    """SIGTERM ends the Socket Mode process cleanly within a few seconds."""
+    app, _slack = socket_app
+    started = time.monotonic()
+    app.process.send_signal(signal.SIGTERM)
+    assert app.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert "stopped" in app.log()
