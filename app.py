@@ -95,8 +95,17 @@ def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute)
 
 
+class _TokenFromEnvironmentNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN "will be unused" when it also gets a client: the client carries that very
+    token, so the warning only misleads operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient) -> App:
     """The Bolt app with every listener registered. The bot token is verified now (auth.test)."""
+    logging.getLogger("slack_bolt.App").addFilter(_TokenFromEnvironmentNotice())
     try:
         # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
         # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
