@@ -157,7 +157,7 @@ class SyncEngine:
             email = record.email or "(no e-mail in Slack)"
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
         legs = self._genesys.live_participants(genesys_user.id)
-        return SyncReport(desired, genesys_user, tuple(self._write(leg, row, force=False) for leg in legs))
+        return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
 
     def status_text(self, team_id: str, user_id: str) -> str:
         """Last sync and its result, pending work, dead letters and Genesys connectivity, as Slack text."""
@@ -367,18 +367,17 @@ class SyncEngine:
     def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
         written = 0
         for leg in legs:
-            for link in self._store.slack_users_for(leg.user_id):
-                row = self._store.desired(link.team_id, link.user_id)
-                if row is None or row.deleted or not row.attributes_hash:
+            for row in self._store.desired_for_genesys_user(leg.user_id):
+                if row.deleted or not row.attributes_hash:
                     continue
-                if self._write(leg, row, force=False).result == "written":
+                if self._write(leg, row).result == "written":
                     written += 1
                 break  # one Slack user per Genesys user: the first linked one with a profile
         return written
 
-    def _write(self, leg: LiveParticipant, row: DesiredRow, *, force: bool) -> LegResult:
+    def _write(self, leg: LiveParticipant, row: DesiredRow) -> LegResult:
         where = (leg.conversation_id, leg.participant_id, leg.media_type)
-        if not force and self._store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash:
+        if self._store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash:
             return LegResult(*where, "unchanged")
         if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
             return LegResult(*where, "rejected", "Genesys rejected these attributes before")
