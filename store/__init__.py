@@ -9,6 +9,8 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
     audit           who, which keys, which conversation, result, Genesys contextId
     work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
     dead_letters    work given up on, with the reason
+    slack_installations  (enterprise_id, team_id) → latest Slack OAuth installation and bot (JSON; holds tokens)
+    oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check)
     schema_version  the migrations applied
 
 Crash safety: every method is one transaction, committed before it returns (SQLite WAL, synchronous=NORMAL: a
@@ -35,7 +37,16 @@ from store.errors import StoreError
 from store.schema import LATEST_VERSION, apply_migrations
 from store.sql_store import DEFAULT_AUDIT_RETENTION_S, Store
 from store.sqlite import SqliteDatabase
-from store.values import AuditEntry, DeadLetter, DesiredRow, StoreHealth, UserLink, WorkItem, WriteRecord
+from store.values import (
+    AuditEntry,
+    DeadLetter,
+    DesiredRow,
+    SlackInstallation,
+    StoreHealth,
+    UserLink,
+    WorkItem,
+    WriteRecord,
+)
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -43,6 +54,7 @@ __all__ = [
     "AuditEntry",
     "DeadLetter",
     "DesiredRow",
+    "SlackInstallation",
     "Store",
     "StoreError",
     "StoreHealth",

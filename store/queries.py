@@ -194,5 +194,29 @@ class Queries:
         self.dead_letters = sql(f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT :limit")
         self.dead_letter_count = sql("SELECT COUNT(*) FROM dead_letters")
 
+        # --- Slack OAuth installations (workspace key: enterprise_id and team_id, '' where Slack gives none).
+        self.save_installation = sql(
+            dialect.upsert(
+                "slack_installations",
+                ("enterprise_id", "team_id", "installation", "bot", "installed_at"),
+                ("enterprise_id", "team_id"),
+                "installation = excluded.installation, bot = excluded.bot, installed_at = excluded.installed_at",
+            )
+        )
+        self.installation = sql(
+            "SELECT installation, bot, installed_at FROM slack_installations WHERE enterprise_id = :enterprise_id"
+            " AND team_id = :team_id"
+        )
+        self.delete_installation = sql(
+            "DELETE FROM slack_installations WHERE enterprise_id = :enterprise_id AND team_id = :team_id"
+        )
+        self.installed_workspaces = sql(
+            "SELECT enterprise_id, team_id FROM slack_installations ORDER BY installed_at, enterprise_id, team_id"
+        )
+        self.issue_oauth_state = sql("INSERT INTO oauth_states (state, expires_at) VALUES (:state, :expires_at)")
+        # Deleting is consuming: a state works once, and only if it had not expired.
+        self.consume_oauth_state = sql("DELETE FROM oauth_states WHERE state = :state AND expires_at > :now")
+        self.purge_oauth_states = sql("DELETE FROM oauth_states WHERE expires_at <= :now")
+
         # --- Health.
         self.ping = sql("SELECT 1")

@@ -126,6 +126,25 @@ MIGRATIONS: tuple[Migration, ...] = (
                 at REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        version=2,
+        description="Slack OAuth installations and install states",
+        sqlite=(
+            # One row per installed workspace (or Enterprise Grid org, team_id ''): the latest installation and its
+            # bot, as slack_sdk's JSON. The bot token is in `bot`: treat the database as a secret.
+            """CREATE TABLE slack_installations (
+                enterprise_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                installation TEXT NOT NULL,
+                bot TEXT,
+                installed_at REAL NOT NULL,
+                PRIMARY KEY (enterprise_id, team_id))""",
+            # The OAuth `state` values handed to browsers at /slack/install, each usable once before it expires.
+            """CREATE TABLE oauth_states (
+                state TEXT PRIMARY KEY,
+                expires_at REAL NOT NULL)""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

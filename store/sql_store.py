@@ -20,6 +20,7 @@ from store.values import (
     AuditEntry,
     DeadLetter,
     DesiredRow,
+    SlackInstallation,
     StoreHealth,
     UserLink,
     WorkItem,
@@ -374,6 +375,52 @@ class Store:
     def dead_letter_count(self) -> int:
         """How many dead letters are kept."""
         return self._count(self._q.dead_letter_count, "count dead letters")
+
+    # --- Slack OAuth installations --------------------------------------------------------------------------------
+
+    def save_installation(self, installation: SlackInstallation) -> None:
+        """Keep a workspace's latest installation (replacing any earlier one of that workspace)."""
+        with self._db.transaction("save a Slack installation") as cursor:
+            cursor.execute(self._q.save_installation, {
+                "enterprise_id": installation.enterprise_id, "team_id": installation.team_id,
+                "installation": installation.installation, "bot": installation.bot,
+                "installed_at": installation.installed_at,
+            })
+
+    def installation(self, enterprise_id: str, team_id: str) -> SlackInstallation | None:
+        """The installation of one workspace ('' for an id Slack does not give), or None."""
+        with self._db.reading("read a Slack installation") as cursor:
+            cursor.execute(self._q.installation, {"enterprise_id": enterprise_id, "team_id": team_id})
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return SlackInstallation(enterprise_id, team_id, installation=str(row[0]),
+                                 bot=None if row[1] is None else str(row[1]), installed_at=float(row[2]))
+
+    def delete_installation(self, enterprise_id: str, team_id: str) -> bool:
+        """Forget a workspace's installation (uninstalled, tokens revoked); False if there was none."""
+        with self._db.transaction("delete a Slack installation") as cursor:
+            cursor.execute(self._q.delete_installation, {"enterprise_id": enterprise_id, "team_id": team_id})
+            return cursor.rowcount > 0
+
+    def installed_workspaces(self) -> list[tuple[str, str]]:
+        """(enterprise_id, team_id) of every installation, oldest first."""
+        with self._db.reading("list Slack installations") as cursor:
+            cursor.execute(self._q.installed_workspaces)
+            return [(str(enterprise_id), str(team_id)) for enterprise_id, team_id in cursor.fetchall()]
+
+    def issue_oauth_state(self, state: str, *, ttl_s: float) -> None:
+        """Remember an OAuth `state` handed to a browser; it is good for one use within ttl_s."""
+        now = self._clock()
+        with self._db.transaction("issue an OAuth state") as cursor:
+            cursor.execute(self._q.purge_oauth_states, {"now": now})
+            cursor.execute(self._q.issue_oauth_state, {"state": state, "expires_at": now + ttl_s})
+
+    def consume_oauth_state(self, state: str) -> bool:
+        """True once for a state issued and not expired; False for an unknown, used or expired one."""
+        with self._db.transaction("consume an OAuth state") as cursor:
+            cursor.execute(self._q.consume_oauth_state, {"state": state, "now": self._clock()})
+            return cursor.rowcount > 0
 
     # --- Maintenance and health ----------------------------------------------------------------------------------
 

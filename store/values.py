@@ -104,6 +104,24 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class SlackInstallation:
+    """A workspace's Slack OAuth installation, kept as slack_sdk's JSON (the store knows no Slack types).
+
+    `enterprise_id`/`team_id` are '' where Slack gives none (no Enterprise Grid; an org-wide install)."""
+
+    enterprise_id: str
+    team_id: str
+    installation: str
+    """The installation's JSON object."""
+    bot: str | None
+    """The bot's JSON object (with its token), or None for an installation without a bot."""
+    installed_at: float
+
+    def __repr__(self) -> str:  # the JSON holds tokens: keep them out of logs and tracebacks
+        return f"SlackInstallation(enterprise_id={self.enterprise_id!r}, team_id={self.team_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class StoreHealth:
     """The answer of a real round trip to the database."""
 

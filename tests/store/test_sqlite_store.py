@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store import DesiredRow, Store, StoreError, UserLink, WriteRecord, open_store
+from store import LATEST_VERSION, DesiredRow, Store, StoreError, UserLink, WriteRecord, open_store
 from tests.clocks import FakeClock
 
 
@@ -240,7 +240,7 @@ def test_health_runs_a_real_query(store: Store, db_path: Path) -> None:
     health = store.health()
     assert health.ok
     assert str(db_path) in health.detail
-    assert "schema version 1" in health.detail
+    assert f"schema version {LATEST_VERSION}" in health.detail
 
 
 def test_closed_store_is_unhealthy_and_refuses_work(store: Store) -> None:
