@@ -91,6 +91,10 @@ class Queries:
             " ORDER BY refreshed_at, team_id, user_id LIMIT :limit"
         )
 
+        self.workspace_has_profiles = sql("SELECT 1 FROM desired WHERE team_id = :team_id LIMIT 1")
+        self.forget_workspace_desired = sql("DELETE FROM desired WHERE team_id = :team_id")
+        self.forget_workspace_links = sql("DELETE FROM user_links WHERE team_id = :team_id")
+
         # --- User links.
         self.map_user = sql(
             dialect.upsert(

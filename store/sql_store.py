@@ -115,6 +115,21 @@ class Store:
             found = cursor.fetchall()
         return [(team_id, user_id) for team_id, user_id in found]
 
+    def workspace_has_profiles(self, team_id: str) -> bool:
+        """Whether any profile of this workspace was ever stored (False: its first sync is still to come)."""
+        with self._db.reading("look for a workspace's profiles") as cursor:
+            cursor.execute(self._q.workspace_has_profiles, {"team_id": team_id})
+            return cursor.fetchone() is not None
+
+    def forget_workspace(self, team_id: str) -> int:
+        """Drop a workspace's desired rows and user links (the app was uninstalled there); returns how many
+        profiles went. What was written to Genesys and the audit trail stay."""
+        with self._db.transaction("forget a workspace") as cursor:
+            cursor.execute(self._q.forget_workspace_desired, {"team_id": team_id})
+            forgotten = cursor.rowcount
+            cursor.execute(self._q.forget_workspace_links, {"team_id": team_id})
+            return forgotten
+
     # --- User links ----------------------------------------------------------------------------------------------
 
     def map_user(

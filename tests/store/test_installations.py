@@ -75,3 +75,18 @@ def test_oauth_state_is_good_once_before_it_expires(store: Store, clock: FakeClo
 def test_unknown_oauth_state_is_refused(store: Store) -> None:
     """A state the app never issued does not pass."""
     assert store.consume_oauth_state("forged") is False
+
+
+def test_workspace_profiles_are_known_per_workspace_and_forgotten_on_uninstall(store: Store) -> None:
+    """workspace_has_profiles tells a workspace's first sync apart; forget_workspace drops only that workspace."""
+    from tests.store.test_sqlite_store import desired_row
+
+    assert store.workspace_has_profiles("T1") is False
+    store.save_desired(desired_row("U1"))
+    store.save_desired(desired_row("U2", team_id="T2"))
+    store.map_user("T1", "U1", "u1@example.com", "g1", resolved_at=1.0)
+    assert store.workspace_has_profiles("T1") is True
+    assert store.forget_workspace("T1") == 1
+    assert store.workspace_has_profiles("T1") is False
+    assert store.genesys_user_for("T1", "U1") is None
+    assert store.desired("T2", "U2") is not None
