@@ -6,6 +6,7 @@ import pytest
 
 from store import SlackInstallation, Store, open_store
 from tests.clocks import FakeClock
+from tests.store.test_sqlite_store import desired_row
 
 
 def installation(team_id: str = "T1", *, enterprise_id: str = "", token: str = "xoxb-1", at: float = 1.0
@@ -79,8 +80,6 @@ def test_unknown_oauth_state_is_refused(store: Store) -> None:
 
 def test_workspace_profiles_are_known_per_workspace_and_forgotten_on_uninstall(store: Store) -> None:
     """workspace_has_profiles tells a workspace's first sync apart; forget_workspace drops only that workspace."""
-    from tests.store.test_sqlite_store import desired_row
-
     assert store.workspace_has_profiles("T1") is False
     store.save_desired(desired_row("U1"))
     store.save_desired(desired_row("U2", team_id="T2"))
