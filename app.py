@@ -17,6 +17,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
@@ -47,7 +48,7 @@ from genesys import (
 )
 from handlers import commands, events
 from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
-from slack_directory import SlackDirectory
+from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
@@ -103,20 +104,47 @@ class _TokenFromEnvironmentNotice(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient) -> App:
-    """The Bolt app with every listener registered. The bot token is verified now (auth.test)."""
+BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read")
+"""The bot scopes the OAuth install asks for; manifest.yml lists the same (a test checks)."""
+
+
+def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient, *,
+                    installations: StoreInstallationStore | None = None,
+                    oauth_states: StoreOAuthStateStore | None = None) -> App:
+    """The Bolt app with every listener registered. One workspace: the bot token is verified now (auth.test).
+    OAuth (`service.oauth`): installs at /slack/install, kept in `installations`, tokens looked up per request."""
     logging.getLogger("slack_bolt.App").addFilter(_TokenFromEnvironmentNotice())
+    oauth_settings = None
+    if service.oauth is not None:
+        if installations is None or oauth_states is None:
+            raise ValueError("installing through OAuth needs an installation store and an OAuth state store")
+        oauth_settings = OAuthSettings(
+            client_id=service.oauth.client_id, client_secret=service.oauth.client_secret, scopes=list(BOT_SCOPES),
+            redirect_uri=service.oauth.redirect_uri, installation_store=installations, state_store=oauth_states,
+            install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
+        )
     try:
         # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
         # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
-        app = App(client=client, signing_secret=service.signing_secret, process_before_response=True)
+        app = App(client=client, signing_secret=service.signing_secret, process_before_response=True,
+                  oauth_settings=oauth_settings, installation_store=installations)
     except BoltError as error:
-        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it at start ({error}); check the token") from None
+        setting = "SLACK_BOT_TOKEN" if service.oauth is None else "SLACK_CLIENT_ID"
+        raise ConfigError(f"{setting}: Slack refused it at start ({error}); check it") from None
     except (OSError, SlackClientError) as error:  # urllib's URLError is an OSError
         where = service.api_url or "https://slack.com/api/"
         raise ConfigError(f"SLACK_API_URL: cannot reach Slack at {where} ({_reason(error)}); check the network "
                           "or the URL") from None
-    events.register(app, engine)
+
+    def uninstalled(enterprise_id: str | None, team_id: str) -> None:
+        if installations is not None:  # OAuth: forgetting the installation forgets the workspace (on_uninstalled)
+            installations.delete_all(enterprise_id=enterprise_id, team_id=team_id)
+        else:
+            log.error("the app was uninstalled from workspace %s or its bot token revoked: SLACK_BOT_TOKEN no "
+                      "longer works there; reinstall the app and update the token", team_id)
+            engine.forget_workspace(team_id)
+
+    events.register(app, engine, uninstalled=uninstalled)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
 
@@ -126,13 +154,29 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {reason}"
 
 
-def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None) -> HealthReport:
+def workspaces_to_sync(client: WebClient, installations: StoreInstallationStore | None) -> list[str]:
+    """The workspaces whose first-start sync may be due: every installed one (OAuth), or the token's own."""
+    if installations is not None:
+        return [team_id for _, team_id in installations.installed_workspaces() if team_id]
+    try:
+        team_id = client.auth_test().get("team_id")
+    except (OSError, SlackClientError) as error:
+        log.warning("could not ask Slack which workspace this is (%s); skipping the first-start sync",
+                    _reason(error))
+        return []
+    return [team_id] if isinstance(team_id, str) else []
+
+
+def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
+                  installations: StoreInstallationStore | None = None) -> HealthReport:
     database = store.health()
     poll_ok, poll_error = engine.genesys_status()
     slack: dict[str, object] = {"ok": True, "mode": "http"}
+    if installations is not None and database.ok:
+        slack["workspaces"] = len(installations.installed_workspaces())
     if socket_mode is not None:
         connected = bool(socket_mode.client.is_connected())
-        slack = {"ok": connected, "mode": "socket", "detail": "connected" if connected else "not connected"}
+        slack |= {"ok": connected, "mode": "socket", "detail": "connected" if connected else "not connected"}
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")},
@@ -152,15 +196,31 @@ def serve(settings_tables: SettingsTables) -> int:
     except StoreError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
     genesys = build_genesys_client(genesys_settings, endpoints)
-    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)  # one client, Bolt's too
-    directory = SlackDirectory(lambda team_id: slack_client)
+    # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
+    # installation), and the engine's reads use each workspace's bot token.
+    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)
+    installations = oauth_states = None
+    if service.oauth is not None:
+        installations = StoreInstallationStore(store, on_installed=lambda team_id: start_bootstrap(team_id),
+                                               on_uninstalled=lambda team_id: engine.forget_workspace(team_id))
+        oauth_states = StoreOAuthStateStore(store)
+        directory = SlackDirectory(WorkspaceClients(
+            installations, lambda token: SlackDirectory.web_client(token, service.api_url)))
+    else:
+        directory = SlackDirectory(lambda team_id: slack_client)
     engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
         poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s))
+
+    def start_bootstrap(team_id: str) -> None:
+        # Off the request thread: listing a big workspace takes a while, and Slack waits for the redirect page.
+        threading.Thread(target=engine.bootstrap, args=(team_id,), name=f"bootstrap-{team_id}", daemon=True).start()
+
     try:
-        app = build_slack_app(service, engine, slack_client)
+        app = build_slack_app(service, engine, slack_client, installations=installations, oauth_states=oauth_states)
         socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
-        web = wsgi_application(None if socket_mode else SlackRequestHandler(app),
-                               lambda: health_report(store, engine, socket_mode))
+        # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
+        slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
+        web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, installations))
         try:
             # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
             server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
@@ -182,14 +242,8 @@ def serve(settings_tables: SettingsTables) -> int:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
-    try:
-        team_id = app.client.auth_test().get("team_id")  # the one workspace this token belongs to
-    except (OSError, SlackClientError) as error:
-        log.warning("could not ask Slack which workspace this is (%s); skipping the first-start sync",
-                    _reason(error))
-        team_id = None
-    if isinstance(team_id, str):
-        threading.Thread(target=engine.bootstrap, args=(team_id,), name="bootstrap", daemon=True).start()
+    for team_id in workspaces_to_sync(app.client, installations):
+        start_bootstrap(team_id)
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
     worker.start()
     if socket_mode is not None:

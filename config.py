@@ -90,7 +90,8 @@ def read_genesys_settings(environ: Mapping[str, str]) -> GenesysSettings:
 class ServiceSettings:
     """What the running Slack app needs beyond the Genesys settings."""
 
-    bot_token: str = field(repr=False)
+    bot_token: str | None = field(repr=False)
+    """Set: one workspace. Unset: installable into many workspaces through Slack OAuth (`oauth`)."""
     signing_secret: str = field(repr=False)
     app_token: str | None = field(repr=False)
     """Set: Socket Mode. Unset: HTTP on `port`."""
@@ -100,34 +101,55 @@ class ServiceSettings:
     admins: frozenset[str]
     poll_interval_s: float
     refresh_interval_s: float
+    oauth: SlackOAuthSettings | None = None
+    """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
 
     @property
     def socket_mode(self) -> bool:
         return self.app_token is not None
 
 
+@dataclass(frozen=True, slots=True)
+class SlackOAuthSettings:
+    """The Slack app's OAuth client, for installing into many workspaces at /slack/install."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str | None
+    """SLACK_REDIRECT_URI: needed only when the app has several redirect URLs configured."""
+
+
 def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     """Settings of the running app; missing, malformed or conflicting ones raise ConfigError naming them."""
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
-        "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS", "REFRESH_INTERVAL_HOURS",
+        "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
+        "REFRESH_INTERVAL_HOURS",
     )}
-    oauth = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
-    if oauth and get["SLACK_BOT_TOKEN"]:
+    oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
+    if oauth_names and get["SLACK_BOT_TOKEN"]:
         raise ConfigError(
-            f"{', '.join(oauth)} and SLACK_BOT_TOKEN are both set: use SLACK_BOT_TOKEN for one workspace, or the "
-            "OAuth client settings to install into many workspaces, not both"
+            f"{', '.join(oauth_names)} and SLACK_BOT_TOKEN are both set: use SLACK_BOT_TOKEN for one workspace, or "
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install into many workspaces through Slack OAuth, not both"
         )
-    if oauth:
-        raise ConfigError(
-            f"{', '.join(oauth)}: installing into many workspaces through Slack OAuth is not available in this "
-            "version; set SLACK_BOT_TOKEN (the app's Bot User OAuth Token) instead"
-        )
-    missing = [name for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not get[name]]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)}: not set; copy them from the Slack app's settings (see README)")
-    if not get["SLACK_BOT_TOKEN"].startswith("xoxb-"):
-        raise ConfigError("SLACK_BOT_TOKEN: a bot token starts with xoxb- (Install App > Bot User OAuth Token)")
+    oauth = None
+    if oauth_names:
+        required = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET")
+        missing = [name for name in required if not get[name]]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: not set; installing into many workspaces needs all of "
+                              f"{', '.join(required)} (Basic Information > App Credentials)")
+        redirect = get["SLACK_REDIRECT_URI"] or None
+        if redirect is not None and not redirect.startswith(("https://", "http://")):
+            raise ConfigError(f"SLACK_REDIRECT_URI: {redirect!r} is not a URL; use the Redirect URL of the app's "
+                              "OAuth & Permissions page (https://…/slack/oauth_redirect), or leave it empty")
+        oauth = SlackOAuthSettings(get["SLACK_CLIENT_ID"], get["SLACK_CLIENT_SECRET"], redirect)
+    else:
+        missing = [name for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not get[name]]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: not set; copy them from the Slack app's settings (see README)")
+        if not get["SLACK_BOT_TOKEN"].startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN: a bot token starts with xoxb- (Install App > Bot User OAuth Token)")
     if get["SLACK_APP_TOKEN"] and not get["SLACK_APP_TOKEN"].startswith("xapp-"):
         raise ConfigError("SLACK_APP_TOKEN: an app-level token starts with xapp- (Basic Information > App-Level "
                           "Tokens, scope connections:write); leave it empty to serve HTTP instead")
@@ -135,11 +157,11 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600)
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30)
     return ServiceSettings(
-        bot_token=get["SLACK_BOT_TOKEN"], signing_secret=get["SLACK_SIGNING_SECRET"],
+        bot_token=get["SLACK_BOT_TOKEN"] or None, signing_secret=get["SLACK_SIGNING_SECRET"],
         app_token=get["SLACK_APP_TOKEN"] or None, api_url=get["SLACK_API_URL"] or None, port=int(port),
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
-        poll_interval_s=poll, refresh_interval_s=refresh * 3600,
+        poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
     )
 
 

@@ -1,4 +1,5 @@
-"""`user_change` and `team_join`: record durable work and return at once.
+"""`user_change` and `team_join`: record durable work and return at once. `app_uninstalled` and a revoked
+bot token (`tokens_revoked`): the app is gone from that workspace, so its installation and profiles go too.
 
 Every subscribed event has a listener here, because Bolt answers 404 to an event without one and Slack counts
 that as a failed delivery. The app runs with `process_before_response=True`, so Slack's 200 goes out only
@@ -8,14 +9,19 @@ after the work is recorded: a crash right after the answer loses nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from slack_bolt import App
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBED_EVENTS = ("user_change", "team_join")
+USER_EVENTS = ("user_change", "team_join")
+LIFECYCLE_EVENTS = ("app_uninstalled", "tokens_revoked")
+SUBSCRIBED_EVENTS = USER_EVENTS + LIFECYCLE_EVENTS
+
+Uninstalled = Callable[[str | None, str], None]
+"""Called with (enterprise_id, team_id) when the app lost its bot token in a workspace."""
 
 
 class UserChangeSink(Protocol):
@@ -24,14 +30,35 @@ class UserChangeSink(Protocol):
     def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool: ...
 
 
-def register(app: App, engine: UserChangeSink) -> None:
+def register(app: App, engine: UserChangeSink, *, uninstalled: Uninstalled) -> None:
     """Listen to every event the manifest subscribes to."""
 
     def on_user_event(body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         record_user_event(engine, body, event)
 
-    for name in SUBSCRIBED_EVENTS:
+    def on_lifecycle_event(body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        record_lifecycle_event(uninstalled, body, event)
+
+    for name in USER_EVENTS:
         app.event(name)(on_user_event)
+    for name in LIFECYCLE_EVENTS:
+        app.event(name)(on_lifecycle_event)
+
+
+def record_lifecycle_event(uninstalled: Uninstalled, body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
+    """Act on app_uninstalled, or tokens_revoked naming a bot token; returns what was done."""
+    team_id = body.get("team_id")
+    enterprise_id = body.get("enterprise_id")
+    if not isinstance(team_id, str) or not team_id:
+        log.warning("Slack %s names no workspace; ignored", event.get("type"))
+        return "ignored: no team"
+    tokens = event.get("tokens")
+    if event.get("type") == "tokens_revoked" and not (isinstance(tokens, Mapping) and tokens.get("bot")):
+        return "ignored: only user tokens revoked"  # the app keeps no user tokens
+    uninstalled(enterprise_id if isinstance(enterprise_id, str) and enterprise_id else None, team_id)
+    log.warning("Slack %s: the app lost its access to workspace %s; its profiles are no longer synced",
+                event.get("type"), team_id)
+    return "uninstalled"
 
 
 def record_user_event(engine: UserChangeSink, body: Mapping[str, Any], event: Mapping[str, Any]) -> str:

@@ -7,5 +7,13 @@ workspace as Slack recommends.
 """
 
 from slack_directory.directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
+from slack_directory.installations import StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 
-__all__ = ["SlackDirectory", "SlackDirectoryError", "SlackUserRecord"]
+__all__ = [
+    "SlackDirectory",
+    "SlackDirectoryError",
+    "SlackUserRecord",
+    "StoreInstallationStore",
+    "StoreOAuthStateStore",
+    "WorkspaceClients",
+]

@@ -75,7 +75,7 @@ class SlackDirectory:
         self._lock = threading.Lock()
 
     @staticmethod
-    def web_client(token: str, base_url: str | None = None) -> WebClient:
+    def web_client(token: str | None, base_url: str | None = None) -> WebClient:
         """A WebClient that waits out Slack's 429 `Retry-After` (twice at most) and retries dropped connections."""
         return WebClient(
             token=token, base_url=base_url or "https://slack.com/api/", timeout=15,
@@ -108,6 +108,11 @@ class SlackDirectory:
         with self._lock:
             self._labels[team_id] = (self._clock(), labels)
         return labels
+
+    def forget(self, team_id: str) -> None:
+        """Drop what is cached of a workspace (the app was uninstalled there)."""
+        with self._lock:
+            self._labels.pop(team_id, None)
 
     def user_ids(self, team_id: str) -> Iterator[str]:
         """Every member of the workspace that may be synced (users.list, 200 per page)."""

@@ -187,8 +187,9 @@ class SyncEngine:
         return "\n".join(lines)
 
     def bootstrap(self, team_id: str) -> int:
-        """On a first start (no profile stored yet), queue every member of the workspace; returns how many."""
-        if self._store.users_due_for_refresh(older_than=float("inf"), limit=1):
+        """On a workspace's first start (none of its profiles stored yet), queue every member; returns how many
+        items are pending."""
+        if self._store.workspace_has_profiles(team_id):
             return 0
         try:
             queued = self.resync_all(team_id, lambda text: None, wait_s=0)
@@ -198,6 +199,12 @@ class SyncEngine:
             return 0
         log.info("first start: queued the workspace's members for their first sync (%s)", queued)
         return self._store.pending_count()
+
+    def forget_workspace(self, team_id: str) -> None:
+        """The app was uninstalled from a workspace: stop syncing its people (what was written stays)."""
+        forgotten = self._store.forget_workspace(team_id)
+        self._slack.forget(team_id)
+        log.info("workspace %s: forgot %d profiles; its people are no longer synced", team_id, forgotten)
 
     def resync_all(self, team_id: str, progress: Callable[[str], None], *, wait_s: float = 25 * 60.0,
                    check_every_s: float = 5.0) -> str:

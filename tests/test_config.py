@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from config import ConfigError, read_genesys_settings, read_settings
+from config import ConfigError, read_genesys_settings, read_service_settings, read_settings
 from tests.conftest import REPO
 
 GOOD = {"GENESYS_REGION": "mypurecloud.ie", "GENESYS_CLIENT_ID": "id", "GENESYS_CLIENT_SECRET": "secret"}
@@ -55,3 +55,42 @@ def test_bad_log_level_is_named() -> None:
     """LOG_LEVEL must be a known level."""
     with pytest.raises(ConfigError, match="LOG_LEVEL"):
         read_settings({"LOG_LEVEL": "LOUD"})
+
+
+SINGLE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "signing"}
+OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-secret", "SLACK_SIGNING_SECRET": "signing"}
+
+
+def test_one_workspace_needs_a_bot_token() -> None:
+    """SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET: one workspace, no OAuth."""
+    settings = read_service_settings(SINGLE)
+    assert settings.bot_token == "xoxb-1"
+    assert settings.oauth is None
+
+
+def test_oauth_settings_install_into_many_workspaces() -> None:
+    """The OAuth client instead of a bot token: many workspaces, with the secret out of the repr."""
+    settings = read_service_settings({**OAUTH, "SLACK_REDIRECT_URI": "https://sync.example.com/slack/oauth_redirect"})
+    assert settings.bot_token is None
+    assert settings.oauth is not None
+    assert settings.oauth.client_id == "1111.2222"
+    assert settings.oauth.redirect_uri == "https://sync.example.com/slack/oauth_redirect"
+    assert "client-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({**OAUTH, "SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_CLIENT_SECRET and SLACK_BOT_TOKEN are both set"),
+        ({**SINGLE, "SLACK_CLIENT_ID": "1111.2222"}, "SLACK_CLIENT_ID and SLACK_BOT_TOKEN are both set"),
+        ({**OAUTH, "SLACK_CLIENT_SECRET": ""}, "SLACK_CLIENT_SECRET: not set; installing into many workspaces"),
+        ({**OAUTH, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET: not set"),
+        ({**OAUTH, "SLACK_REDIRECT_URI": "sync.example.com"}, "SLACK_REDIRECT_URI: 'sync.example.com' is not a URL"),
+        ({"SLACK_SIGNING_SECRET": "signing"}, "SLACK_BOT_TOKEN: not set"),
+        ({**SINGLE, "SLACK_BOT_TOKEN": "xoxp-1"}, "SLACK_BOT_TOKEN: a bot token starts with xoxb-"),
+    ],
+)
+def test_mixed_or_incomplete_slack_settings_are_refused(environ: dict[str, str], fragment: str) -> None:
+    """A mixed configuration, or an incomplete one, is refused with the settings named."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        read_service_settings(environ)

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from app import BOT_SCOPES
+from handlers.events import SUBSCRIBED_EVENTS
 from tests.conftest import REPO
 
 SCHEMAS = REPO.parent / "shared" / "reference" / "slack-manifest-schema"
@@ -54,15 +56,19 @@ def test_the_schema_check_catches_a_broken_manifest(manifest: dict[str, Any],
 
 
 def test_scopes_are_exactly_what_the_app_uses(manifest: dict[str, Any]) -> None:
-    """Bot scopes: commands, users:read, users:read.email, users.profile:read, and nothing unused."""
+    """Bot scopes: commands, users:read, users:read.email, users.profile:read, nothing unused; OAuth asks the same."""
     assert manifest["oauth_config"]["scopes"]["bot"] == [
         "commands", "users:read", "users:read.email", "users.profile:read",
     ]
+    assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
 
 
 def test_events_and_command(manifest: dict[str, Any]) -> None:
-    """user_change and team_join are subscribed; /genesys-sync has a usage hint; Socket Mode is on."""
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["user_change", "team_join"]
+    """user_change, team_join and the uninstall events are subscribed, each with a listener (Bolt answers 404 to
+    an event without one); /genesys-sync has a usage hint; Socket Mode is on."""
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == [
+        "user_change", "team_join", "app_uninstalled", "tokens_revoked"]
+    assert tuple(manifest["settings"]["event_subscriptions"]["bot_events"]) == SUBSCRIBED_EVENTS
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/genesys-sync"
     assert command["usage_hint"]
