@@ -16,6 +16,7 @@ from genesys.errors import (
 )
 from genesys.participants import LiveParticipant
 from genesys.permissions import PermissionCheck, PermissionReport
+from genesys.rate_limit import SharedBudget
 from genesys.regions import REGION_DOMAINS, GenesysEndpoints, endpoints_for
 from genesys.retries import RetryPolicy
 from genesys.users import GenesysUser
@@ -48,6 +49,7 @@ __all__ = [
     "RateLimited",
     "RequestRejected",
     "RetryPolicy",
+    "SharedBudget",
     "VoiceSafeAttributes",
     "VoiceSafeLimits",
     "VoiceSafeSettingsError",

@@ -42,7 +42,7 @@ from genesys.participants import (
     probe_query,
 )
 from genesys.permissions import PermissionCheck, PermissionReport
-from genesys.rate_limit import RateLimiter
+from genesys.rate_limit import RateLimiter, SharedBudget
 from genesys.regions import GenesysEndpoints
 from genesys.retries import RetryingSender, RetryPolicy
 from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
@@ -102,6 +102,7 @@ class GenesysClient:
         utcnow: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         requests_per_minute: int = 300,
+        shared_budget: SharedBudget | None = None,
         retry_policy: RetryPolicy | None = None,
         user_ttl_s: float = 600.0,
         missing_user_ttl_s: float = 60.0,
@@ -122,7 +123,7 @@ class GenesysClient:
         self._policy = policy
         self._clock = clock
         rng = rng or random.Random()
-        self._limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep)
+        self._limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep, shared=shared_budget)
         self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter)
         login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng)
         self._tokens = TokenProvider(credentials, endpoints.login_url, login, clock=clock)

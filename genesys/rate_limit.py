@@ -4,6 +4,10 @@ Genesys allows 300 requests per minute per client-credentials token by default a
 (`inin-ratelimit-allowed`, `-count`, `-reset` in seconds). The limiter paces requests so that no 60-second window
 holds more than the budget (the configured one, lowered to `allowed` when Genesys reports less), and when Genesys'
 own count nears `allowed` (another process may share the token) it holds every thread until the window resets.
+
+Several replicas of the app share one budget, not one each: given a `SharedBudget` (the app backs it with the
+database), the limiter also draws requests from it a few at a time, and waits for the next shared window when
+the others used it up.
 """
 
 from __future__ import annotations
@@ -13,11 +17,25 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 _LOGGED_WAIT_S = 1.0
 """Waits at least this long are logged at INFO; shorter pacing waits at DEBUG."""
+
+
+class SharedBudget(Protocol):
+    """Requests per window shared by every process using the same Genesys OAuth client."""
+
+    def take(self, want: int) -> tuple[int, float]:
+        """Take up to `want` requests from the current window: (how many were granted, seconds until the window
+        ends). Granted requests not sent by then are lost; none granted means wait for the next window."""
+        ...
+
+
+SHARED_DRAW = 5
+"""Requests drawn from a shared budget at a time: few, so a replica never sits on much of the others' budget."""
 
 
 class RateLimiter:
@@ -30,6 +48,7 @@ class RateLimiter:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         window_s: float = 60.0,
+        shared: SharedBudget | None = None,
     ) -> None:
         if isinstance(requests_per_minute, bool) or not isinstance(requests_per_minute, int) \
                 or requests_per_minute < 1:
@@ -42,6 +61,10 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._slots: deque[float] = deque()
         self._hold_until = 0.0
+        self._shared = shared
+        self._shared_lock = threading.Lock()  # one draw at a time; the others wait for its result
+        self._drawn = 0
+        self._drawn_until = 0.0
 
     @property
     def budget(self) -> int:
@@ -79,7 +102,28 @@ class RateLimiter:
                 seen_hold = self._hold_until
                 now = self._clock()
             wait, reason = seen_hold - now, "Genesys asked to hold requests meanwhile"
+        if self._shared is not None:
+            waited += self._draw_shared(self._shared)
         return waited
+
+    def _draw_shared(self, shared: SharedBudget) -> float:
+        """Take one request from the shared budget, waiting for the next shared window while it is spent."""
+        waited = 0.0
+        with self._shared_lock:
+            while True:
+                now = self._clock()
+                if self._drawn > 0 and now < self._drawn_until:
+                    self._drawn -= 1
+                    return waited
+                granted, window_left_s = shared.take(SHARED_DRAW)
+                self._drawn, self._drawn_until = granted, now + max(window_left_s, 0.0)
+                if granted > 0:
+                    continue
+                wait = max(window_left_s, 0.05)
+                log.info("Genesys rate limit: the budget shared by every replica is spent; waiting %.1f s for the "
+                         "next window", wait)
+                self._sleep(wait)
+                waited += wait
 
     def hold(self, seconds: float) -> None:
         """Hold every request for `seconds` from now (e.g. after a 429 with Retry-After)."""

@@ -136,3 +136,55 @@ def test_budget_must_be_a_positive_whole_number(budget: object) -> None:
     """A nonsensical requests_per_minute is refused at construction."""
     with pytest.raises(ValueError, match="requests_per_minute"):
         RateLimiter(budget, clock=FakeClock(), sleep=lambda s: None)  # type: ignore[arg-type]
+
+
+class WindowBudget:
+    """A shared fixed-window budget as the database keeps it, on the test's clock."""
+
+    def __init__(self, per_window: int, clock: FakeClock, window_s: float = 60.0) -> None:
+        self.per_window, self.clock, self.window_s = per_window, clock, window_s
+        self.used: dict[int, int] = {}
+
+    def take(self, want: int) -> tuple[int, float]:
+        window = int(self.clock() // self.window_s)
+        granted = max(0, min(want, self.per_window - self.used.get(window, 0)))
+        self.used[window] = self.used.get(window, 0) + granted
+        return granted, (window + 1) * self.window_s - self.clock()
+
+
+def test_replicas_share_one_budget_instead_of_one_each() -> None:
+    """Two limiters drawing on one shared 300/min budget send 300 in its window between them, not 600."""
+    clock = FakeClock()
+    shared = WindowBudget(300, clock)
+    first = RateLimiter(300, clock=clock, sleep=clock.sleep, shared=shared)
+    second = RateLimiter(300, clock=clock, sleep=clock.sleep, shared=shared)
+    window = int(clock() // 60)
+    sent = 0
+    while int(clock() // 60) == window:
+        (first if sent % 2 else second).acquire()
+        if int(clock() // 60) == window:
+            sent += 1
+    assert sent == 300
+    assert sum(shared.used.values()) <= 300 + 2 * 5  # the draw that crossed into the next window
+
+
+def test_a_spent_shared_budget_waits_for_the_next_window() -> None:
+    """When the other replicas used the window up, the request waits until the shared window ends."""
+    clock = FakeClock(1_000_020.0)
+    shared = WindowBudget(10, clock)
+    shared.used[int(clock() // 60)] = 10
+    rate = RateLimiter(300, clock=clock, sleep=clock.sleep, shared=shared)
+    waited = rate.acquire()
+    assert waited == pytest.approx(60 - (1_000_020.0 % 60))
+    assert int(clock() // 60) == 1_000_020 // 60 + 1
+
+
+def test_requests_drawn_but_unsent_expire_with_their_window() -> None:
+    """Requests drawn in one window are not spent in the next: the limiter draws again there."""
+    clock = FakeClock(0.0)
+    shared = WindowBudget(300, clock)
+    rate = RateLimiter(300, clock=clock, sleep=clock.sleep, shared=shared)
+    rate.acquire()
+    clock.advance(61)
+    rate.acquire()
+    assert shared.used == {0: 5, 1: 5}
