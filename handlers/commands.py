@@ -20,6 +20,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from store import StoreError
+
 log = logging.getLogger(__name__)
 
 COMMAND = "/genesys-sync"
@@ -130,6 +132,9 @@ def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], res
             answer = engine.status_text(team_id, target)
         else:
             answer = engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
+    except StoreError as error:
+        log.warning("/genesys-sync %s for %s: the database is unreachable: %s", request.action, target, error)
+        answer = "The app cannot reach its database right now, so nothing was done; try again in a minute."
     except Exception as error:  # the person must get an answer; log.exception keeps the whole cause
         log.exception("/genesys-sync %s for %s failed", request.action, target)
         answer = f"Sorry, that failed: {error}. The app's log has the details."

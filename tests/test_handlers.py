@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from handlers.commands import Request, acknowledgement, parse, run
+from handlers.errors import answer_failure
 from handlers.events import record_user_event
+from store import StoreError
 
 
 class RecordingEngine:
@@ -162,3 +164,33 @@ def test_duplicate_events_are_reported_as_such() -> None:
     event = {"type": "user_change", "user": {"id": "U1", "team_id": "T1"}}
     assert record_user_event(engine, {"event_id": "Ev1"}, event) == "duplicate"
     assert engine.changed == [("T1", "U1", "Ev1")]
+
+
+def test_an_unreachable_database_gets_a_plain_answer_and_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """The command says the database is unreachable and to retry; the log has one line, no traceback."""
+    engine, responses = RecordingEngine(fail=StoreError("PostgreSQL at db:5432 is unreachable")), []
+    run(engine, EchoRenderer(), command("status"), lambda **kw: responses.append(kw), is_admin=bool)
+    assert responses[0]["text"] == ("The app cannot reach its database right now, so nothing was done; try again "
+                                    "in a minute.")
+    assert "PostgreSQL at db:5432 is unreachable" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "traceback"),
+    [
+        (StoreError("database unreachable"), 503, False),
+        (RuntimeError("a bug"), 500, True),
+    ],
+)
+def test_failed_listeners_answer_slack(error: Exception, status: int, traceback: bool,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    """An unreachable database is a 503 for Slack to redeliver, logged in one line; anything else a logged 500."""
+    body = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "user_change"}}
+    try:
+        raise error
+    except Exception as raised:  # as Bolt hands it over: raised in a listener, with its traceback
+        response = answer_failure(raised, body)
+    assert response.status == status
+    assert ("Traceback" in caplog.text) is traceback
+    assert "user_change Ev1" in caplog.text

@@ -1,0 +1,35 @@
+"""What Slack gets when a listener fails.
+
+An unreachable database is expected (a restart, a failover): one warning line, and a 503 so that Slack delivers
+the event again later (it retries failed deliveries three times over about five minutes, and the engine's paced
+refresh reads every profile again anyway). Anything else is a bug: its traceback is logged, Slack gets a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+
+from store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    """Install `answer_failure` as the app's listener error handler."""
+    app.error(answer_failure)
+
+
+def answer_failure(error: Exception, body: Mapping[str, Any]) -> BoltResponse:
+    """The response for a failed listener (see the module docstring)."""
+    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+    what = event.get("type") or body.get("command") or body.get("type") or "request"
+    if isinstance(error, StoreError):
+        log.warning("Slack %s %s not recorded: the database is unreachable (%s); Slack will deliver it again",
+                    what, body.get("event_id", ""), error)
+        return BoltResponse(status=503, body="the database is unreachable; deliver again later")
+    log.error("Slack %s %s failed", what, body.get("event_id", ""), exc_info=error)
+    return BoltResponse(status=500, body="")
