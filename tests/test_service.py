@@ -62,15 +62,21 @@ class Running:
         return self.log_path.read_text(errors="replace")
 
 
-def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
-    env.update({
+def app_settings(slack: FakeSlack, genesys: FakeGenesysCloud, port: int) -> dict[str, str]:
+    """The app's settings for the local fakes, with no DATABASE_URL (the container test uses the image's)."""
+    return {
         "SLACK_BOT_TOKEN": "xoxb-fake-bot-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/sync.db",
+        "SLACK_API_URL": slack.api_url, "PORT": str(port),
         "GENESYS_API_URL": genesys.base_url, "GENESYS_LOGIN_URL": genesys.base_url,
         "GENESYS_CLIENT_ID": "fake-client-id", "GENESYS_CLIENT_SECRET": "fake-client-secret",
         "POLL_INTERVAL_SECONDS": "1", "SYNC_ADMINS": "UADMIN",
-    })
+    }
+
+
+def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
+    env.update(app_settings(slack, genesys, port))
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/sync.db"
     return env
 
 
@@ -84,7 +90,7 @@ def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name:
                                    stderr=subprocess.STDOUT)
     app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
     try:
-        wait_for(lambda: _healthy(app), 30, f"/healthz to answer 200; log:\n{app.log()}")
+        wait_healthy(app)
     except BaseException:
         process.kill()
         process.wait(timeout=10)
@@ -102,6 +108,11 @@ def running(tmp_path: Path) -> Iterator[Running]:
             if app.process.poll() is None:
                 app.process.kill()
             app.process.wait(timeout=10)
+
+
+def wait_healthy(app: Running, timeout: float = 30) -> None:
+    """Wait until /healthz answers 200; fail at once if the process exits."""
+    wait_for(lambda: _healthy(app), timeout, f"/healthz to answer 200; log:\n{app.log()}")
 
 
 def _healthy(app: Running) -> bool:
