@@ -13,8 +13,13 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
     oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check)
     schema_version  the migrations applied
 
+Backends: a SQLite file (`sqlite.py`, the default, one process) or PostgreSQL (`postgres.py`), which several
+replicas share: migrations are applied once under an advisory lock, and claims skip rows another replica is
+claiming (FOR UPDATE SKIP LOCKED), so no item is handed to two replicas. Same tables, same semantics.
+
 Crash safety: every method is one transaction, committed before it returns (SQLite WAL, synchronous=NORMAL: a
-commit survives the process being killed; see `sqlite.py`). So after a crash at any instant:
+commit survives the process being killed; see `sqlite.py`; PostgreSQL: the server has it once COMMIT returns). So
+after a crash at any instant:
 
 - work that `enqueue` returned from is pending; work whose `complete` returned is gone; nothing in between exists;
 - a claimed item whose worker died stays leased until `lease_until`, then any worker claims it again (counted as a
@@ -32,7 +37,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from store.database_url import DEFAULT_DATABASE_URL, masked, parse_database_url
+from store.backend import Database
+from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, masked, parse_database_url
 from store.errors import StoreError
 from store.schema import LATEST_VERSION, apply_migrations
 from store.sql_store import DEFAULT_AUDIT_RETENTION_S, Store
@@ -73,13 +79,22 @@ def open_store(
     audit_retention_s: float = DEFAULT_AUDIT_RETENTION_S,
     busy_timeout_s: float = 5.0,
 ) -> Store:
-    """Open (creating if needed) the database DATABASE_URL names and bring its schema up to date.
+    """Open (creating a SQLite file if needed) the database DATABASE_URL names and bring its schema up to date.
 
-    Raises StoreError for a malformed URL, a file or folder that cannot be created or written, a file that is not
-    a SQLite database, or a schema newer than this code.
+    `busy_timeout_s`: how long a call waits for SQLite's write lock, or for PostgreSQL to connect or for one of the
+    process's connections to come free. Raises StoreError for a malformed URL, a file or folder that cannot be
+    created or written, a file that is not a SQLite database, a PostgreSQL server that cannot be reached or refuses
+    the login, or a schema newer than this code.
     """
     location = parse_database_url(database_url)
-    database = SqliteDatabase(location, busy_timeout_s=busy_timeout_s)
+    database: Database
+    if isinstance(location, PostgresLocation):
+        # Imported here: psycopg takes about half a second to import, which SQLite deployments need not pay.
+        from store.postgres import PostgresDatabase
+
+        database = PostgresDatabase(location, busy_timeout_s=busy_timeout_s)
+    else:
+        database = SqliteDatabase(location, busy_timeout_s=busy_timeout_s)
     try:
         apply_migrations(database, clock=clock)
     except BaseException:

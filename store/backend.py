@@ -51,7 +51,9 @@ class Dialect:
 
 
 SQLITE = Dialect(name="sqlite", param_style="named", begin_write="BEGIN IMMEDIATE", claim_lock="", least="min")
-# PostgreSQL, when it comes: Dialect("postgresql", "pyformat", "BEGIN", "FOR UPDATE SKIP LOCKED", "LEAST").
+POSTGRESQL = Dialect(
+    name="postgresql", param_style="pyformat", begin_write="BEGIN", claim_lock="FOR UPDATE SKIP LOCKED", least="LEAST"
+)
 
 
 class Cursor(Protocol):

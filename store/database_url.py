@@ -1,28 +1,38 @@
 """DATABASE_URL: which database the store uses, parsed at the edge into a value.
 
-Accepted today::
+Accepted::
 
-    sqlite:///data/sync.db        relative to the working directory (the default)
-    sqlite:////var/lib/sync.db    absolute (four slashes)
+    sqlite:///data/sync.db                         relative to the working directory (the default)
+    sqlite:////var/lib/sync.db                     absolute (four slashes)
+    postgresql://user:password@host:5432/dbname    PostgreSQL (also postgres://); libpq's URI form, so
+                                                   ?sslmode=require and the other libpq parameters work
 
-`postgresql://` is recognised so its error can say "not yet" instead of "malformed". Passwords never reach a
-message: `masked()` shows `user:***@host`.
+Only the scheme of a PostgreSQL URL is checked here; libpq itself parses the rest when the store connects (see
+`postgres.py`), so every form libpq accepts works and its own message explains any that it refuses. Passwords
+never reach a message: `masked()` shows `user:***@host`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.errors import StoreError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/sync.db"
-ACCEPTED_FORMS = "sqlite:///relative/path.db (under the working directory) or sqlite:////absolute/path.db"
+ACCEPTED_FORMS = (
+    "sqlite:///relative/path.db (under the working directory), sqlite:////absolute/path.db, or"
+    " postgresql://user:password@host:5432/database"
+)
+# postgresql+psycopg:// is how SQLAlchemy spells it; accepted so a URL copied from such a tool works.
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def masked(url: str) -> str:
-    """The URL with any password replaced by ***, safe for messages and logs."""
+    """The URL with any password (in the user info or a ?password= parameter) replaced by ***, for messages."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -45,7 +55,22 @@ class SqliteLocation:
         return f"SQLite database {self.path}"
 
 
-def parse_database_url(url: str, *, working_dir: Path | None = None) -> SqliteLocation:
+@dataclass(frozen=True, slots=True)
+class PostgresLocation:
+    """A PostgreSQL database: `url` is what libpq connects with (it holds the password, so it is not in the repr)."""
+
+    url: str = field(repr=False)
+    shown: str
+    """The URL with its password masked."""
+
+    def describe(self) -> str:
+        return f"PostgreSQL database {self.shown}"
+
+
+DatabaseLocation = SqliteLocation | PostgresLocation
+
+
+def parse_database_url(url: str, *, working_dir: Path | None = None) -> DatabaseLocation:
     """The location a DATABASE_URL names; StoreError (naming DATABASE_URL and the accepted forms) if malformed."""
     shown = masked(url)
 
@@ -53,18 +78,15 @@ def parse_database_url(url: str, *, working_dir: Path | None = None) -> SqliteLo
         return StoreError(f"DATABASE_URL={shown!r}: {problem}; use {ACCEPTED_FORMS}", database=shown, operation="parse")
 
     text = url.strip()
-    scheme = text.partition("://")[0].lower() if "://" in text else ""
-    if scheme in _POSTGRES_SCHEMES:
-        raise StoreError(
-            f"DATABASE_URL={shown!r}: PostgreSQL is not supported by this version yet; use {ACCEPTED_FORMS}",
-            database=shown,
-            operation="parse",
-        )
     if not text:
         raise malformed("is empty")
+    scheme, sep, after_scheme = text.partition("://")
+    scheme = scheme.lower() if sep else ""
+    if scheme in _POSTGRES_SCHEMES:
+        normalized = f"postgresql://{after_scheme}"
+        return PostgresLocation(url=normalized, shown=masked(normalized))
     if scheme != "sqlite":
-        raise malformed("is not a sqlite:/// URL")
-    after_scheme = text.partition("://")[2]
+        raise malformed("is neither a sqlite:/// nor a postgresql:// URL")
     if not after_scheme.startswith("/"):
         raise malformed("needs three slashes before a relative path, four before an absolute one")
     raw_path = after_scheme[1:]

@@ -1,9 +1,10 @@
 """The store's one exception.
 
 `StoreError` is raised when the database cannot be opened or used: a malformed DATABASE_URL, a file or folder that
-cannot be created or written, a file that is not a SQLite database, a schema newer than this code, or a statement
-that failed (disk full, a lock held past the busy timeout). The message names the database (never a password), says
-what failed and what to do. Callers catch it once; the engine treats it as "retry the whole tick later".
+cannot be created or written, a file that is not a SQLite database, a PostgreSQL server that is down or refuses the
+credentials, a schema newer than this code, or a statement that failed (disk full, a lock held past the busy
+timeout, a lost connection). The message names the database (never a password), says what failed and what to do.
+Callers catch it once; the engine treats it as "retry the whole tick later".
 """
 
 from __future__ import annotations

@@ -2,8 +2,13 @@
 
 `schema_version` holds one row per applied migration. Opening a file that some newer code migrated further than
 `LATEST_VERSION` stops with StoreError instead of guessing. To change a table, append a migration; never edit one
-that has shipped. A migration lists its statements per dialect (PostgreSQL will add its own spelling: BIGINT
-GENERATED ALWAYS AS IDENTITY for ids, DOUBLE PRECISION for times, BOOLEAN for flags).
+that has shipped. A migration lists its statements per dialect, with the same tables, columns and meaning: where
+SQLite says INTEGER PRIMARY KEY AUTOINCREMENT, REAL and INTEGER 0/1, PostgreSQL says BIGINT GENERATED ALWAYS AS
+IDENTITY, DOUBLE PRECISION (its REAL is 4 bytes: seconds since 1970 would lose minutes) and BOOLEAN.
+
+Several processes may open one database at once (replicas starting together): on PostgreSQL the migration
+transaction first takes a transaction-scoped advisory lock, so one applies each migration and the others wait, then
+find it applied. On SQLite, BEGIN IMMEDIATE already admits one writer at a time.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from store.errors import StoreError
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One step of the schema; `sqlite` is its statements, executed in order inside the opening transaction."""
+    """One step of the schema: its statements per dialect, executed in order inside the opening transaction."""
 
     version: int
     description: str
     sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...]
 
     def statements(self, dialect: str) -> tuple[str, ...]:
         found: tuple[str, ...] | None = getattr(self, dialect, None)
@@ -30,10 +36,21 @@ class Migration:
         return found
 
 
-_CREATE_SCHEMA_VERSION = (
-    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
-    " applied_at REAL NOT NULL)"
-)
+# Any number, as long as nothing else using the database takes the same advisory lock.
+MIGRATION_LOCK_KEY = 0x5347_5359_4E43  # "SGSYNC"
+# Run first in the migration transaction, before schema_version is read.
+_PREAMBLE: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+        " applied_at REAL NOT NULL)",
+    ),
+    "postgresql": (
+        # Released at COMMIT or ROLLBACK; concurrent CREATE TABLE IF NOT EXISTS would otherwise collide.
+        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})",
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+        " applied_at DOUBLE PRECISION NOT NULL)",
+    ),
+}
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -125,6 +142,84 @@ MIGRATIONS: tuple[Migration, ...] = (
                 last_error TEXT,
                 at REAL NOT NULL)""",
         ),
+        postgresql=(
+            """CREATE TABLE slack_events (
+                event_id TEXT PRIMARY KEY,
+                seen_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX slack_events_by_expiry ON slack_events (expires_at)",
+            """CREATE TABLE desired (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                email TEXT,
+                deleted BOOLEAN NOT NULL,
+                attributes TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                profile_updated BIGINT,
+                refreshed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            "CREATE INDEX desired_by_refresh ON desired (refreshed_at)",
+            """CREATE TABLE user_links (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                email TEXT,
+                genesys_user_id TEXT,
+                resolved_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            "CREATE INDEX user_links_by_genesys_user ON user_links (genesys_user_id)",
+            """CREATE TABLE last_written (
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                written_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (conversation_id, participant_id))""",
+            """CREATE TABLE write_intents (
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (conversation_id, participant_id))""",
+            """CREATE TABLE audit (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                genesys_user_id TEXT,
+                conversation_id TEXT NOT NULL,
+                participant_id TEXT NOT NULL,
+                keys TEXT NOT NULL,
+                result TEXT NOT NULL,
+                context_id TEXT,
+                detail TEXT NOT NULL,
+                attributes_hash TEXT NOT NULL)""",
+            "CREATE INDEX audit_by_time ON audit (at)",
+            "CREATE INDEX audit_by_user ON audit (user_id, id)",
+            # A sequence never hands out an id twice, as AUTOINCREMENT promises on SQLite.
+            """CREATE TABLE work (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                generation BIGINT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                leased_by TEXT,
+                lease_token TEXT,
+                lease_until DOUBLE PRECISION,
+                last_error TEXT,
+                UNIQUE (kind, key))""",
+            "CREATE INDEX work_by_due ON work (next_attempt_at, id)",
+            """CREATE TABLE dead_letters (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                last_error TEXT,
+                at DOUBLE PRECISION NOT NULL)""",
+        ),
     ),
     Migration(
         version=2,
@@ -144,6 +239,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state TEXT PRIMARY KEY,
                 expires_at REAL NOT NULL)""",
         ),
+        postgresql=(
+            """CREATE TABLE slack_installations (
+                enterprise_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                installation TEXT NOT NULL,
+                bot TEXT,
+                installed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (enterprise_id, team_id))""",
+            """CREATE TABLE oauth_states (
+                state TEXT PRIMARY KEY,
+                expires_at DOUBLE PRECISION NOT NULL)""",
+        ),
     ),
 )
 
@@ -154,7 +261,8 @@ def apply_migrations(database: Database, *, clock: Callable[[], float]) -> int:
     """Bring the schema to LATEST_VERSION in one transaction (all or nothing); returns the version now in force."""
     dialect = database.dialect
     with database.transaction("migrate the schema") as cursor:
-        cursor.execute(_CREATE_SCHEMA_VERSION)
+        for statement in _PREAMBLE[dialect.name]:
+            cursor.execute(statement)
         cursor.execute("SELECT MAX(version) FROM schema_version")
         (current,) = cursor.fetchone()
         current = current or 0

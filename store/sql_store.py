@@ -1,4 +1,4 @@
-"""The store itself: the sync engine's durable state over any `Database` (SQLite today).
+"""The store itself: the sync engine's durable state over any `Database` (SQLite or PostgreSQL).
 
 Every method is one transaction (or one read), so each either happened completely or not at all; see the package
 docstring for what that means after a crash. Methods are safe to call from several threads.

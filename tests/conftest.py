@@ -1,12 +1,18 @@
-"""Shared fixtures: the real Slack payloads in ../shared/fixtures/slack and the repository's examples."""
+"""Shared fixtures: the real Slack payloads in ../shared/fixtures/slack, the repository's examples, and a throwaway
+PostgreSQL server (`postgres_url`: a fresh database per test)."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.postgres import REQUIRE_VARIABLE, PostgresServer, PostgresUnavailable, remove_server, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SLACK_FIXTURES = REPO.parent / "shared" / "fixtures" / "slack"
@@ -24,3 +30,24 @@ def slack_fixture(name: str) -> Any:
     if not path.is_file():
         pytest.fail(f"{path} is missing: clone the repository with ../shared beside it")
     return load_json(path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; skips without PostgreSQL unless REQUIRE_POSTGRES=1."""
+    try:
+        server = start_server()
+    except PostgresUnavailable as missing:
+        if os.environ.get(REQUIRE_VARIABLE) == "1":
+            pytest.fail(f"{missing}. {REQUIRE_VARIABLE}=1 is set, so this is an error, not a skip")
+        pytest.skip(f"{missing}; set {REQUIRE_VARIABLE}=1 to make this an error")
+    yield server
+    remove_server(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The DATABASE_URL of a new, empty database on the session's PostgreSQL server, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)

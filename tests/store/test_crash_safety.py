@@ -5,7 +5,6 @@ out exactly once."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from store import open_store
+from tests.store.conftest import RawSql
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,21 +75,20 @@ def run_child_until_killed(database_url: str, lines_before_kill: int) -> list[tu
 
 @pytest.mark.parametrize("lines_before_kill", [7, 150, 600])
 def test_sigkill_loses_nothing_committed_and_claims_each_item_once(
-    db_path: Path, database_url: str, lines_before_kill: int
+    database_url: str, backend: str, raw_sql: RawSql, lines_before_kill: int
 ) -> None:
-    """After SIGKILL mid-run the file opens cleanly, every reported write is there, leases hold, then expire once."""
+    """After SIGKILL mid-run the database opens cleanly, every reported write is there, leases hold, expire once."""
     reported = run_child_until_killed(database_url, lines_before_kill)
     enqueued = {key for op, key in reported if op == "E"}
     written = {key for op, key in reported if op == "W"}
     claimed = {key for op, key in reported if op == "C"}
     completed = {key for op, key in reported if op == "D"}
 
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        pending = {key for (key,) in raw.execute("SELECT key FROM work")}
-        hashed = {conversation for (conversation,) in raw.execute("SELECT conversation_id FROM last_written")}
-        audited = {conversation for (conversation,) in raw.execute("SELECT conversation_id FROM audit")}
-    raw.close()
+    if backend == "sqlite":
+        assert raw_sql("PRAGMA integrity_check") == [("ok",)]
+    pending = {key for (key,) in raw_sql("SELECT key FROM work")}
+    hashed = {conversation for (conversation,) in raw_sql("SELECT conversation_id FROM last_written")}
+    audited = {conversation for (conversation,) in raw_sql("SELECT conversation_id FROM audit")}
 
     store = open_store(database_url)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from store import StoreError, masked, open_store
-from store.database_url import DEFAULT_DATABASE_URL, parse_database_url
+from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, parse_database_url
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,8 @@ def test_default_url_creates_its_folder(tmp_path: Path, monkeypatch: pytest.Monk
     ("url", "problem"),
     [
         ("", "is empty"),
-        ("data/sync.db", "is not a sqlite:/// URL"),
-        ("mysql://db/sync", "is not a sqlite:/// URL"),
+        ("data/sync.db", "is neither a sqlite:/// nor a postgresql:// URL"),
+        ("mysql://sync:hunter2@db/sync", "is neither a sqlite:/// nor a postgresql:// URL"),
         ("sqlite://data/sync.db", "three slashes"),
         ("sqlite://:memory:", "three slashes"),
         ("sqlite:///:memory:", "in-memory"),
@@ -55,7 +55,6 @@ def test_default_url_creates_its_folder(tmp_path: Path, monkeypatch: pytest.Monk
         ("sqlite:////", "names a folder"),
         ("sqlite:///data/", "names a folder"),
         ("sqlite:///data/sync.db?mode=ro", "no ?query"),
-        ("postgresql://sync:hunter2@db.internal:5432/sync", "PostgreSQL is not supported"),
     ],
 )
 def test_malformed_urls_raise_store_error_naming_database_url(url: str, problem: str) -> None:
@@ -67,7 +66,29 @@ def test_malformed_urls_raise_store_error_naming_database_url(url: str, problem:
     assert problem in message
     assert "sqlite:///relative/path.db" in message
     assert "sqlite:////absolute/path.db" in message
+    assert "postgresql://user:password@host:5432/database" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "libpq_url", "shown"),
+    [
+        ("postgresql://sync:hunter2@db:5432/sync", "postgresql://sync:hunter2@db:5432/sync",
+         "postgresql://sync:***@db:5432/sync"),
+        ("postgres://sync:hunter2@db/sync", "postgresql://sync:hunter2@db/sync", "postgresql://sync:***@db/sync"),
+        ("  POSTGRESQL+psycopg://db/sync?sslmode=require\n", "postgresql://db/sync?sslmode=require",
+         "postgresql://db/sync?sslmode=require"),
+        ("postgresql:///sync?host=/run/postgresql&password=hunter2", "postgresql:///sync?host=/run/postgresql&password=hunter2",
+         "postgresql:///sync?host=/run/postgresql&password=***"),
+    ],
+)
+def test_postgresql_urls_keep_the_url_for_libpq_and_show_it_masked(url: str, libpq_url: str, shown: str) -> None:
+    """postgresql://, postgres:// and SQLAlchemy's postgresql+psycopg:// become one libpq URL, shown masked."""
+    location = parse_database_url(url)
+    assert isinstance(location, PostgresLocation)
+    assert (location.url, location.shown) == (libpq_url, shown)
+    assert location.describe() == f"PostgreSQL database {shown}"
+    assert "hunter2" not in repr(location)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +98,8 @@ def test_malformed_urls_raise_store_error_naming_database_url(url: str, problem:
         ("postgresql://sync:p@ss/w:rd@db/sync", "postgresql://sync:***@db/sync"),
         ("postgresql://sync@db/sync", "postgresql://sync@db/sync"),
         ("postgresql://db/sync", "postgresql://db/sync"),
+        ("postgresql://db/sync?sslmode=require&password=hunter2", "postgresql://db/sync?sslmode=require&password=***"),
+        ("postgresql://db/sync?PASSWORD=hunter2&sslmode=require", "postgresql://db/sync?PASSWORD=***&sslmode=require"),
         ("sqlite:///data/sync.db", "sqlite:///data/sync.db"),
         ("not a url", "not a url"),
     ],

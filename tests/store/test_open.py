@@ -1,4 +1,5 @@
-"""Opening the store: the file's settings, migrations applied once, and clear StoreErrors when the file is unusable."""
+"""Opening the store: migrations applied once (also by several openers at once), a newer schema refused, and on
+SQLite the file's settings and clear StoreErrors when the file is unusable."""
 
 from __future__ import annotations
 
@@ -12,47 +13,52 @@ from pathlib import Path
 import pytest
 
 from store import LATEST_VERSION, StoreError, open_store
+from store.database_url import parse_database_url
 from tests.clocks import FakeClock
+from tests.store.conftest import RawSql, run_raw_sql, run_together
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def schema_rows(db_path: Path) -> list[tuple[int, float]]:
-    with sqlite3.connect(db_path) as raw:
-        found = raw.execute("SELECT version, applied_at FROM schema_version ORDER BY version").fetchall()
-    raw.close()
-    return found
+def schema_rows(raw_sql: RawSql) -> list[tuple[int, float]]:
+    return [(int(version), float(at)) for version, at in raw_sql("SELECT version, applied_at FROM schema_version"
+                                                                 " ORDER BY version")]
 
 
-def test_new_file_gets_wal_and_every_migration(db_path: Path, database_url: str, clock: FakeClock) -> None:
-    """A new database file is created with its folder, in WAL mode, at the latest schema version."""
+def test_new_database_gets_every_migration(database_url: str, raw_sql: RawSql, clock: FakeClock) -> None:
+    """A new database is brought to the latest schema version, each migration recorded with its time."""
     open_store(database_url, clock=clock).close()
+    assert schema_rows(raw_sql) == [(version, clock.now) for version in range(1, LATEST_VERSION + 1)]
+
+
+def test_new_file_gets_its_folder_and_wal(db_path: Path, sqlite_url: str) -> None:
+    """A new SQLite file is created with its folder, in WAL mode."""
+    open_store(sqlite_url).close()
     assert db_path.is_file()
     with sqlite3.connect(db_path) as raw:
         (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
     raw.close()
     assert mode == "wal"
-    assert schema_rows(db_path) == [(version, clock.now) for version in range(1, LATEST_VERSION + 1)]
 
 
-def test_reopen_keeps_data_and_applies_migrations_once(db_path: Path, database_url: str, clock: FakeClock) -> None:
-    """Opening an existing file keeps its rows and does not re-run migrations."""
+def test_reopen_keeps_data_and_applies_migrations_once(database_url: str, raw_sql: RawSql, clock: FakeClock) -> None:
+    """Opening an existing database keeps its rows and does not re-run migrations."""
     first = open_store(database_url, clock=clock)
     first.enqueue("refresh", "k", {"v": 1})
     first.close()
-    applied = schema_rows(db_path)
+    applied = schema_rows(raw_sql)
     clock.advance(3600)
     for _ in range(2):
         again = open_store(database_url, clock=clock)
         assert again.pending_count() == 1
         again.close()
-    assert schema_rows(db_path) == applied
+    assert schema_rows(raw_sql) == applied
 
 
-def test_simultaneous_first_opens_migrate_once(db_path: Path, database_url: str) -> None:
-    """Several threads opening a brand-new file at once all succeed and the schema is applied once."""
+def test_simultaneous_first_opens_migrate_once(database_url: str, raw_sql: RawSql) -> None:
+    """Eight threads opening a brand-new database at once all succeed and each migration is applied once."""
     errors: list[BaseException] = []
-    start = threading.Barrier(4)
+    start = threading.Barrier(8)
 
     def open_and_close() -> None:
         start.wait()
@@ -61,33 +67,49 @@ def test_simultaneous_first_opens_migrate_once(db_path: Path, database_url: str)
         except StoreError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+    threads = [threading.Thread(target=open_and_close) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     assert errors == []
-    assert [version for version, _ in schema_rows(db_path)] == list(range(1, LATEST_VERSION + 1))
+    assert [version for version, _ in schema_rows(raw_sql)] == list(range(1, LATEST_VERSION + 1))
 
 
-def test_newer_schema_is_refused_untouched(db_path: Path, database_url: str) -> None:
-    """A file migrated by newer code raises StoreError naming both versions, and is left as it was."""
+_OPEN_ON_GO = """
+import sys
+import store
+print("ready", flush=True)
+sys.stdin.readline()
+store.open_store(sys.argv[1]).close()
+print("opened", flush=True)
+"""
+
+
+def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Four processes (replicas) opening a new PostgreSQL database at one moment all start; migrations apply once."""
+    outcomes = run_together(_OPEN_ON_GO, [[postgres_url]] * 4)
+    assert [(code, out) for code, out, _ in outcomes] == [(0, "opened\n")] * 4, [err for _, _, err in outcomes]
+    applied = schema_rows(lambda statement: run_raw_sql(postgres_url, statement))
+    assert [version for version, _ in applied] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_newer_schema_is_refused_untouched(database_url: str, raw_sql: RawSql) -> None:
+    """A database migrated by newer code raises StoreError naming it and both versions, and is left as it was."""
     open_store(database_url).close()
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
-    raw.close()
+    raw_sql("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     with pytest.raises(StoreError, match=rf"schema version 99, newer than this code knows \({LATEST_VERSION}\)") as e:
         open_store(database_url)
-    assert str(db_path) in str(e.value)
-    assert max(version for version, _ in schema_rows(db_path)) == 99
+    assert parse_database_url(database_url).describe() in str(e.value)
+    assert max(version for version, _ in schema_rows(raw_sql)) == 99
 
 
-def test_file_that_is_not_a_database(db_path: Path, database_url: str) -> None:
+def test_file_that_is_not_a_database(db_path: Path, sqlite_url: str) -> None:
     """A file that is not SQLite raises StoreError naming the file and what to do."""
     db_path.parent.mkdir(parents=True)
     db_path.write_bytes(b"this is a text file, not a database\n" * 100)
     with pytest.raises(StoreError, match="not a SQLite database") as raised:
-        open_store(database_url)
+        open_store(sqlite_url)
     assert str(db_path) in str(raised.value)
 
 

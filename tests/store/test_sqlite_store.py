@@ -1,15 +1,25 @@
-"""The store's contracts, method by method, against a real SQLite file: dedupe, desired state, links, writes, audit."""
+"""The store's contracts, method by method, on SQLite and PostgreSQL: dedupe, desired state, links, writes, audit."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from store import LATEST_VERSION, DesiredRow, Store, StoreError, UserLink, WriteRecord, open_store
+from store.database_url import parse_database_url
 from tests.clocks import FakeClock
+from tests.store.conftest import RawSql
+
+# A trigger that makes every audit insert fail, in each dialect.
+_REFUSE_AUDIT = {
+    "sqlite": ["CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END"],
+    "postgresql": [
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+        "CREATE TRIGGER no_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+    ],
+}
 
 
 def desired_row(user_id: str = "U1", **changes: object) -> DesiredRow:
@@ -185,11 +195,10 @@ def test_record_write_rejects_unknown_result(store: Store) -> None:
     assert store.audit() == []
 
 
-def test_record_write_is_one_transaction(store: Store, db_path: Path) -> None:
+def test_record_write_is_one_transaction(store: Store, backend: str, raw_sql: RawSql) -> None:
     """If the audit row cannot be written, last_written is not updated either."""
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END")
-    raw.close()
+    for statement in _REFUSE_AUDIT[backend]:
+        raw_sql(statement)
     with pytest.raises(StoreError, match="audit refused"):
         store.record_write(write_record())
     assert store.last_written("c1", "p1") is None
@@ -235,11 +244,11 @@ def test_purge_expired_removes_old_events_and_audit(database_url: str, clock: Fa
     store.close()
 
 
-def test_health_runs_a_real_query(store: Store, db_path: Path) -> None:
-    """health() is ok while the database answers and names the file and schema version."""
+def test_health_runs_a_real_query(store: Store, database_url: str) -> None:
+    """health() is ok while the database answers and names the database and schema version."""
     health = store.health()
     assert health.ok
-    assert str(db_path) in health.detail
+    assert parse_database_url(database_url).describe() in health.detail
     assert f"schema version {LATEST_VERSION}" in health.detail
 
 
@@ -253,9 +262,9 @@ def test_closed_store_is_unhealthy_and_refuses_work(store: Store) -> None:
         store.enqueue("refresh", "T1:U1", {})
 
 
-def test_write_intents_are_cleared_by_any_recorded_outcome(tmp_path: Path) -> None:
+def test_write_intents_are_cleared_by_any_recorded_outcome(database_url: str) -> None:
     """An intent stays until the write's outcome is recorded, whatever the outcome."""
-    store = open_store(f"sqlite:///{tmp_path}/intents.db")
+    store = open_store(database_url)
     try:
         store.intend_write("C1", "P1", "h1")
         store.intend_write("C2", "P2", "h2")
@@ -269,9 +278,9 @@ def test_write_intents_are_cleared_by_any_recorded_outcome(tmp_path: Path) -> No
         store.close()
 
 
-def test_enqueue_with_an_event_id_dedupes_in_one_step(tmp_path: Path) -> None:
+def test_enqueue_with_an_event_id_dedupes_in_one_step(database_url: str) -> None:
     """Enqueueing with an event id records the event; the same id again enqueues nothing."""
-    store = open_store(f"sqlite:///{tmp_path}/events.db")
+    store = open_store(database_url)
     try:
         assert store.enqueue("refresh", "T:U1", {"n": 1}, event_id="Ev1")
         assert not store.enqueue("refresh", "T:U1", {"n": 2}, event_id="Ev1")

@@ -9,6 +9,7 @@ import pytest
 
 from store import Store, WorkItem, open_store
 from tests.clocks import FakeClock
+from tests.store.conftest import run_together
 
 
 def claim_one(store: Store, worker: str = "w1", **kwargs: float) -> WorkItem:
@@ -228,6 +229,37 @@ def test_concurrent_claims_never_hand_out_an_item_twice(database_url: str, share
     assert setup.pending_count() == 0
     for store in {id(store): store for store in stores}.values():
         store.close()
+
+
+# A replica: opens its own store, says ready, and on "go" claims and completes until nothing is left, printing keys.
+_REPLICA = """
+import sys
+import store
+s = store.open_store(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+while items := s.claim(worker=sys.argv[2], limit=5, lease_s=600):
+    for item in items:
+        print(item.key, flush=True)
+        s.complete(item)
+s.close()
+"""
+
+
+def test_replicas_claiming_at_once_never_share_an_item(postgres_url: str) -> None:
+    """Four processes, each with its own store on one PostgreSQL database, claim 1,000 items: each exactly once."""
+    setup = open_store(postgres_url)
+    for index in range(1000):
+        setup.enqueue("refresh", f"k{index}", {"i": index})
+    outcomes = run_together(_REPLICA, [[postgres_url, f"replica-{index}"] for index in range(4)])
+    assert [code for code, _, _ in outcomes] == [0] * 4, [err for _, _, err in outcomes]
+    claimed = [out.split() for _, out, _ in outcomes]
+    counts = Counter(key for keys in claimed for key in keys)
+    assert len(counts) == 1000
+    assert set(counts.values()) == {1}
+    assert sum(1 for keys in claimed if keys) >= 2  # they really competed
+    assert setup.pending_count() == 0
+    setup.close()
 
 
 @pytest.mark.parametrize(("lease_s", "limit"), [(0, 1), (-1, 1), (60, 0)])
