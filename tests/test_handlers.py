@@ -189,7 +189,7 @@ def test_failed_listeners_answer_slack(error: Exception, status: int, traceback:
     body = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "user_change"}}
     try:
         raise error
-    except Exception as raised:  # as Bolt hands it over: raised in a listener, with its traceback
+    except Exception as raised:  # noqa: BLE001 (as Bolt hands it over: raised in a listener, with its traceback)
         response = answer_failure(raised, body)
     assert response.status == status
     assert ("Traceback" in caplog.text) is traceback
