@@ -11,6 +11,8 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
     dead_letters    work given up on, with the reason
     slack_installations  (enterprise_id, team_id) → latest Slack OAuth installation and bot (JSON; holds tokens)
     oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check)
+    leases          name → holder, token, until: a job (the Genesys poll) runs on one replica at a time
+    budgets         name → window_start, asked: a request budget (Genesys' per-minute limit) shared by replicas
     schema_version  the migrations applied
 
 Backends: a SQLite file (`sqlite.py`, the default, one process) or PostgreSQL (`postgres.py`), which several

@@ -222,5 +222,31 @@ class Queries:
         self.consume_oauth_state = sql("DELETE FROM oauth_states WHERE state = :state AND expires_at > :now")
         self.purge_oauth_states = sql("DELETE FROM oauth_states WHERE expires_at <= :now")
 
+        # --- Leases: one holder per name at a time. Taken when free, run out or already the caller's; the WHERE
+        # decides inside the one statement, so of replicas asking at once exactly one changes the row (rowcount 1).
+        # The token is kept while the same holder renews, and new when the lease is taken afresh.
+        self.hold_lease = sql(
+            "INSERT INTO leases (name, holder, token, until) VALUES (:name, :holder, :token, :until)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until,"
+            " token = CASE WHEN leases.holder = excluded.holder AND leases.until > :now THEN leases.token"
+            " ELSE excluded.token END"
+            " WHERE leases.holder = excluded.holder OR leases.until <= :now"
+        )
+        self.release_lease = sql("DELETE FROM leases WHERE name = :name AND holder = :holder")
+
+        # --- Shared request budgets: a counter per fixed window. `asked` adds up every request asked for in the
+        # window, granted or not, so the one statement decides and the caller derives its share from what it returns
+        # (asked before = asked - want). A caller whose clock is behind (an older window) counts against the stored
+        # window rather than starting its own.
+        self.take_budget = sql(
+            "INSERT INTO budgets (name, window_start, asked) VALUES (:name, :window_start, :want)"
+            " ON CONFLICT (name) DO UPDATE SET"
+            " asked = CASE WHEN excluded.window_start > budgets.window_start THEN excluded.asked"
+            " ELSE budgets.asked + excluded.asked END,"
+            " window_start = CASE WHEN excluded.window_start > budgets.window_start THEN excluded.window_start"
+            " ELSE budgets.window_start END"
+            " RETURNING asked"
+        )
+
         # --- Health.
         self.ping = sql("SELECT 1")

@@ -252,6 +252,36 @@ MIGRATIONS: tuple[Migration, ...] = (
                 expires_at DOUBLE PRECISION NOT NULL)""",
         ),
     ),
+    Migration(
+        version=3,
+        description="leases and request budgets shared by replicas",
+        sqlite=(
+            # A named lease held by one replica at a time until `until` (e.g. the Genesys poll); `token` names the
+            # tenure: new each time the lease changes hands or is taken again after it ran out, kept on renewal.
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                token TEXT NOT NULL,
+                until REAL NOT NULL)""",
+            # A request budget per fixed window, shared by every replica; `asked` counts the requests asked for in
+            # the window starting at window_start, granted or not.
+            """CREATE TABLE budgets (
+                name TEXT PRIMARY KEY,
+                window_start REAL NOT NULL,
+                asked INTEGER NOT NULL)""",
+        ),
+        postgresql=(
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                token TEXT NOT NULL,
+                until DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE budgets (
+                name TEXT PRIMARY KEY,
+                window_start DOUBLE PRECISION NOT NULL,
+                asked BIGINT NOT NULL)""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

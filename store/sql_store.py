@@ -7,6 +7,7 @@ docstring for what that means after a crash. Methods are safe to call from sever
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -436,6 +437,55 @@ class Store:
         with self._db.transaction("consume an OAuth state") as cursor:
             cursor.execute(self._q.consume_oauth_state, {"state": state, "now": self._clock()})
             return cursor.rowcount > 0
+
+    # --- Replicas: leases and shared request budgets --------------------------------------------------------------
+
+    def hold_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for `holder` until `ttl_s` from now; True if `holder` holds it now.
+
+        So that a job (the Genesys poll) runs on one replica at a time and moves to another when that one dies: a
+        lease that is free, ran out, or is already `holder`'s is taken (renewed); one held by someone else is left
+        alone (False). One statement decides, so of replicas asking at once exactly one wins. The holder renews well
+        within `ttl_s`; `holder` must be unique per process, and replicas' clocks agree to a small part of `ttl_s`.
+        """
+        if ttl_s <= 0:
+            raise ValueError(f"hold_lease: ttl_s must be > 0 (got {ttl_s})")
+        now = self._clock()
+        with self._db.transaction("hold a lease") as cursor:
+            cursor.execute(
+                self._q.hold_lease,
+                {"name": name, "holder": holder, "token": uuid.uuid4().hex, "until": now + ttl_s, "now": now},
+            )
+            return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (a clean shutdown), so another replica takes it at once, not when it runs out.
+
+        A no-op unless `holder` holds it."""
+        with self._db.transaction("release a lease") as cursor:
+            cursor.execute(self._q.release_lease, {"name": name, "holder": holder})
+
+    def take_budget(self, name: str, want: int, per_window: int, window_s: float) -> int:
+        """How many of `want` requests may be sent now (0..want), from `per_window` per `window_s` shared by all.
+
+        So that a rate limit (Genesys' requests per minute per OAuth client) is shared by the replicas, not multiplied
+        by their number. Windows are fixed and aligned to the clock (they start at multiples of `window_s`), so every
+        replica counts in the same one; as with any fixed window, up to twice `per_window` can go out across a window
+        boundary. Atomic: replicas taking at once never get more than `per_window` between them.
+        """
+        if want < 0 or per_window < 0 or window_s <= 0:
+            raise ValueError(
+                f"take_budget: want and per_window must be >= 0 and window_s > 0 (got want={want},"
+                f" per_window={per_window}, window_s={window_s})"
+            )
+        if want == 0:
+            return 0
+        window_start = math.floor(self._clock() / window_s) * window_s
+        with self._db.transaction("take from a request budget") as cursor:
+            cursor.execute(self._q.take_budget, {"name": name, "window_start": window_start, "want": want})
+            (asked,) = cursor.fetchone()
+        asked_before = int(asked) - want
+        return max(0, min(want, per_window - asked_before))
 
     # --- Maintenance and health ----------------------------------------------------------------------------------
 
