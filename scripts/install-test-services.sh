@@ -10,6 +10,8 @@ packages=(
   # image (there is no Docker Hub here). Recommends (buildah, fuse-overlayfs, slirp4netns, uidmap, netavark, ...)
   # are not needed as root with --network host; checked on a fresh debootstrapped bookworm.
   podman runc debootstrap
+  # tests/postgres.py starts a throwaway PostgreSQL server (initdb, pg_ctl) for the store's tests on PostgreSQL.
+  postgresql
 )
 
 missing=()
@@ -25,5 +27,20 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   exit 0
 fi
 echo "install-test-services: installing ${missing[*]}" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log=$(mktemp)
+policy_added=
+cleanup() { rm -f "$log"; [ -z "$policy_added" ] || rm -f /usr/sbin/policy-rc.d; }
+trap cleanup EXIT
+# Start no service while installing (Debian's postgresql would start its own cluster): the tests start their own.
+# A policy-rc.d that exits 101 is how Debian says so; one already there (containers have one) is left alone.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+# Packages' own scripts talk on standard error too (initdb, update-alternatives): shown only if the install fails.
+if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
