@@ -42,17 +42,19 @@ from genesys import (
     GenesysClient,
     GenesysEndpoints,
     GenesysSettingsError,
+    SharedBudget,
     VoiceSafeLimits,
     VoiceSafeSettingsError,
     endpoints_for,
 )
-from handlers import commands, events
+from handlers import commands, errors, events
 from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
 from sync.render import SlackText
+from sync.shared_budget import StoreBudget
 from web import HealthReport, wsgi_application
 
 log = logging.getLogger("app")
@@ -90,10 +92,12 @@ def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
         raise ConfigError(str(error)) from None
 
 
-def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints) -> GenesysClient:
-    """The process's one Genesys client."""
+def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
+                         shared_budget: SharedBudget | None = None) -> GenesysClient:
+    """The process's one Genesys client; `shared_budget` when replicas share the request budget."""
     credentials = ClientCredentials(settings.client_id, settings.client_secret)
-    return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute)
+    return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute,
+                         shared_budget=shared_budget)
 
 
 class _TokenFromEnvironmentNotice(logging.Filter):
@@ -144,6 +148,7 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
                       "longer works there; reinstall the app and update the token", team_id)
             engine.forget_workspace(team_id)
 
+    errors.register(app)
     events.register(app, engine, uninstalled=uninstalled)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
@@ -179,7 +184,8 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack |= {"ok": connected, "mode": "socket", "detail": "connected" if connected else "not connected"}
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
-        "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")},
+        "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
+                    if engine.polling or poll_ok is not None else "another replica polls"},
         "slack": slack,
     })
 
@@ -195,7 +201,8 @@ def serve(settings_tables: SettingsTables) -> int:
         store = open_store(service.database_url)
     except StoreError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
-    genesys = build_genesys_client(genesys_settings, endpoints)
+    genesys = build_genesys_client(genesys_settings, endpoints,
+                                   shared_budget=StoreBudget(store, genesys_settings.requests_per_minute))
     # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
     # installation), and the engine's reads use each workspace's bot token.
     slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)

@@ -38,13 +38,16 @@ from genesys import (
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import DesiredRow, Store, WorkItem, WriteRecord
+from store import DesiredRow, Store, StoreError, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 
 log = logging.getLogger(__name__)
 
 REFRESH = "refresh"
 """Work kind: read one Slack user's profile again and bring their live participants up to date."""
+
+POLL_LEASE = "genesys-poll"
+"""The store lease that makes one replica at a time poll Genesys and write to the participants it sees."""
 
 
 class GenesysPort(Protocol):
@@ -74,6 +77,10 @@ class EngineSettings:
     """How long a claimed item stays this worker's; after a crash, its items return to the queue after this."""
     claim_batch: int = 3
     """Items claimed at a time: few, so a crash strands little work until its lease ends."""
+    database_retry_s: float = 2.0
+    """While the database is unreachable, the engine tries it again this often."""
+    poll_lease_s: float = 15.0
+    """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this."""
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -122,6 +129,8 @@ class SyncEngine:
         self._rejected: set[tuple[str, str, str]] = set()
         self._last_poll_ok: bool | None = None
         self._last_poll_error = ""
+        self._polling = False
+        """Whether this replica holds the poll lease (always, with one process)."""
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
         self._unconfirmed = {(c, p): h for c, p, h in store.write_intents()}
 
@@ -239,16 +248,56 @@ class SyncEngine:
         log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
                  self._settings.poll_interval_s)
         next_poll = 0.0
+        database_down = ""
         while not stop.is_set():
-            now = time.monotonic()
-            if now >= next_poll:
-                self.poll_once()
-                self.schedule_refreshes()
-                next_poll = now + self._settings.poll_interval_s
-            worked = self.work_once(stop)
+            try:
+                now = time.monotonic()
+                if now >= next_poll:
+                    next_poll = now + self._settings.poll_interval_s
+                    if self.take_poll_turn():
+                        self.poll_once()
+                        self.schedule_refreshes()
+                worked = self.work_once(stop)
+            except StoreError as error:
+                # Everything the engine does starts from the store: wait for it, then carry on where the store
+                # says (claimed work returns to the queue when its lease ends, nothing is lost).
+                if not database_down:
+                    log.error("the database is unreachable, sync paused until it answers again: %s", error)
+                database_down = str(error)
+                self._polling = False
+                stop.wait(self._settings.database_retry_s)
+                continue
+            if database_down:
+                log.info("the database answers again; sync resumed")
+                database_down = ""
             if not worked:
                 stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
+        if self._polling:  # hand the poll over at once instead of after the lease runs out
+            try:
+                self._store.release_lease(POLL_LEASE, self._settings.worker)
+            except StoreError as error:
+                log.warning("could not hand the Genesys poll over (it moves when the lease ends): %s", error)
         log.info("sync engine stopped")
+
+    def take_poll_turn(self) -> bool:
+        """Hold (or renew) the poll lease; True when this replica is the one that polls Genesys now.
+
+        With several replicas on one database, one polls and writes what it sees; the others refresh profiles
+        (which the poller writes on its next poll). A replica taking over reads the writes left unconfirmed by
+        the one before it, so a write that one sent just before dying is checked instead of sent again.
+        """
+        held = self._store.hold_lease(POLL_LEASE, self._settings.worker, ttl_s=self._settings.poll_lease_s)
+        if held and not self._polling:
+            self._unconfirmed = {(c, p): h for c, p, h in self._store.write_intents()}
+            log.info("this replica (%s) now polls Genesys for live conversations", self._settings.worker)
+        elif self._polling and not held:
+            log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
+                     self._settings.worker)
+            with self._live_lock:
+                self._live = ()  # observations this replica no longer renews must not steer writes
+            self._last_poll_ok, self._last_poll_error = None, ""
+        self._polling = held
+        return held
 
     def poll_once(self) -> int:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
@@ -287,8 +336,13 @@ class SyncEngine:
     # ------------------------------------------------------------------ status
 
     def genesys_status(self) -> tuple[bool | None, str]:
-        """(last poll succeeded, its error): None before the first poll."""
+        """(last poll succeeded, its error): None before the first poll, or while another replica polls."""
         return self._last_poll_ok, self._last_poll_error
+
+    @property
+    def polling(self) -> bool:
+        """Whether this replica polls Genesys (holds the poll lease)."""
+        return self._polling
 
     # ------------------------------------------------------------------ private
 

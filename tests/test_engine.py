@@ -209,3 +209,46 @@ def test_a_cleared_custom_field_is_cleared_on_the_participant(world: World) -> N
     changed(world)
     world.drain()
     assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.custom.Team"] == ""
+
+
+def second_engine(world: World, worker: str) -> SyncEngine:
+    """Another replica on the same store and fakes."""
+    client = GenesysClient(ClientCredentials("fake-client-id", "fake-client-secret"),
+                           GenesysEndpoints(world.genesys.base_url, world.genesys.base_url))
+    web = SlackDirectory.web_client("xoxb-fake-bot-token", world.slack.api_url)
+    return SyncEngine(store=world.store, genesys=client, slack=SlackDirectory(lambda team_id: web),
+                      rules=AttributeRules(), settings=EngineSettings(worker=worker))
+
+
+def test_one_replica_polls_at_a_time_and_hands_over_when_it_stops(world: World) -> None:
+    """The poll lease goes to one engine; the other takes it once the first releases it (clean stop)."""
+    other = second_engine(world, "other")
+    assert world.engine.take_poll_turn() is True
+    assert other.take_poll_turn() is False
+    assert world.engine.take_poll_turn() is True  # renewing
+    stop = threading.Event()
+    stop.set()
+    world.engine.run(stop)  # returns at once, releasing the lease
+    assert other.take_poll_turn() is True
+    assert other.polling
+
+
+def test_a_replica_taking_over_checks_writes_its_predecessor_left_unconfirmed(world: World) -> None:
+    """A write intent left by a replica that died is read by the next poller, which confirms instead of resending."""
+    conversation, participant = ada_on_a_call(world)
+    changed(world)
+    world.drain()
+    assert world.engine.take_poll_turn() is True
+    assert world.engine.poll_once() == 1
+    row = world.store.desired("T0FAKE", "U0ADA")
+    assert row is not None
+    # The dead replica's trace: the write landed in Genesys, its outcome was never recorded.
+    world.store.intend_write(conversation, participant, row.attributes_hash)
+    world.store.forget_participants(set())  # drops the last-written record, as a crash before it would
+    other = second_engine(world, "other")
+    assert other.take_poll_turn() is False  # the first engine still holds the lease
+    world.store.release_lease("genesys-poll", "test")
+    assert other.take_poll_turn() is True
+    other.poll_once()
+    assert len(world.genesys.patches) == 1  # confirmed by reading the participant, not sent again
+    assert world.store.last_written(conversation, participant) == row.attributes_hash

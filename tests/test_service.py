@@ -73,20 +73,23 @@ def app_settings(slack: FakeSlack, genesys: FakeGenesysCloud, port: int) -> dict
     }
 
 
-def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int) -> dict[str, str]:
+def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int, *,
+                    database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
     env.update(app_settings(slack, genesys, port))
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/sync.db"
+    env["DATABASE_URL"] = database_url or f"sqlite:///{tmp_path}/sync.db"
     return env
 
 
-def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app") -> Running:
+def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app",
+           database_url: str | None = None) -> Running:
     """Start the app as a real process and wait until /healthz answers 200."""
     port = free_port()
     log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path,
-                                   env=app_environment(slack, genesys, tmp_path, port), stdout=log_file,
+                                   env=app_environment(slack, genesys, tmp_path, port, database_url=database_url),
+                                   stdout=log_file,
                                    stderr=subprocess.STDOUT)
     app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
     try:

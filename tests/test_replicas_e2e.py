@@ -1,0 +1,107 @@
+"""Two app processes on one PostgreSQL, the local Slack Web API and the local Genesys Cloud.
+
+Each replica serves HTTP; Slack's deliveries are spread over both (and some are delivered to both, as a load
+balancer retrying would). The proof: every participant is written exactly once per change, one replica polls at
+a time, and after the polling replica is killed with SIGKILL the other one finishes the work.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
+from tests.fakes.slack_api import FakeSlack
+from tests.test_service import Running, launch, wait_for
+
+PEOPLE = 24
+
+
+def poller(*apps: Running) -> Running | None:
+    """The replica whose /healthz says it polls Genesys."""
+    for app in apps:
+        if app.process.poll() is None and httpx.get(f"{app.url}/healthz", timeout=5).json()["genesys"]["detail"] \
+                == "polling":
+            return app
+    return None
+
+
+def carry(genesys: FakeGenesysCloud, legs: list[tuple[str, LiveLeg]], title: str) -> bool:
+    """Whether participant n carries the title f"{title} {n}"."""
+    return all(genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title") == f"{title} {n}"
+               for n, (_user, leg) in enumerate(legs))
+
+
+def writes_per_leg(genesys: FakeGenesysCloud) -> collections.Counter[tuple[str, str]]:
+    return collections.Counter((p.conversation_id, p.participant_id) for p in genesys.patches)
+
+
+@pytest.fixture
+def people() -> Iterator[tuple[FakeSlack, FakeGenesysCloud, list[tuple[str, LiveLeg]]]]:
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        legs = []
+        for n in range(PEOPLE):
+            user_id = f"U0R{n:03d}"
+            slack.add_user(user_id, name=f"r{n}", email=f"r{n}@example.com", title=f"Title {n}")
+            legs.append((user_id, genesys.start_conversation(genesys.add_user(f"r{n}@example.com"))))
+        yield slack, genesys, legs
+
+
+def test_two_replicas_write_each_change_once_and_survive_a_sigkill(
+        people: tuple[FakeSlack, FakeGenesysCloud, list[tuple[str, LiveLeg]]], postgres_url: str,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A burst spread over two replicas is written once per participant; killing the poller, the other finishes."""
+    slack, genesys, legs = people
+    first = launch(slack, genesys, tmp_path_factory.mktemp("a"), name="a", database_url=postgres_url)
+    second = launch(slack, genesys, tmp_path_factory.mktemp("b"), name="b", database_url=postgres_url)
+    apps = (first, second)
+    try:
+        wait_for(lambda: poller(*apps) is not None, 20, "one replica to take the Genesys poll")
+        assert sum(poller(app) is not None for app in apps) == 1
+        # Both replicas start on an empty database and queue the workspace's first sync; each person once.
+        wait_for(lambda: carry(genesys, legs, "Title"), 40, "the first sync to reach every participant")
+        time.sleep(2.5)
+        assert set(writes_per_leg(genesys).values()) == {1}, writes_per_leg(genesys)
+
+        # Round 1: each change to one replica, every third to both (a redelivery landing on the other one).
+        for n, (user_id, _leg) in enumerate(legs):
+            user = slack.update_profile(user_id, title=f"Lead {n}")
+            targets = apps if n % 3 == 0 else (apps[n % 2],)
+            for app in targets:
+                assert app.event({"type": "user_change", "user": user}, event_id=f"EvR1-{n}").status_code == 200
+        wait_for(lambda: carry(genesys, legs, "Lead"), 40,
+                 f"every participant to carry round 1; logs:\n{first.log()[-2000:]}\n{second.log()[-2000:]}")
+        time.sleep(2.5)  # two more polls: nothing is written again
+        assert set(writes_per_leg(genesys).values()) == {2}, writes_per_leg(genesys)
+
+        # Round 2: a new burst, and the polling replica is killed while it works through it.
+        genesys.set_latency(0.05)  # slow enough that the kill lands mid-burst
+        for n, (user_id, _leg) in enumerate(legs):
+            user = slack.update_profile(user_id, title=f"Director {n}")
+            assert apps[n % 2].event({"type": "user_change", "user": user}, event_id=f"EvR2-{n}").status_code \
+                == 200
+        victim = poller(*apps)
+        assert victim is not None
+        survivor = second if victim is first else first
+        wait_for(lambda: len(genesys.patches) >= 2 * PEOPLE + 2, 20, "some round-2 writes before the kill")
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(timeout=10)
+        assert len(genesys.patches) < 3 * PEOPLE, "the kill came too late to prove anything"
+        genesys.set_latency(0)
+        wait_for(lambda: carry(genesys, legs, "Director"), 60,
+                 f"the surviving replica to finish; its log:\n{survivor.log()[-3000:]}")
+        time.sleep(2.5)
+        assert set(writes_per_leg(genesys).values()) == {3}, writes_per_leg(genesys)
+        assert poller(survivor) is survivor
+        assert "now polls Genesys" in survivor.log()
+    finally:
+        for app in apps:
+            if app.process.poll() is None:
+                app.process.kill()
+                app.process.wait(timeout=10)
+
