@@ -1,4 +1,4 @@
-"""Two app processes on one PostgreSQL, the local Slack Web API and the local Genesys Cloud.
+"""App processes on PostgreSQL, the local Slack Web API and the local Genesys Cloud: two replicas, and an outage.
 
 Each replica serves HTTP; Slack's deliveries are spread over both (and some are delivered to both, as a load
 balancer retrying would). The proof: every participant is written exactly once per change, one replica polls at
@@ -8,16 +8,19 @@ a time, and after the polling replica is killed with SIGKILL the other one finis
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
-from tests.fakes.slack_api import FakeSlack
-from tests.test_service import Running, launch, wait_for
+from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
+from tests.postgres import PostgresServer
+from tests.test_service import SIGNING_SECRET, Running, launch, wait_for
 
 PEOPLE = 24
 
@@ -105,3 +108,44 @@ def test_two_replicas_write_each_change_once_and_survive_a_sigkill(
                 app.process.kill()
                 app.process.wait(timeout=10)
 
+
+
+def test_an_unreachable_database_is_reported_and_survived(postgres_server: PostgresServer, postgres_url: str,
+                                                          tmp_path: Path) -> None:
+    """With PostgreSQL down: /healthz says so (503), events get 503 for Slack to redeliver, /genesys-sync says to
+    retry; once it is back, the redelivered event is written and nothing else is needed."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
+        leg = genesys.start_conversation(genesys.add_user("ada@example.com"))
+        app = launch(slack, genesys, tmp_path, database_url=postgres_url)
+        try:
+            wait_for(lambda: genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+                     == "Support Engineer", 20, "the first sync")
+            postgres_server.stop("fast")
+            try:
+                wait_for(lambda: httpx.get(f"{app.url}/healthz", timeout=5).status_code == 503, 10,
+                         "/healthz to report the database down")
+                assert httpx.get(f"{app.url}/healthz", timeout=5).json()["database"]["ok"] is False
+                user = slack.update_profile("U0ADA", title="Night Lead")
+                body = json.dumps(event_envelope({"type": "user_change", "user": user}, event_id="EvDown")).encode()
+                assert app.post(body).status_code == 503
+                url = slack.response_url("down")
+                command = slash_command_body("", user_id="U0ADA", response_url=url)
+                assert app.post(command, content_type="application/x-www-form-urlencoded").status_code == 200
+                wait_for(lambda: bool(slack.responses_to(url)), 10, "the command's answer")
+                assert "cannot reach its database" in slack.responses_to(url)[-1]["text"]
+            finally:
+                postgres_server.start()
+            wait_for(lambda: httpx.get(f"{app.url}/healthz", timeout=5).status_code == 200, 20,
+                     "/healthz to recover")
+            retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+            assert app.post(body, headers={**signed_headers(SIGNING_SECRET, body), **retry}).status_code == 200
+            wait_for(lambda: genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+                     == "Night Lead", 20, f"the redelivered change to be written; log:\n{app.log()[-3000:]}")
+            log_text = app.log()
+            assert "the database is unreachable" in log_text
+            assert "Traceback" not in log_text
+            assert app.process.poll() is None
+        finally:
+            app.process.send_signal(signal.SIGTERM)
+            app.process.wait(timeout=15)
