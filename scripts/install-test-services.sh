@@ -12,6 +12,8 @@ packages=(
   podman runc debootstrap
   # tests/postgres.py starts a throwaway PostgreSQL server (initdb, pg_ctl) for the store's tests on PostgreSQL.
   postgresql
+  # tests/test_compose.py checks docker-compose.yml with `docker-compose config` (no engine needed).
+  docker-compose
 )
 
 missing=()
