@@ -25,7 +25,7 @@ from tests.conftest import REPO
 from tests.fakes.genesys_cloud import FakeGenesysCloud
 from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
 from tests.fakes.slack_workspaces import FakeSlackWorkspaces
-from tests.test_service import SIGNING_SECRET, Running, free_port, wait_for
+from tests.test_service import SIGNING_SECRET, Running, free_port, wait_for, wait_healthy
 
 STATE_COOKIE = "slack-app-oauth-state"
 
@@ -64,21 +64,12 @@ def start(world: World, *, name: str = "app", **overrides: str) -> Running:
                                    stdout=log_file, stderr=subprocess.STDOUT)
     app = Running(process, f"http://127.0.0.1:{port}", world.acme, world.genesys, log_path)
     try:
-        wait_for(lambda: answers(app), 30, f"/healthz to answer 200; log:\n{app.log()}")
+        wait_healthy(app)
     except BaseException:
         process.kill()
         process.wait(timeout=10)
         raise
     return app
-
-
-def answers(app: Running) -> bool:
-    if app.process.poll() is not None:
-        raise AssertionError(f"the app exited with {app.process.returncode}:\n{app.log()}")
-    try:
-        return httpx.get(f"{app.url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
