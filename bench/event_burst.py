@@ -244,24 +244,26 @@ def build_deliveries(slack: FakeSlack, user_ids: list[str], rng: random.Random, 
 
 
 def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: int, rate: float,
-         progress: list[int]) -> tuple[list[float], list[int], float]:
+         progress: list[int], urls: list[str] | None = None) -> tuple[list[float], list[int], float]:
     """POST every delivery from `concurrency` keep-alive clients; (latencies s, statuses, wall s).
 
     rate 0: each client sends its next request as soon as it has the last answer (closed loop). rate > 0: request n
     is due at n / rate seconds and its latency counts from then, so a late send is not hidden (open loop).
+    urls: several apps' base URLs (bench/replica_burst.py), client n sending to urls[n % len(urls)], as a load
+    balancer spreading connections would; default: app.url only.
     """
     latencies = [0.0] * len(deliveries)
     statuses = [0] * len(deliveries)
     next_index = iter(range(len(deliveries)))
     take = threading.Lock()
-    url = f"{app.url}/slack/events"
+    targets = [f"{base}/slack/events" for base in (urls or [app.url])]
     stop = threading.Event()
 
     # Built before the clock starts: an httpx.Client costs tens of milliseconds (it loads an SSL context).
     clients = [httpx.Client(timeout=30, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
                for _ in range(concurrency)]
 
-    def sender(client: httpx.Client) -> None:
+    def sender(client: httpx.Client, url: str) -> None:
         with client:
             while not stop.is_set():
                 with take:
@@ -286,7 +288,8 @@ def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: in
                 with take:
                     progress[0] += 1
 
-    threads = [threading.Thread(target=sender, args=(client,), name=f"sender-{n}", daemon=True)
+    threads = [threading.Thread(target=sender, args=(client, targets[n % len(targets)]), name=f"sender-{n}",
+                                daemon=True)
                for n, client in enumerate(clients)]
     started = begun = time.perf_counter()
     for thread in threads:
