@@ -1,6 +1,7 @@
 """Benchmark: acknowledgement latency and throughput of a burst of signed `user_change` events.
 
     .venv/bin/python bench/event_burst.py [--events 10000] [--users 1000] [--concurrency 16] [--live 300] [--rate 0]
+                                          [--client raw|httpx] [--app-log PATH]
 
 Starts the local Slack (tests/fakes/slack_api.py) and the local Genesys Cloud (tests/fakes/genesys_cloud.py) on
 127.0.0.1 with --users people (e-mail, title, custom fields; the same e-mails in Genesys), puts --live of them on
@@ -10,18 +11,22 @@ own budget, GENESYS_REQUESTS_PER_MINUTE) is set to 100,000/min so Genesys is not
 does by itself at start (a first-start sync of every member) is left to finish before the burst.
 
 Then --events signed `user_change` envelopes go to POST /slack/events from --concurrency threads, each with its own
-keep-alive httpx.Client. Users are picked at random (fixed seed); before about half of the deliveries the person's
-profile changes in Slack (a title, or only the status), the envelope carrying the new user object; about 10% of the
-deliveries are Slack retries of an earlier envelope (same event_id, X-Slack-Retry-Num). Bodies are built and signed
-before the clock starts. Each request's latency is the time to the full response. By default each client sends its
-next request as soon as it has an answer (closed loop: the figures are at the app's saturation throughput); with
---rate N the requests are due at N per second and each latency counts from its due time (open loop).
+keep-alive connection: by default a minimal HTTP/1.1 client on a socket (RawClient, about 0.1 ms of CPU per
+request), or with --client httpx an httpx.Client (about 1.2 ms per request, whose queueing for this process's GIL
+then shows up as the app's latency; the method of the first published figures, kept to compare with them). Users are
+picked at random (fixed seed); before about half of the deliveries the person's profile changes in Slack (a title,
+or only the status), the envelope carrying the new user object; about 10% of the deliveries are Slack retries of an
+earlier envelope (same event_id, X-Slack-Retry-Num). Bodies are built and signed before the clock starts. Each
+request's latency is the time to the full response. By default each client sends its next request as soon as it has
+an answer (closed loop: the figures are at the app's saturation throughput); with --rate N the requests are due at N
+per second and each latency counts from its due time (open loop).
 
 Reports wall time, events/s, p50/p95/p99/max latency, non-2xx answers, the app's resident memory while the burst
 ran (VmRSS samples, VmHWM at the end), and how long the engine took to drain its queue afterwards, with the
 users.profile.get calls (fewer than the events when queued work for one person coalesces) and Genesys PATCHes.
-The load generator and both fakes run in this process on the same machine: their CPU time is printed beside the
-app's, since on a small machine they compete with the app for the cores. The app is stopped (SIGTERM, then SIGKILL)
+The load generator and both fakes run in this process on the same machine: their CPU time (the client threads' own
+apart) is printed beside the app's, and so is what every other process on the machine used meanwhile, since on a
+small machine they all compete with the app for the cores. The app is stopped (SIGTERM, then SIGKILL)
 however the benchmark ends, Ctrl-C included.
 """
 
@@ -36,6 +41,7 @@ import os
 import platform
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -169,6 +175,17 @@ def stop_app(app: App) -> int | None:
     return app.process.returncode
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy so far (everything but idle and iowait), from /proc/stat; 0 if unreadable."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user nice system idle iowait irq softirq steal
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (all its threads), from /proc/<pid>/stat; 0 if gone."""
     try:
@@ -243,14 +260,116 @@ def build_deliveries(slack: FakeSlack, user_ids: list[str], rng: random.Random, 
     return deliveries
 
 
+class RawClient:
+    """A keep-alive HTTP/1.1 client on one socket that sends a POST and reads the answer's status and body.
+
+    The load generator shares the app's cores, and httpx spends about 1.2 ms of CPU per request here (its client
+    threads then queue for this process's GIL, and that wait counts as the app's latency): against a WSGI app that
+    does nothing, 16 httpx connections measure p99 of 64-97 ms on 2 cores, this client 9-16 ms at about 0.07 ms of
+    CPU per request. It understands what waitress sends: Content-Length or chunked bodies, and `Connection: close`
+    (it reconnects for the next request).
+    """
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        parsed = httpx.URL(url)
+        self._address = (parsed.host, parsed.port or 80)
+        self._host = f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
+        self._path = parsed.raw_path.decode()
+        self._timeout_s = timeout_s
+        self._socket: socket.socket | None = None
+        self._buffer = b""
+
+    def post(self, body: bytes, headers: dict[str, str]) -> int:
+        """The answer's status code; OSError when there was no complete answer (the next call reconnects)."""
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (f"POST {self._path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Length: {len(body)}\r\n{head}"
+                   "\r\n").encode("latin-1") + body
+        try:
+            if self._socket is None:
+                self._socket = socket.create_connection(self._address, timeout=self._timeout_s)
+                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._buffer = b""
+            self._socket.sendall(request)
+            status, close = self._read_response()
+        except (OSError, ValueError) as error:
+            self.close()
+            raise OSError(f"no complete answer: {error}") from error
+        if close:
+            self.close()
+        return status
+
+    def _read_response(self) -> tuple[int, bool]:
+        while b"\r\n\r\n" not in self._buffer:
+            self._receive()
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                while b"\r\n" not in self._buffer:
+                    self._receive()
+                size_line, _, self._buffer = self._buffer.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                while len(self._buffer) < size + 2:
+                    self._receive()
+                self._buffer = self._buffer[size + 2:]
+                if size == 0:  # no trailers from waitress
+                    break
+        else:
+            length = int(fields.get("content-length", "0"))
+            while len(self._buffer) < length:
+                self._receive()
+            self._buffer = self._buffer[length:]
+        return status, fields.get("connection", "").lower() == "close"
+
+    def _receive(self) -> None:
+        assert self._socket is not None
+        chunk = self._socket.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self._buffer += chunk
+
+    def close(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.close()
+            self._socket = None
+
+
+class HttpxClient:
+    """The same as RawClient through httpx.Client (--client httpx: the method of the first published figures)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._url = url
+        # Built before the clock starts: an httpx.Client costs tens of milliseconds (it loads an SSL context).
+        self._client = httpx.Client(timeout=timeout_s,
+                                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+    def post(self, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            return self._client.post(self._url, content=body, headers=headers).status_code
+        except httpx.HTTPError as error:
+            raise OSError(f"no complete answer: {error}") from error
+
+    def close(self) -> None:
+        self._client.close()
+
+
+CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+
+
 def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: int, rate: float,
-         progress: list[int], urls: list[str] | None = None) -> tuple[list[float], list[int], float]:
+         progress: list[int], urls: list[str] | None = None, *, client: str = "raw",
+         client_cpu: list[float] | None = None) -> tuple[list[float], list[int], float]:
     """POST every delivery from `concurrency` keep-alive clients; (latencies s, statuses, wall s).
 
     rate 0: each client sends its next request as soon as it has the last answer (closed loop). rate > 0: request n
     is due at n / rate seconds and its latency counts from then, so a late send is not hidden (open loop).
     urls: several apps' base URLs (bench/replica_burst.py), client n sending to urls[n % len(urls)], as a load
     balancer spreading connections would; default: app.url only.
+    client: a key of CLIENTS (raw: RawClient; httpx: the first figures' method). client_cpu: when given, the client
+    threads' CPU seconds (their own, on the clock while they ran) are appended to it.
     """
     latencies = [0.0] * len(deliveries)
     statuses = [0] * len(deliveries)
@@ -258,13 +377,12 @@ def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: in
     take = threading.Lock()
     targets = [f"{base}/slack/events" for base in (urls or [app.url])]
     stop = threading.Event()
+    clients = [CLIENTS[client](targets[n % len(targets)], 30.0) for n in range(concurrency)]
+    sender_cpu = [0.0] * concurrency
 
-    # Built before the clock starts: an httpx.Client costs tens of milliseconds (it loads an SSL context).
-    clients = [httpx.Client(timeout=30, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-               for _ in range(concurrency)]
-
-    def sender(client: httpx.Client, url: str) -> None:
-        with client:
+    def sender(n: int, connection: RawClient | HttpxClient) -> None:
+        cpu_start = time.thread_time()
+        try:
             while not stop.is_set():
                 with take:
                     index = next(next_index, None)
@@ -280,17 +398,18 @@ def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: in
                         time.sleep(due - started)
                     started = due
                 try:
-                    response = client.post(url, content=delivery.body, headers=delivery.headers)
-                    statuses[index] = response.status_code
-                except httpx.HTTPError:
+                    statuses[index] = connection.post(delivery.body, delivery.headers)
+                except OSError:
                     statuses[index] = -1  # no answer at all (connection error or 30 s timeout)
                 latencies[index] = time.perf_counter() - started
                 with take:
                     progress[0] += 1
+        finally:
+            connection.close()
+            sender_cpu[n] = time.thread_time() - cpu_start
 
-    threads = [threading.Thread(target=sender, args=(client, targets[n % len(targets)]), name=f"sender-{n}",
-                                daemon=True)
-               for n, client in enumerate(clients)]
+    threads = [threading.Thread(target=sender, args=(n, connection), name=f"sender-{n}", daemon=True)
+               for n, connection in enumerate(clients)]
     started = begun = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -300,7 +419,12 @@ def fire(app: App, slack: FakeSlack, deliveries: list[Delivery], concurrency: in
                 thread.join(timeout=0.5)
     finally:
         stop.set()
-    return latencies, statuses, time.perf_counter() - started
+    wall = time.perf_counter() - started
+    for thread in threads:
+        thread.join(timeout=5)
+    if client_cpu is not None:
+        client_cpu.append(sum(sender_cpu))
+    return latencies, statuses, wall
 
 
 def wait_for_drain(app: App, slack: FakeSlack, genesys: FakeGenesysCloud, timeout_s: float) -> tuple[float, bool]:
@@ -381,6 +505,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered events/s (open loop; latency counted from each request's due time); "
                              "default 0: as fast as the connections go (closed loop)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
+                        help="raw (default): a minimal keep-alive HTTP/1.1 client on a socket, about 0.1 ms of CPU "
+                             "per request; httpx: httpx.Client, about 1.2 ms (the method of the first figures)")
+    parser.add_argument("--app-log", metavar="PATH", help="keep a copy of the app's log (it runs in a temporary "
+                                                          "directory)")
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the queue to drain")
     parser.add_argument("--genesys-rpm", type=int, default=100_000,
                         help="Genesys rate limit per minute, the fake's and the app's own budget")
@@ -427,12 +556,14 @@ def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: Fake
     rss_start = proc_status_kb(app.process.pid, "VmRSS") or 0
     progress = [0]
     sampler = MemorySampler(app.process.pid, progress)
-    cpu_start = (cpu_seconds(app.process.pid), cpu_seconds(os.getpid()))
+    cpu_start = (cpu_seconds(app.process.pid), cpu_seconds(os.getpid()), machine_busy_seconds())
     sampler.start()
     try:
-        latencies, statuses, wall = fire(app, slack, deliveries, arguments.concurrency, arguments.rate, progress)
+        client_seconds: list[float] = []
+        latencies, statuses, wall = fire(app, slack, deliveries, arguments.concurrency, arguments.rate, progress,
+                                         client=arguments.client, client_cpu=client_seconds)
         burst_done = time.perf_counter()
-        cpu_burst = (cpu_seconds(app.process.pid), cpu_seconds(os.getpid()))
+        cpu_burst = (cpu_seconds(app.process.pid), cpu_seconds(os.getpid()), machine_busy_seconds())
         pending_after_burst = pending_work(app.database)
         reads_after_burst = slack.call_count("users.profile.get")
         drain_s, drained = wait_for_drain(app, slack, genesys, arguments.drain_timeout)
@@ -454,8 +585,13 @@ def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: Fake
     print(f"acknowledgement latency: p50 {ms['p50']:.1f} ms, p95 {ms['p95']:.1f} ms, p99 {ms['p99']:.1f} ms, "
           f"max {worst:.1f} ms")
     print(f"answers: {', '.join(f'{k}: {v:,}' for k, v in sorted(by_status.items()))}; non-2xx: {len(bad):,}")
-    print(f"CPU during the burst ({os.cpu_count()} CPUs x {wall:.0f} s): app {cpu_burst[0] - cpu_start[0]:.1f} s, "
-          f"this process ({arguments.concurrency} client threads and both fakes) {cpu_burst[1] - cpu_start[1]:.1f} s")
+    app_cpu, own_cpu, client_cpu = cpu_burst[0] - cpu_start[0], cpu_burst[1] - cpu_start[1], sum(client_seconds)
+    others_cpu = max(0.0, cpu_burst[2] - cpu_start[2] - app_cpu - own_cpu)
+    print(f"CPU during the burst ({os.cpu_count()} CPUs x {wall:.0f} s): app {app_cpu:.1f} s "
+          f"({app_cpu / len(deliveries) * 1000:.2f} ms per delivery); this process {own_cpu:.1f} s, of which its "
+          f"{arguments.concurrency} {arguments.client} client threads {client_cpu:.1f} s "
+          f"({client_cpu / len(deliveries) * 1000:.2f} ms per request) and both fakes the rest; everything else on "
+          f"the machine {others_cpu:.1f} s (other processes, and kernel work charged to none)")
     if wall > 280:
         print("  (the burst ran close to Slack's 5-minute signature window: late requests may be refused as stale)")
 
@@ -497,6 +633,8 @@ def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: Fake
         time.sleep(5)
         print(f"  5 s later: {len(stale_participants(slack, genesys, legs))} still not converged")
     log_text = app.log()
+    if arguments.app_log is not None:
+        Path(arguments.app_log).write_text(log_text)
     recorded = log_text.count(" recorded (event ")
     print(f"app log: {recorded:,} events recorded (distinct events sent: {len(deliveries) - retries:,}); "
           f"{len(log_text.splitlines()):,} lines")
