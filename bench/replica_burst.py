@@ -11,7 +11,8 @@ that database (DATABASE_URL=postgresql://…). Once what the replicas do by them
 every member) has finished, the same burst as bench/event_burst.py (same seed: 10,000 signed `user_change`
 deliveries over 1,000 users, title changes, status-only changes and Slack retries) goes to the replicas, client
 connection n to replica n mod N, as a load balancer spreading connections would. A Slack retry may land on the
-other replica than its first delivery. --concurrency and --rate mean what they mean in bench/event_burst.py.
+other replica than its first delivery. --concurrency, --rate and --client mean what they mean in
+bench/event_burst.py.
 
 Reported per run, then as the median and range over the runs for each replica count:
 - events/s and acknowledgement latency (p50/p95/p99/max), non-2xx answers;
@@ -50,6 +51,7 @@ import httpx
 import psycopg
 
 from bench.event_burst import (
+    CLIENTS,
     DRAIN_STABLE_S,
     REPO,
     SEED,
@@ -59,6 +61,7 @@ from bench.event_burst import (
     cpu_seconds,
     fire,
     log_problems,
+    machine_busy_seconds,
     percentile,
     proc_status_kb,
     set_up_people,
@@ -136,13 +139,6 @@ def postgres_cpu_seconds(server: PostgresServer) -> float:
         if entry.name.isdigit() and (child := stat_fields(int(entry.name))) is not None and int(child[1]) == postmaster:
             ticks += int(child[11]) + int(child[12])
     return ticks / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores; not idle, not waiting for I/O), from /proc/stat."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) / CLOCK_TICKS  # all but idle (4th) and iowait (5th)
 
 
 def wait_quiet(max_wait_s: float, *, idle_cores: float = 0.2, window_s: float = 3.0) -> str:
@@ -305,8 +301,10 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
         sampler.start()
     cpu_start = CpuSnapshot.take(apps, server)
     try:
+        client_cpu: list[float] = []
         latencies, statuses, wall = fire(apps[0], slack, deliveries, arguments.concurrency, arguments.rate,
-                                         progress, urls=[app.url for app in apps])
+                                         progress, urls=[app.url for app in apps], client=arguments.client,
+                                         client_cpu=client_cpu)
         cpu_burst = CpuSnapshot.take(apps, server)
         pending_after = pending(database)
         drain_s, drained, activity_s = settle(apps, slack, genesys, database, legs, arguments.drain_timeout)
@@ -335,6 +333,7 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
         non_2xx=bad, drain_s=drain_s, drained=drained, patches=len(patches), repeated=repeated,
         over_written=over_written, rss_mib=rss, cpu_burst=cpu_burst.since(cpu_start),
         cpu_drain=cpu_drain.since(cpu_burst), wall_s=wall)
+    result.cpu_burst["clients"] = sum(client_cpu)
 
     print(f"  burst: {len(deliveries):,} in {wall:.2f} s = {result.events_per_s:,.0f} events/s; ack p50 "
           f"{result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms;"
@@ -351,8 +350,9 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
         per_replica = ", ".join(f"{spent[f'replica {n + 1}']:.1f}" for n in range(len(apps)))
         print(f"  CPU s in the {phase} (machine busy {spent['machine']:.1f} of {os.cpu_count()} cores x "
               f"{spent['elapsed']:.1f} s): apps {spent['apps']:.1f} ({per_replica}), PostgreSQL "
-              f"{spent['postgres']:.1f}, generator and fakes {spent['generator']:.1f}, other processes "
-              f"{spent['other']:.1f}")
+              f"{spent['postgres']:.1f}, generator and fakes {spent['generator']:.1f}"
+              + (f" (client threads {spent['clients']:.1f})" if "clients" in spent else "")
+              + f", other processes {spent['other']:.1f}")
     for n, app in enumerate(apps):
         text = app.log()
         recorded = text.count(" recorded (event ")
@@ -395,6 +395,7 @@ def summary(results: list[Result]) -> None:
         ("CPU s burst: apps", lambda r: r.cpu_burst["apps"], ".1f"),
         ("CPU s burst: PostgreSQL", lambda r: r.cpu_burst["postgres"], ".1f"),
         ("CPU s burst: generator+fakes", lambda r: r.cpu_burst["generator"], ".1f"),
+        ("  of which client threads", lambda r: r.cpu_burst["clients"], ".1f"),
         ("CPU s burst: other", lambda r: r.cpu_burst["other"], ".1f"),
         ("CPU s drain: apps", lambda r: r.cpu_drain["apps"], ".1f"),
         ("CPU s drain: PostgreSQL", lambda r: r.cpu_drain["postgres"], ".1f"),
@@ -430,6 +431,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered events/s (open loop; latency counted from each request's due time); "
                              "default 0: as fast as the connections go (closed loop)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
+                        help="the load generator's HTTP client, as in bench/event_burst.py (raw: a minimal "
+                             "keep-alive client on a socket; httpx: the first figures' method)")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the queue to drain")
     parser.add_argument("--genesys-rpm", type=int, default=100_000,
                         help="Genesys rate limit per minute, the fake's and the replicas' shared budget")
@@ -447,6 +451,7 @@ def main() -> int:
         print(missing, file=sys.stderr)
         return 2
     load = "closed loop" if arguments.rate <= 0 else f"offered at {arguments.rate:,.0f}/s"
+    load += f", {arguments.client} client"
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; PostgreSQL "
           f"{server.bin_dir.parent.name} on 127.0.0.1:{server.port}; {arguments.events:,} deliveries over "
           f"{arguments.users:,} users ({arguments.live} on calls), {arguments.concurrency} connections, {load}")
