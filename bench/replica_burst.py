@@ -37,6 +37,7 @@ import collections
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -271,8 +272,11 @@ def one_run(arguments: argparse.Namespace, server: PostgresServer, replicas: int
                 with psycopg.connect(database_url, autocommit=True) as database:
                     return measure(arguments, server, rng, apps, slack, genesys, database, user_ids, legs)
             finally:
-                for app in apps:
+                for n, app in enumerate(apps):
                     stop_app(app)
+                    if arguments.keep_logs:
+                        Path(arguments.keep_logs).mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(app.log_path, Path(arguments.keep_logs) / f"{label}-replica-{n + 1}.log")
     finally:
         server.drop_database(name)
 
@@ -437,6 +441,8 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the queue to drain")
     parser.add_argument("--genesys-rpm", type=int, default=100_000,
                         help="Genesys rate limit per minute, the fake's and the replicas' shared budget")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy each replica's log here (they run in a temporary "
+                                                            "directory)")
     parser.add_argument("--quiet-wait", type=float, default=300.0,
                         help="before each run, wait up to this many seconds for other processes to leave the CPUs "
                              "idle (a shared machine)")
