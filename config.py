@@ -211,6 +211,8 @@ def read_settings_file(path: Path | None) -> SettingsTables:
 def configure_logging(level: str) -> None:
     """One readable line per event on standard error."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per Genesys call would drown the app's one line per write.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def environment() -> Mapping[str, str]:

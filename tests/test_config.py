@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
 
-from config import ConfigError, read_genesys_settings, read_service_settings, read_settings
+from config import ConfigError, configure_logging, read_genesys_settings, read_service_settings, read_settings
 from tests.conftest import REPO
 
 GOOD = {"GENESYS_REGION": "mypurecloud.ie", "GENESYS_CLIENT_ID": "id", "GENESYS_CLIENT_SECRET": "secret"}
@@ -94,3 +95,10 @@ def test_mixed_or_incomplete_slack_settings_are_refused(environ: dict[str, str],
     """A mixed configuration, or an incomplete one, is refused with the settings named."""
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         read_service_settings(environ)
+
+
+@pytest.mark.parametrize(("level", "httpx_level"), [("INFO", logging.WARNING), ("DEBUG", logging.DEBUG)])
+def test_httpx_request_lines_only_at_debug(level: str, httpx_level: int) -> None:
+    """Each Genesys request is logged by httpx only when LOG_LEVEL=DEBUG."""
+    configure_logging(level)
+    assert logging.getLogger("httpx").level == httpx_level
