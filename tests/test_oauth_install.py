@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import REPO
 from tests.fakes.genesys_cloud import FakeGenesysCloud
 from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
 from tests.fakes.slack_workspaces import FakeSlackWorkspaces
-from tests.test_service import SIGNING_SECRET, Running, free_port, wait_for, wait_healthy
+from tests.test_service import SIGNING_SECRET, Running, launch, wait_for
 
 STATE_COOKIE = "slack-app-oauth-state"
 
@@ -47,29 +43,12 @@ def world(tmp_path: Path) -> Iterator[World]:
         yield World(acme, globex, slack, genesys, tmp_path)
 
 
-def start(world: World, *, name: str = "app", **overrides: str) -> Running:
+def start(world: World, *, name: str = "app") -> Running:
     """The app in OAuth mode (no SLACK_BOT_TOKEN), serving HTTP, until /healthz answers 200."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
-    env.update(
-        SLACK_CLIENT_ID=world.slack.client_id, SLACK_CLIENT_SECRET=world.slack.client_secret,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=world.slack.api_url, PORT=str(port),
-        GENESYS_API_URL=world.genesys.base_url, GENESYS_LOGIN_URL=world.genesys.base_url,
-        GENESYS_CLIENT_ID="fake-client-id", GENESYS_CLIENT_SECRET="fake-client-secret", POLL_INTERVAL_SECONDS="1",
-        DATABASE_URL=f"sqlite:///{world.tmp_path}/sync.db", **overrides,
-    )
-    log_path = world.tmp_path / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=world.tmp_path, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    app = Running(process, f"http://127.0.0.1:{port}", world.acme, world.genesys, log_path)
-    try:
-        wait_healthy(app)
-    except BaseException:
-        process.kill()
-        process.wait(timeout=10)
-        raise
-    return app
+    return launch(world.acme, world.genesys, world.tmp_path, name=name, env_changes={
+        "SLACK_BOT_TOKEN": None, "SLACK_CLIENT_ID": world.slack.client_id,
+        "SLACK_CLIENT_SECRET": world.slack.client_secret, "SLACK_API_URL": world.slack.api_url,
+    })
 
 
 @pytest.fixture

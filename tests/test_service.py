@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +82,20 @@ def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path,
 
 
 def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app",
-           database_url: str | None = None) -> Running:
-    """Start the app as a real process and wait until /healthz answers 200."""
+           database_url: str | None = None, env_changes: Mapping[str, str | None] | None = None) -> Running:
+    """Start the app as a real process and wait until /healthz answers 200; `env_changes` sets settings (None:
+    removes one) over the fakes' defaults."""
     port = free_port()
+    env = app_environment(slack, genesys, tmp_path, port, database_url=database_url)
+    for setting, value in (env_changes or {}).items():
+        if value is None:
+            env.pop(setting, None)
+        else:
+            env[setting] = value
     log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path,
-                                   env=app_environment(slack, genesys, tmp_path, port, database_url=database_url),
-                                   stdout=log_file,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
+                                   stdout=log_file, stderr=subprocess.STDOUT)
     app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
     try:
         wait_healthy(app)
