@@ -496,8 +496,8 @@ def log_problems(text: str) -> list[str]:
     return lines
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_burst_arguments(parser: argparse.ArgumentParser) -> None:
+    """The burst's shape, the same for this benchmark and bench/replica_burst.py."""
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -508,6 +508,11 @@ def main() -> int:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
                         help="raw (default): a minimal keep-alive HTTP/1.1 client on a socket, about 0.1 ms of CPU "
                              "per request; httpx: httpx.Client, about 1.2 ms (the method of the first figures)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_burst_arguments(parser)
     parser.add_argument("--app-log", metavar="PATH", help="keep a copy of the app's log (it runs in a temporary "
                                                           "directory)")
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the queue to drain")

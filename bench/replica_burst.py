@@ -52,12 +52,12 @@ import httpx
 import psycopg
 
 from bench.event_burst import (
-    CLIENTS,
     DRAIN_STABLE_S,
     REPO,
     SEED,
     App,
     MemorySampler,
+    add_burst_arguments,
     build_deliveries,
     cpu_seconds,
     fire,
@@ -428,16 +428,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="replica counts, run in turn")
     parser.add_argument("--runs", type=int, default=3, help="runs of each replica count (alternating)")
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--live", type=int, default=300, help="people on a live voice call during the burst")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="offered events/s (open loop; latency counted from each request's due time); "
-                             "default 0: as fast as the connections go (closed loop)")
-    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw",
-                        help="the load generator's HTTP client, as in bench/event_burst.py (raw: a minimal "
-                             "keep-alive client on a socket; httpx: the first figures' method)")
+    add_burst_arguments(parser)
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for the queue to drain")
     parser.add_argument("--genesys-rpm", type=int, default=100_000,
                         help="Genesys rate limit per minute, the fake's and the replicas' shared budget")
