@@ -3,7 +3,7 @@
     .venv/bin/python bench/event_burst.py [--events 10000] [--users 1000] [--concurrency 16] [--live 300] [--rate 0]
                                           [--client raw|httpx] [--app-log PATH]
 
-Starts the local Slack (tests/fakes/slack_api.py) and the local Genesys Cloud (tests/fakes/genesys_cloud.py) on
+Starts the local Slack (localdev/slack_api.py) and the local Genesys Cloud (localdev/genesys_cloud.py) on
 127.0.0.1 with --users people (e-mail, title, custom fields; the same e-mails in Genesys), puts --live of them on
 live voice calls, and runs the app as a real process in HTTP mode, as tests/test_service.py does
 (POLL_INTERVAL_SECONDS=1, its database in a temporary directory). Genesys' rate limit (the fake's and the app's
@@ -55,9 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
-from tests.test_service import SIGNING_SECRET, app_environment, free_port, wait_for
+from localdev.app_process import SIGNING_SECRET, app_environment, free_port, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261125

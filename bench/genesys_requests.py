@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/genesys_requests.py [--writes 200]
 
-Runs the real GenesysClient against the local Genesys Cloud (tests/fakes/genesys_cloud.py) over HTTP on
+Runs the real GenesysClient against the local Genesys Cloud (localdev/genesys_cloud.py) over HTTP on
 127.0.0.1, with one user on one live voice call, and counts the requests the fake received:
 - "targeted write" is what `push` (and a `/genesys-sync` for one person) does: find the user by e-mail
   (cached after the first), find their live participants (analytics query + conversation read), PATCH;
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, VoiceSafeLimits, check_attributes
-from tests.fakes.genesys_cloud import FakeGenesysCloud
+from localdev.genesys_cloud import FakeGenesysCloud
 
 
 def main() -> None:

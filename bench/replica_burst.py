@@ -3,10 +3,10 @@
     .venv/bin/python bench/replica_burst.py [--replicas 1 2] [--runs 3] [--concurrency 16] [--rate 0]
                                             [--events 10000] [--users 1000] [--live 300]
 
-Starts a throwaway PostgreSQL server (tests/postgres.py: the distribution's server binaries, run as the postgres
+Starts a throwaway PostgreSQL server (localdev/postgres.py: the distribution's server binaries, run as the postgres
 user when root; scripts/install-test-services.sh installs them), then for each run and each replica count in
-turn (1, 2, 1, 2, … with the defaults): a new empty database, new local fakes (tests/fakes/slack_api.py and
-tests/fakes/genesys_cloud.py) with the same people as bench/event_burst.py, and N app processes in HTTP mode on
+turn (1, 2, 1, 2, … with the defaults): a new empty database, new local fakes (localdev/slack_api.py and
+localdev/genesys_cloud.py) with the same people as bench/event_burst.py, and N app processes in HTTP mode on
 that database (DATABASE_URL=postgresql://…). Once what the replicas do by themselves at start (the first sync of
 every member) has finished, the same burst as bench/event_burst.py (same seed: 10,000 signed `user_change`
 deliveries over 1,000 users, title changes, status-only changes and Slack retries) goes to the replicas, client
@@ -69,10 +69,10 @@ from bench.event_burst import (
     stale_participants,
     stop_app,
 )
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
-from tests.fakes.slack_api import FakeSlack
-from tests.postgres import PostgresServer, PostgresUnavailable, remove_server, start_server
-from tests.test_service import app_environment, free_port, wait_for
+from localdev.app_process import app_environment, free_port, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
+from localdev.postgres import PostgresServer, PostgresUnavailable, remove_server, start_server
+from localdev.slack_api import FakeSlack
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/useful_writes.py [--seconds 60] [--users 200] [--rate 5] [--cooldown 61]
 
-Starts the local Slack and the local Genesys Cloud (tests/fakes/) on 127.0.0.1 and runs the app as a real process in
+Starts the local Slack and the local Genesys Cloud (localdev/) on 127.0.0.1 and runs the app as a real process in
 HTTP mode, as tests/test_service.py does (POLL_INTERVAL_SECONDS=1; Genesys' default budget of 300 requests/min, the
 fake's and the app's). --users people exist in both, with e-mails, titles and three custom fields; about 30% start
 on a call. A warm-up first delivers one `user_change` per person (as `/genesys-sync all` would) and waits until the
@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.event_burst import App, launch_app, log_problems, pending_work, stop_app
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedRequest
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
-from tests.test_service import SIGNING_SECRET, wait_for
+from localdev.app_process import SIGNING_SECRET, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedRequest
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 
 SEED = 20261126
 TARGET = 1.1

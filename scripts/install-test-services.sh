@@ -10,7 +10,7 @@ packages=(
   # image (there is no Docker Hub here). Recommends (buildah, fuse-overlayfs, slirp4netns, uidmap, netavark, ...)
   # are not needed as root with --network host; checked on a fresh debootstrapped bookworm.
   podman runc debootstrap
-  # tests/postgres.py starts a throwaway PostgreSQL server (initdb, pg_ctl) for the store's tests on PostgreSQL.
+  # localdev/postgres.py starts a throwaway PostgreSQL server (initdb, pg_ctl) for the store's tests on PostgreSQL.
   postgresql
   # tests/test_compose.py checks docker-compose.yml with `docker-compose config` (no engine needed).
   docker-compose

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.postgres import REQUIRE_VARIABLE, PostgresServer, PostgresUnavailable, remove_server, start_server
+from localdev.postgres import REQUIRE_VARIABLE, PostgresServer, PostgresUnavailable, remove_server, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SLACK_FIXTURES = REPO.parent / "shared" / "fixtures" / "slack"

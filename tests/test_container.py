@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from localdev.app_process import Running, agent_on_a_call, app_settings, free_port, wait_for, wait_healthy
+from localdev.genesys_cloud import FakeGenesysCloud
+from localdev.slack_api import FakeSlack
 from tests.conftest import REPO
-from tests.fakes.genesys_cloud import FakeGenesysCloud
-from tests.fakes.slack_api import FakeSlack
-from tests.test_service import Running, agent_on_a_call, app_settings, free_port, wait_for, wait_healthy
 
 pytestmark = pytest.mark.container
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, RetryPolicy
+from localdev.genesys_cloud import FakeGenesysCloud
+from localdev.slack_api import FakeSlack
 from slack_directory import SlackDirectory
 from store import Store, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
-from tests.fakes.genesys_cloud import FakeGenesysCloud
-from tests.fakes.slack_api import FakeSlack
 
 
 @dataclass

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
 from tests.clocks import FakeClock
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
 
 CLIENT_ID = "fake-client-id"
 CLIENT_SECRET = "fake-client-secret"

@@ -19,9 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.clocks import FakeClock
-from tests.conftest import slack_fixture
-from tests.fakes.slack_api import (
+from localdev.slack_api import (
     DEFAULT_SCOPES,
     RESPONSE_URL_LIFETIME_S,
     RESPONSE_URL_MAX_POSTS,
@@ -31,6 +29,8 @@ from tests.fakes.slack_api import (
     signed_headers,
     slash_command_body,
 )
+from tests.clocks import FakeClock
+from tests.conftest import slack_fixture
 
 TOKEN = "xoxb-fake-bot-token"
 SECRET = "fake-signing-secret"

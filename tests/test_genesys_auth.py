@@ -15,7 +15,7 @@ import pytest
 from genesys import AuthenticationFailed, ClientCredentials, GenesysSettingsError, GenesysUnavailable, RetryPolicy
 from genesys.auth import TokenProvider
 from genesys.retries import RetryingSender
-from tests.fakes.genesys_cloud import FakeGenesysCloud
+from localdev.genesys_cloud import FakeGenesysCloud
 from tests.test_genesys_support import CLIENT_ID, CREDENTIALS, SECRET, FakeClock, token_response
 
 LOGIN = "https://login.mypurecloud.ie"

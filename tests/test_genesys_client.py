@@ -29,7 +29,7 @@ from genesys import (
     check_attributes,
 )
 from genesys.voice_safe import unchecked_attributes_for_tests
-from tests.fakes.genesys_cloud import FakeGenesysCloud
+from localdev.genesys_cloud import FakeGenesysCloud
 from tests.test_genesys_support import CLIENT_ID, SECRET, FakeClock, fake_client, mock_client, token_response
 
 PATCH_PATH = "/api/v2/conversations/"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from localdev.genesys_cloud import FakeGenesysCloud
 from tests.conftest import EXAMPLES, REPO
-from tests.fakes.genesys_cloud import FakeGenesysCloud
 
 USER = str(EXAMPLES / "slack-user.json")
 TEAM = str(EXAMPLES / "team-profile.json")

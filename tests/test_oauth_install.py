@@ -1,6 +1,6 @@
 """Installing into many workspaces through Slack OAuth, with the app as a real process.
 
-Two fake workspaces sit behind one Slack API URL (tests/fakes/slack_workspaces.py), which also exchanges OAuth
+Two fake workspaces sit behind one Slack API URL (localdev/slack_workspaces.py), which also exchanges OAuth
 codes as Slack does. The browser's part of the flow is played with plain HTTP: /slack/install, the person's
 approval (a code from the fake), the redirect back to /slack/oauth_redirect with the state cookie.
 """
@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.fakes.genesys_cloud import FakeGenesysCloud
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
-from tests.fakes.slack_workspaces import FakeSlackWorkspaces
-from tests.test_service import SIGNING_SECRET, Running, launch, wait_for
+from localdev.app_process import SIGNING_SECRET, Running, launch, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers
+from localdev.slack_workspaces import FakeSlackWorkspaces
 
 STATE_COOKIE = "slack-app-oauth-state"
 

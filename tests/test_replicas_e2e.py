@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
-from tests.postgres import PostgresServer
-from tests.test_service import SIGNING_SECRET, Running, launch, wait_for
+from localdev.app_process import SIGNING_SECRET, Running, launch, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+from localdev.postgres import PostgresServer
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
 
 PEOPLE = 24
 

@@ -4,106 +4,29 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO
-from tests.fakes.genesys_cloud import FakeGenesysCloud, LiveLeg
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
-
-SIGNING_SECRET = "test-signing-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@dataclass
-class Running:
-    """The app process and what talks to it."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    slack: FakeSlack
-    genesys: FakeGenesysCloud
-    log_path: Path
-
-    def post(self, body: bytes, *, content_type: str | None = None, headers: dict[str, str] | None = None,
-             timestamp: int | None = None) -> httpx.Response:
-        sent = headers if headers is not None else signed_headers(SIGNING_SECRET, body, timestamp=timestamp,
-                                                                 content_type=content_type)
-        return httpx.post(f"{self.url}/slack/events", content=body, headers=sent, timeout=10)
-
-    def event(self, event: dict[str, object], **envelope: object) -> httpx.Response:
-        return self.post(json.dumps(event_envelope(event, **envelope)).encode())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def app_settings(slack: FakeSlack, genesys: FakeGenesysCloud, port: int) -> dict[str, str]:
-    """The app's settings for the local fakes, with no DATABASE_URL (the container test uses the image's)."""
-    return {
-        "SLACK_BOT_TOKEN": "xoxb-fake-bot-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url, "PORT": str(port),
-        "GENESYS_API_URL": genesys.base_url, "GENESYS_LOGIN_URL": genesys.base_url,
-        "GENESYS_CLIENT_ID": "fake-client-id", "GENESYS_CLIENT_SECRET": "fake-client-secret",
-        "POLL_INTERVAL_SECONDS": "1", "SYNC_ADMINS": "UADMIN",
-    }
-
-
-def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, port: int, *,
-                    database_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GENESYS_", "SYNC_"))}
-    env.update(app_settings(slack, genesys, port))
-    env["DATABASE_URL"] = database_url or f"sqlite:///{tmp_path}/sync.db"
-    return env
-
-
-def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app",
-           database_url: str | None = None, env_changes: Mapping[str, str | None] | None = None) -> Running:
-    """Start the app as a real process and wait until /healthz answers 200; `env_changes` sets settings (None:
-    removes one) over the fakes' defaults."""
-    port = free_port()
-    env = app_environment(slack, genesys, tmp_path, port, database_url=database_url)
-    for setting, value in (env_changes or {}).items():
-        if value is None:
-            env.pop(setting, None)
-        else:
-            env[setting] = value
-    log_path = tmp_path / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
-    try:
-        wait_healthy(app)
-    except BaseException:
-        process.kill()
-        process.wait(timeout=10)
-        raise
-    return app
+from localdev.app_process import (
+    REPO,
+    Running,
+    agent_on_a_call,
+    app_environment,
+    free_port,
+    healthy,
+    launch,
+    wait_for,
+)
+from localdev.genesys_cloud import FakeGenesysCloud
+from localdev.slack_api import FakeSlack, event_envelope, slash_command_body
 
 
 @pytest.fixture
@@ -116,26 +39,6 @@ def running(tmp_path: Path) -> Iterator[Running]:
             if app.process.poll() is None:
                 app.process.kill()
             app.process.wait(timeout=10)
-
-
-def wait_healthy(app: Running, timeout: float = 30) -> None:
-    """Wait until /healthz answers 200; fail at once if the process exits."""
-    wait_for(lambda: _healthy(app), timeout, f"/healthz to answer 200; log:\n{app.log()}")
-
-
-def _healthy(app: Running) -> bool:
-    if app.process.poll() is not None:
-        raise AssertionError(f"the app exited with {app.process.returncode}:\n{app.log()}")
-    try:
-        return httpx.get(f"{app.url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def agent_on_a_call(app: Running, *, title: str = "Support Engineer") -> tuple[dict[str, object], LiveLeg]:
-    user = app.slack.add_user("U0ADA", name="ada", real_name="Ada Lovelace", email="ada@example.com", title=title)
-    genesys_user = app.genesys.add_user("ada@example.com", name="Ada Lovelace")
-    return user, app.genesys.start_conversation(genesys_user, media_type="voice")
 
 
 def test_a_profile_change_during_a_call_is_written_to_that_participant(running: Running) -> None:
@@ -209,7 +112,7 @@ def test_malformed_payloads_do_not_crash_the_app(running: Running) -> None:
     assert "refused a request to /slack/events: the body is not JSON" in running.log()
     assert running.event({"type": "user_change"}).status_code == 200
     assert running.event({"type": "user_change", "user": "U0"}).status_code == 200
-    assert _healthy(running)
+    assert healthy(running)
 
 
 def test_healthz_reports_each_part(running: Running) -> None:

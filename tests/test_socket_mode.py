@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from localdev.app_process import Running, agent_on_a_call, app_environment, free_port, wait_for
+from localdev.genesys_cloud import FakeGenesysCloud
+from localdev.slack_api import event_envelope, slash_command_body
+from localdev.socket_mode import APP_TOKEN, SocketModeSlack
 from tests.conftest import REPO
-from tests.fakes.genesys_cloud import FakeGenesysCloud
-from tests.fakes.slack_api import event_envelope, slash_command_body
-from tests.fakes.socket_mode import APP_TOKEN, SocketModeSlack
-from tests.test_service import Running, agent_on_a_call, app_environment, free_port, wait_for
 
 
 def _slack_health(app: Running) -> dict[str, object] | None:

@@ -13,7 +13,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from tests.fakes.slack_api import FakeSlack, event_envelope, signed_headers
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 from web import HealthReport, wsgi_application
 
 SECRET = "wsgi-test-signing-secret"

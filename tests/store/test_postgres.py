@@ -10,10 +10,10 @@ import traceback
 import psycopg
 import pytest
 
+from localdev.postgres import PASSWORD, SUPERUSER, PostgresServer, free_port
 from store import Store, StoreError, open_store
 from store.database_url import PostgresLocation, parse_database_url
 from store.postgres import PostgresDatabase
-from tests.postgres import PASSWORD, SUPERUSER, PostgresServer, free_port
 
 
 def assert_no_password(error: BaseException, *passwords: str) -> None:

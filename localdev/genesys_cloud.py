@@ -151,7 +151,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.http_server import LocalHttpServer, RequestHandler
+from localdev.http_server import LocalHttpServer, RequestHandler
 
 MAX_BODY_BYTES = 512_000
 RATE_WINDOW_S = 60

@@ -125,7 +125,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tests.fakes.http_server import LocalHttpServer, RequestHandler
+from localdev.http_server import LocalHttpServer, RequestHandler
 
 SCOPE_COMMANDS = "commands"
 SCOPE_USERS_READ = "users:read"

@@ -53,7 +53,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.slack_api import FakeSlack, _Answer, _body_args, _Call, _json_answer, _Request, _SlackError
+from localdev.slack_api import FakeSlack, _Answer, _body_args, _Call, _json_answer, _Request, _SlackError
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2

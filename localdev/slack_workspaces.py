@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.http_server import LocalHttpServer, RequestHandler
-from tests.fakes.slack_api import FakeSlack
+from localdev.http_server import LocalHttpServer, RequestHandler
+from localdev.slack_api import FakeSlack
 
 APP_ID = "AFAKEAPP"
 CODE_LIFETIME_S = 600.0
