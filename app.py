@@ -9,17 +9,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dotenv import load_dotenv
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from waitress.server import create_server
 
 from cli.check import check
@@ -29,13 +29,17 @@ from config import (
     ConfigError,
     GenesysSettings,
     ServiceSettings,
+    Settings,
+    SettingsProblems,
     SettingsTables,
     configure_logging,
-    environment,
+    describe_problems,
+    read_environment,
     read_genesys_settings,
     read_service_settings,
     read_settings,
     read_settings_file,
+    withhold_from_libraries,
 )
 from genesys import (
     ClientCredentials,
@@ -100,45 +104,86 @@ def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints,
                          shared_budget=shared_budget)
 
 
-class _TokenFromEnvironmentNotice(logging.Filter):
-    """Bolt warns that SLACK_BOT_TOKEN "will be unused" when it also gets a client: the client carries that very
-    token, so the warning only misleads operators."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
-
-
 BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read")
 """The bot scopes the OAuth install asks for; manifest.yml lists the same (a test checks)."""
 
 
+@dataclass(frozen=True, slots=True)
+class SlackIdentity:
+    """Who the bot token is, as auth.test answered at start (one workspace)."""
+
+    team_id: str
+    team: str
+    bot_user_id: str
+
+
+class SlackAuthorization:
+    """Whether Slack requests can be authorized now: the identity verified at start (one workspace) and whether
+    the workspace has since uninstalled the app or revoked its token. OAuth: each request's installation."""
+
+    def __init__(self, identity: SlackIdentity | None) -> None:
+        self.identity = identity
+        self._revoked = threading.Event()
+
+    def revoke(self) -> None:
+        self._revoked.set()
+
+    def health(self) -> dict[str, object]:
+        if self.identity is None:
+            return {"ok": True, "auth": "each workspace's installation (OAuth)"}
+        if self._revoked.is_set():
+            return {"ok": False, "workspace": self.identity.team_id,
+                    "detail": "the app was uninstalled or its bot token revoked; reinstall it and update "
+                              "SLACK_BOT_TOKEN"}
+        return {"ok": True, "workspace": self.identity.team_id, "auth": "bot token verified at start (auth.test)"}
+
+
+def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdentity:
+    """auth.test with the bot token the app will serve with: a refused or unreachable Slack stops the start."""
+    try:
+        answer = client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error", "unknown_error") if error.response is not None else "unknown_error"
+        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it at start (auth.test: {code}); copy the Bot User OAuth "
+                          "Token again from the app's Install App page (reinstall the app if it was revoked)") from None
+    except (OSError, SlackClientError) as error:  # urllib's URLError is an OSError
+        where = service.api_url or "https://slack.com/api/"
+        raise ConfigError(f"SLACK_API_URL: cannot reach Slack at {where} ({_reason(error)}); check the network "
+                          "or the URL") from None
+    team_id, user_id = answer.get("team_id"), answer.get("user_id")
+    if not isinstance(team_id, str) or not isinstance(user_id, str):
+        raise ConfigError("SLACK_BOT_TOKEN: auth.test did not name the token's workspace and bot user; use the "
+                          "Bot User OAuth Token (xoxb-…), not a user or app-level token")
+    team = answer.get("team")
+    return SlackIdentity(team_id, team if isinstance(team, str) else team_id, user_id)
+
+
 def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient, *,
+                    authorization: SlackAuthorization,
                     installations: StoreInstallationStore | None = None,
                     oauth_states: StoreOAuthStateStore | None = None) -> App:
-    """The Bolt app with every listener registered. One workspace: the bot token is verified now (auth.test).
-    OAuth (`service.oauth`): installs at /slack/install, kept in `installations`, tokens looked up per request."""
-    logging.getLogger("slack_bolt.App").addFilter(_TokenFromEnvironmentNotice())
+    """The Bolt app with every listener registered, configured from `service` alone: every value Bolt needs is
+    passed here (the SLACK_* variables are withheld from it), so the mode is the one the settings decide.
+    One workspace: `client` carries the bot token verified at start. OAuth (`service.oauth`): installs at
+    /slack/install, kept in `installations`, tokens looked up per request."""
     oauth_settings = None
     if service.oauth is not None:
         if installations is None or oauth_states is None:
             raise ValueError("installing through OAuth needs an installation store and an OAuth state store")
         oauth_settings = OAuthSettings(
             client_id=service.oauth.client_id, client_secret=service.oauth.client_secret, scopes=list(BOT_SCOPES),
-            redirect_uri=service.oauth.redirect_uri, installation_store=installations, state_store=oauth_states,
-            install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
+            user_scopes=[], redirect_uri=service.oauth.redirect_uri, installation_store=installations,
+            state_store=oauth_states, install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
         )
     try:
         # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
         # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
+        # token_verification_enabled=False: verify_bot_token already ran auth.test with this very token.
         app = App(client=client, signing_secret=service.signing_secret, process_before_response=True,
-                  oauth_settings=oauth_settings, installation_store=installations)
+                  oauth_settings=oauth_settings, installation_store=installations,
+                  token_verification_enabled=False)
     except BoltError as error:
-        setting = "SLACK_BOT_TOKEN" if service.oauth is None else "SLACK_CLIENT_ID"
-        raise ConfigError(f"{setting}: Slack refused it at start ({error}); check it") from None
-    except (OSError, SlackClientError) as error:  # urllib's URLError is an OSError
-        where = service.api_url or "https://slack.com/api/"
-        raise ConfigError(f"SLACK_API_URL: cannot reach Slack at {where} ({_reason(error)}); check the network "
-                          "or the URL") from None
+        raise ConfigError(f"SLACK_CLIENT_ID: Bolt refused the OAuth settings ({error}); check them") from None
 
     def uninstalled(enterprise_id: str | None, team_id: str) -> None:
         if installations is not None:  # OAuth: forgetting the installation forgets the workspace (on_uninstalled)
@@ -146,6 +191,7 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
         else:
             log.error("the app was uninstalled from workspace %s or its bot token revoked: SLACK_BOT_TOKEN no "
                       "longer works there; reinstall the app and update the token", team_id)
+            authorization.revoke()
             engine.forget_workspace(team_id)
 
     errors.register(app)
@@ -159,29 +205,27 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {reason}"
 
 
-def workspaces_to_sync(client: WebClient, installations: StoreInstallationStore | None) -> list[str]:
+def workspaces_to_sync(authorization: SlackAuthorization,
+                       installations: StoreInstallationStore | None) -> list[str]:
     """The workspaces whose first-start sync may be due: every installed one (OAuth), or the token's own."""
     if installations is not None:
         return [team_id for _, team_id in installations.installed_workspaces() if team_id]
-    try:
-        team_id = client.auth_test().get("team_id")
-    except (OSError, SlackClientError) as error:
-        log.warning("could not ask Slack which workspace this is (%s); skipping the first-start sync",
-                    _reason(error))
-        return []
-    return [team_id] if isinstance(team_id, str) else []
+    return [authorization.identity.team_id] if authorization.identity is not None else []
 
 
 def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
+                  authorization: SlackAuthorization,
                   installations: StoreInstallationStore | None = None) -> HealthReport:
     database = store.health()
     poll_ok, poll_error = engine.genesys_status()
-    slack: dict[str, object] = {"ok": True, "mode": "http"}
+    slack: dict[str, object] = {"mode": "http", **authorization.health()}
     if installations is not None and database.ok:
         slack["workspaces"] = len(installations.installed_workspaces())
     if socket_mode is not None:
         connected = bool(socket_mode.client.is_connected())
-        slack |= {"ok": connected, "mode": "socket", "detail": "connected" if connected else "not connected"}
+        slack["mode"] = "socket"
+        slack["connection"] = "connected" if connected else "not connected"
+        slack["ok"] = bool(slack["ok"]) and connected
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
@@ -190,13 +234,19 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
     })
 
 
-def serve(settings_tables: SettingsTables) -> int:
+def describe_slack_mode(service: ServiceSettings, authorization: SlackAuthorization) -> str:
+    """The one start-up line that says which Slack mode the settings chose."""
+    transport = "Socket Mode" if service.socket_mode else f"HTTP on port {service.port}"
+    if authorization.identity is None:
+        return f"Slack: installable into many workspaces through OAuth (/slack/install), events over {transport}"
+    identity = authorization.identity
+    return (f"Slack: one workspace, {identity.team} ({identity.team_id}), bot user {identity.bot_user_id}, "
+            f"events over {transport}")
+
+
+def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints: GenesysEndpoints,
+          rules: AttributeRules) -> int:
     """Run the Slack app and the sync engine until SIGTERM or SIGINT."""
-    environ = environment()
-    service = read_service_settings(environ)
-    genesys_settings = read_genesys_settings(environ)
-    rules = build_rules(settings_tables)
-    endpoints = genesys_endpoints(genesys_settings)
     try:
         store = open_store(service.database_url)
     except StoreError as error:
@@ -223,11 +273,15 @@ def serve(settings_tables: SettingsTables) -> int:
         threading.Thread(target=engine.bootstrap, args=(team_id,), name=f"bootstrap-{team_id}", daemon=True).start()
 
     try:
-        app = build_slack_app(service, engine, slack_client, installations=installations, oauth_states=oauth_states)
+        authorization = SlackAuthorization(
+            verify_bot_token(slack_client, service) if service.oauth is None else None)
+        app = build_slack_app(service, engine, slack_client, authorization=authorization,
+                              installations=installations, oauth_states=oauth_states)
         socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
         # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
         slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
-        web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, installations))
+        web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, authorization,
+                                                                   installations))
         try:
             # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
             server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
@@ -249,7 +303,8 @@ def serve(settings_tables: SettingsTables) -> int:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
-    for team_id in workspaces_to_sync(app.client, installations):
+    log.info("%s", describe_slack_mode(service, authorization))
+    for team_id in workspaces_to_sync(authorization, installations):
         start_bootstrap(team_id)
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
     worker.start()
@@ -321,32 +376,71 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@dataclass(frozen=True, slots=True)
+class CommandSettings:
+    """Everything a command may need, read and checked together so one answer names every problem."""
+
+    settings: Settings
+    service: ServiceSettings | None = None
+    genesys: GenesysSettings | None = None
+    endpoints: GenesysEndpoints | None = None
+    rules: AttributeRules | None = None
+
+
+def read_command_settings(environ: Mapping[str, str], *, service: bool = False, genesys: bool = False,
+                          rules_file: Path | None = None, rules: bool = False) -> CommandSettings:
+    """Read the settings a command needs; every missing or invalid one is named in a single ConfigError."""
+    problems = SettingsProblems()
+    settings = problems.attempt(read_settings, environ)
+    service_settings = problems.attempt(read_service_settings, environ) if service else None
+    genesys_settings = problems.attempt(read_genesys_settings, environ) if genesys else None
+    endpoints = problems.attempt(genesys_endpoints, genesys_settings) if genesys_settings else None
+    attribute_rules = None
+    if rules and settings is not None:
+        tables = problems.attempt(read_settings_file, rules_file or settings.settings_file)
+        attribute_rules = problems.attempt(build_rules, tables) if tables is not None else None
+    problems.raise_if_any()
+    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules)
+
+
+def asked_for(value: T | None) -> T:
+    """A setting the command asked `read_command_settings` for: present once it returned."""
+    if value is None:
+        raise AssertionError("read_command_settings was not asked for this setting")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    arguments.command = arguments.command or "serve"
-    load_dotenv(Path.cwd() / ".env")  # the working directory's .env; real environment variables win
+    command = arguments.command = arguments.command or "serve"
     try:
-        settings = read_settings(environment())
-        configure_logging(settings.log_level)
-        if arguments.command == "check":
-            genesys = read_genesys_settings(environment())
-            endpoints = genesys_endpoints(genesys)
-            with build_genesys_client(genesys, endpoints) as client:
+        environment = read_environment(Path.cwd())
+    except ConfigError as error:
+        print(f"{command}: configuration: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    withhold_from_libraries()
+    environ = environment.values
+    try:
+        rules_file = Path(arguments.config) if getattr(arguments, "config", None) else None
+        needed = read_command_settings(
+            environ, service=command == "serve", genesys=command in ("serve", "check", "push"),
+            rules_file=rules_file, rules=command in ("serve", "preview", "push"))
+        configure_logging(needed.settings.log_level)
+        if command == "check":
+            endpoints = asked_for(needed.endpoints)
+            with build_genesys_client(asked_for(needed.genesys), endpoints) as client:
                 return check(client, endpoints, out=sys.stdout)
-        if arguments.command == "serve":
-            return serve(read_settings_file(settings.settings_file))
-        settings_path = Path(arguments.config) if arguments.config is not None else settings.settings_file
-        rules = build_rules(read_settings_file(settings_path))
-        if arguments.command == "preview":
+        rules = asked_for(needed.rules)
+        if command == "serve":
+            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
+        if command == "preview":
             request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json)
             return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
-        genesys = read_genesys_settings(environment())
-        endpoints = genesys_endpoints(genesys)
-        with build_genesys_client(genesys, endpoints) as client:
+        with build_genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
             return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
                         stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
     except ConfigError as error:
-        print(f"{arguments.command}: configuration: {error}", file=sys.stderr)
+        print(describe_problems(command, error, environment), file=sys.stderr)
         return EXIT_UNUSABLE
 
 

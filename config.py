@@ -8,18 +8,47 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from dotenv import dotenv_values
 
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the setting (and file) and says what to do."""
+    """One or more settings are missing or wrong; each problem names its setting (and file) and says what to do."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems: tuple[str, ...] = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class SettingsProblems:
+    """Collects the problems of several readers, so one answer names every missing or invalid setting at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def attempt(self, read: Callable[..., T], *arguments: Any) -> T | None:
+        """`read(*arguments)`, or None with its problems kept when it raises ConfigError."""
+        try:
+            return read(*arguments)
+        except ConfigError as error:
+            self.problems.extend(error.problems)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(*self.problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,29 +89,29 @@ class GenesysSettings:
 
 
 def read_genesys_settings(environ: Mapping[str, str]) -> GenesysSettings:
-    """Genesys settings from the environment; a missing or malformed one raises ConfigError naming it."""
-    missing = [name for name in ("GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET") if not environ.get(name, "").strip()]
-    if not environ.get("GENESYS_REGION", "").strip() and not environ.get("GENESYS_API_URL", "").strip():
-        missing.insert(0, "GENESYS_REGION")
-    if missing:
-        raise ConfigError(
-            f"{', '.join(missing)}: not set; put the Genesys Cloud region and an OAuth client-credentials client's"
-            " id and secret in .env (see .env.example)"
-        )
-    raw_rate = environ.get("GENESYS_REQUESTS_PER_MINUTE", "300").strip() or "300"
-    try:
-        rate = int(raw_rate)
-    except ValueError:
-        rate = 0
+    """Genesys settings from the environment; every missing or malformed one is named in one ConfigError."""
+    get = {name: environ.get(name, "").strip() for name in (
+        "GENESYS_REGION", "GENESYS_API_URL", "GENESYS_LOGIN_URL", "GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET",
+        "GENESYS_REQUESTS_PER_MINUTE",
+    )}
+    problems = []
+    if not get["GENESYS_REGION"] and not get["GENESYS_API_URL"]:
+        problems.append("GENESYS_REGION: not set; the Genesys Cloud org's region, as its domain (mypurecloud.com, "
+                        "mypurecloud.ie, usw2.pure.cloud, …) or SDK key (us_east_1, eu_west_1, …)")
+    for name in ("GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"):
+        if not get[name]:
+            problems.append(f"{name}: not set; the {name.rsplit('_', 1)[1].lower()} of an OAuth client with the "
+                            "Client Credentials grant (Genesys Cloud Admin > Integrations > OAuth)")
+    raw_rate = get["GENESYS_REQUESTS_PER_MINUTE"] or "300"
+    rate = int(raw_rate) if raw_rate.isdigit() else 0
     if not 1 <= rate <= 100_000:
-        raise ConfigError(f"GENESYS_REQUESTS_PER_MINUTE: {raw_rate!r} is not a whole number from 1 to 100000")
+        problems.append(f"GENESYS_REQUESTS_PER_MINUTE: {raw_rate!r} is not a whole number from 1 to 100000")
+    if problems:
+        raise ConfigError(*problems)
     return GenesysSettings(
-        region=environ.get("GENESYS_REGION", "").strip() or None,
-        api_url=environ.get("GENESYS_API_URL", "").strip() or None,
-        login_url=environ.get("GENESYS_LOGIN_URL", "").strip() or None,
-        client_id=environ["GENESYS_CLIENT_ID"].strip(),
-        client_secret=environ["GENESYS_CLIENT_SECRET"].strip(),
-        requests_per_minute=rate,
+        region=get["GENESYS_REGION"] or None, api_url=get["GENESYS_API_URL"] or None,
+        login_url=get["GENESYS_LOGIN_URL"] or None, client_id=get["GENESYS_CLIENT_ID"],
+        client_secret=get["GENESYS_CLIENT_SECRET"], requests_per_minute=rate,
     )
 
 
@@ -120,42 +149,50 @@ class SlackOAuthSettings:
 
 
 def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
-    """Settings of the running app; missing, malformed or conflicting ones raise ConfigError naming them."""
+    """Settings of the running app; every missing, malformed or conflicting one is named in one ConfigError.
+
+    The Slack mode is decided here, from non-empty values only: a `.env` copied from `.env.example` (or
+    `docker run --env-file`) carries every name, most of them empty, and an empty one means "not set".
+    """
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
         "REFRESH_INTERVAL_HOURS",
     )}
+    problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
-    if oauth_names and get["SLACK_BOT_TOKEN"]:
-        raise ConfigError(
-            f"{', '.join(oauth_names)} and SLACK_BOT_TOKEN are both set: use SLACK_BOT_TOKEN for one workspace, or "
-            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install into many workspaces through Slack OAuth, not both"
-        )
     oauth = None
-    if oauth_names:
-        required = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET")
-        missing = [name for name in required if not get[name]]
-        if missing:
-            raise ConfigError(f"{', '.join(missing)}: not set; installing into many workspaces needs all of "
-                              f"{', '.join(required)} (Basic Information > App Credentials)")
+    if oauth_names and get["SLACK_BOT_TOKEN"]:
+        problems.append(
+            f"{' and '.join(oauth_names)} and SLACK_BOT_TOKEN are both set: use SLACK_BOT_TOKEN for one workspace, "
+            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install into many workspaces through Slack OAuth, not both"
+        )
+    elif oauth_names:
+        for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+            if not get[name]:
+                problems.append(f"{name}: not set; installing into many workspaces needs both SLACK_CLIENT_ID and "
+                                "SLACK_CLIENT_SECRET (Basic Information > App Credentials)")
         redirect = get["SLACK_REDIRECT_URI"] or None
         if redirect is not None and not redirect.startswith(("https://", "http://")):
-            raise ConfigError(f"SLACK_REDIRECT_URI: {redirect!r} is not a URL; use the Redirect URL of the app's "
-                              "OAuth & Permissions page (https://…/slack/oauth_redirect), or leave it empty")
+            problems.append(f"SLACK_REDIRECT_URI: {redirect!r} is not a URL; use the Redirect URL of the app's "
+                            "OAuth & Permissions page (https://…/slack/oauth_redirect), or leave it empty")
         oauth = SlackOAuthSettings(get["SLACK_CLIENT_ID"], get["SLACK_CLIENT_SECRET"], redirect)
-    else:
-        missing = [name for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not get[name]]
-        if missing:
-            raise ConfigError(f"{', '.join(missing)}: not set; copy them from the Slack app's settings (see README)")
-        if not get["SLACK_BOT_TOKEN"].startswith("xoxb-"):
-            raise ConfigError("SLACK_BOT_TOKEN: a bot token starts with xoxb- (Install App > Bot User OAuth Token)")
+    elif not get["SLACK_BOT_TOKEN"]:
+        problems.append("SLACK_BOT_TOKEN: not set; the Bot User OAuth Token (the Slack app's Install App page, "
+                        "starts with xoxb-)")
+    elif not get["SLACK_BOT_TOKEN"].startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN: a bot token starts with xoxb- (Install App > Bot User OAuth Token)")
+    if not get["SLACK_SIGNING_SECRET"]:
+        problems.append("SLACK_SIGNING_SECRET: not set; the Signing Secret (the Slack app's Basic Information > "
+                        "App Credentials)")
     if get["SLACK_APP_TOKEN"] and not get["SLACK_APP_TOKEN"].startswith("xapp-"):
-        raise ConfigError("SLACK_APP_TOKEN: an app-level token starts with xapp- (Basic Information > App-Level "
-                          "Tokens, scope connections:write); leave it empty to serve HTTP instead")
-    port = _number(get["PORT"] or "3000", "PORT", int, 1, 65535)
-    poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600)
-    refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30)
+        problems.append("SLACK_APP_TOKEN: an app-level token starts with xapp- (Basic Information > App-Level "
+                        "Tokens, scope connections:write); leave it empty to serve HTTP instead")
+    port = _number(get["PORT"] or "3000", "PORT", int, 1, 65535, problems)
+    poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600, problems)
+    refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
+    if problems:
+        raise ConfigError(*problems)
     return ServiceSettings(
         bot_token=get["SLACK_BOT_TOKEN"] or None, signing_secret=get["SLACK_SIGNING_SECRET"],
         app_token=get["SLACK_APP_TOKEN"] or None, api_url=get["SLACK_API_URL"] or None, port=int(port),
@@ -165,13 +202,17 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     )
 
 
-def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high: float) -> float:
+def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high: float,
+            problems: list[str]) -> float:
+    """`raw` as a number within low..high; otherwise a problem naming `name`, and `low` to go on with."""
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+        problems.append(f"{name}: {raw!r} is not a number")
+        return low
     if not low <= value <= high:
-        raise ConfigError(f"{name}: {raw!r} is outside {low:g} to {high:g}")
+        problems.append(f"{name}: {raw!r} is outside {low:g} to {high:g}")
+        return low
     return value
 
 
@@ -215,6 +256,55 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
-def environment() -> Mapping[str, str]:
-    """The process environment, read here and nowhere else."""
-    return os.environ
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where settings come from: the process environment over the working directory's `.env`."""
+
+    values: Mapping[str, str]
+    dotenv_path: Path
+    """The `.env` file looked for (in the working directory)."""
+    dotenv_found: bool
+
+
+def read_environment(directory: Path) -> Environment:
+    """The environment over `directory/.env` (real environment variables win), read here and nowhere else.
+
+    `.env` is read into this value, not into the process environment, so no library sees it on its own.
+    """
+    dotenv_path = directory / ".env"
+    found = dotenv_path.is_file()
+    file_values: dict[str, str] = {}
+    if found:
+        try:
+            file_values = {name: value for name, value in dotenv_values(dotenv_path).items() if value is not None}
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise ConfigError(f"{dotenv_path}: cannot be read ({reason}); fix its permissions or encoding "
+                              "(UTF-8), or remove it and set the settings in the environment") from None
+    return Environment({**file_values, **os.environ}, dotenv_path, found)
+
+
+LIBRARY_READ_PREFIXES = ("SLACK_",)
+"""Bolt and slack_sdk read some SLACK_* variables by themselves (an empty SLACK_CLIENT_ID turns Bolt's OAuth on)."""
+
+
+def withhold_from_libraries() -> None:
+    """Remove the variables libraries would read on their own from the process environment, once `config` read
+    them: every value the app's libraries need is passed to them explicitly, so nothing else decides the mode."""
+    for name in [name for name in os.environ if name.startswith(LIBRARY_READ_PREFIXES)]:
+        del os.environ[name]
+
+
+def describe_problems(command: str, error: ConfigError, environment: Environment) -> str:
+    """The one answer to a configuration that cannot run: every problem, and where the settings came from."""
+    count = len(error.problems)
+    lines = [f"{command}: {count} setting{'s' if count != 1 else ''} to fix:" if count > 1
+             else f"{command}: configuration:"]
+    lines += [f"  {problem}" for problem in error.problems]
+    if environment.dotenv_found:
+        lines.append(f"Settings were read from {environment.dotenv_path} (variables set in the environment win); "
+                     "fix them there. .env.example describes each setting.")
+    else:
+        lines.append(f"No .env file in {environment.dotenv_path.parent} (the working directory): copy .env.example "
+                     "to .env there and fill it in, or set the settings in the environment.")
+    return "\n".join(lines)

@@ -34,7 +34,8 @@ def test_genesys_settings_are_read() -> None:
     ("overrides", "fragment"),
     [
         ({"GENESYS_CLIENT_SECRET": ""}, "GENESYS_CLIENT_SECRET: not set"),
-        ({"GENESYS_REGION": "", "GENESYS_CLIENT_ID": " "}, "GENESYS_REGION, GENESYS_CLIENT_ID: not set"),
+        ({"GENESYS_REGION": "", "GENESYS_CLIENT_ID": " "}, "GENESYS_REGION: not set"),
+        ({"GENESYS_REGION": "", "GENESYS_CLIENT_ID": " "}, "GENESYS_CLIENT_ID: not set"),
         ({"GENESYS_REQUESTS_PER_MINUTE": "fast"}, "GENESYS_REQUESTS_PER_MINUTE: 'fast' is not a whole number"),
         ({"GENESYS_REQUESTS_PER_MINUTE": "0"}, "GENESYS_REQUESTS_PER_MINUTE: '0'"),
     ],
@@ -85,14 +86,18 @@ def test_oauth_settings_install_into_many_workspaces() -> None:
         ({**OAUTH, "SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_CLIENT_SECRET and SLACK_BOT_TOKEN are both set"),
         ({**SINGLE, "SLACK_CLIENT_ID": "1111.2222"}, "SLACK_CLIENT_ID and SLACK_BOT_TOKEN are both set"),
         ({**OAUTH, "SLACK_CLIENT_SECRET": ""}, "SLACK_CLIENT_SECRET: not set; installing into many workspaces"),
+        ({**SINGLE, "SLACK_CLIENT_ID": "", "SLACK_CLIENT_SECRET": " "}, None),
         ({**OAUTH, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET: not set"),
         ({**OAUTH, "SLACK_REDIRECT_URI": "sync.example.com"}, "SLACK_REDIRECT_URI: 'sync.example.com' is not a URL"),
         ({"SLACK_SIGNING_SECRET": "signing"}, "SLACK_BOT_TOKEN: not set"),
         ({**SINGLE, "SLACK_BOT_TOKEN": "xoxp-1"}, "SLACK_BOT_TOKEN: a bot token starts with xoxb-"),
     ],
 )
-def test_mixed_or_incomplete_slack_settings_are_refused(environ: dict[str, str], fragment: str) -> None:
-    """A mixed configuration, or an incomplete one, is refused with the settings named."""
+def test_mixed_or_incomplete_slack_settings_are_refused(environ: dict[str, str], fragment: str | None) -> None:
+    """A mixed configuration, or an incomplete one, is refused with the settings named; empty ones are unset."""
+    if fragment is None:
+        assert read_service_settings(environ).oauth is None
+        return
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         read_service_settings(environ)
 

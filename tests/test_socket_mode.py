@@ -29,6 +29,11 @@ def _slack_health(app: Running) -> dict[str, object] | None:
         return None
 
 
+def _socket_connected(health: dict[str, object] | None) -> bool:
+    return health is not None and (health.get("ok"), health.get("mode"), health.get("connection")) == (
+        True, "socket", "connected")
+
+
 def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_path: Path) -> Running:
     """Start the app with SLACK_APP_TOKEN set and wait until /healthz reports a connected socket."""
     port = free_port()
@@ -40,7 +45,7 @@ def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_pa
                                    stdout=log_file, stderr=subprocess.STDOUT)
     app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
     try:
-        wait_for(lambda: _slack_health(app) == {"ok": True, "mode": "socket", "detail": "connected"}, 30,
+        wait_for(lambda: _socket_connected(_slack_health(app)), 30,
                  f"/healthz to report a connected socket; log:\n{app.log()}")
     except BaseException:
         process.kill()
