@@ -160,7 +160,8 @@ def _steps(session: _Session) -> str | None:
     except Interrupted:
         return None
     except DemoFailed as error:
-        return str(error)
+        # A terminal's Ctrl-C reaches the app too: a step that failed because the app stopped is no failure then.
+        return None if session.stop.requested else str(error)
     return None
 
 
