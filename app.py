@@ -373,6 +373,16 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "check", help="check the Genesys credentials and role permissions against the configured org",
         description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
     )
+    demo_command = subcommands.add_parser(
+        "demo", help="run the whole product locally, against local stand-ins of Slack and Genesys Cloud",
+        description="Start local stand-ins of Slack and Genesys Cloud on 127.0.0.1 and the real app against them "
+        "(`serve`, as a child process with its own settings: no account, .env or SLACK_/GENESYS_ settings needed or "
+        "read), put a sample person on a voice call, change her Slack title and show it reach the call. Everything "
+        "is removed at the end. Exit 0: it worked; 1: a step failed (the reason and the app's last log lines).",
+    )
+    demo_command.add_argument("--keep", action="store_true",
+                          help="keep it running afterwards (until Ctrl-C), with the URLs and a command that changes "
+                          "the sample person's title")
     return parser.parse_args(argv)
 
 
@@ -413,6 +423,10 @@ def asked_for(value: T | None) -> T:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     command = arguments.command = arguments.command or "serve"
+    if command == "demo":  # before .env and the settings: the demo needs none and reads none
+        from cli.demo import run as run_demo  # imports localdev/, which the production image leaves out
+
+        return run_demo(arguments.keep, out=sys.stdout, err=sys.stderr)
     try:
         environment = read_environment(Path.cwd())
     except ConfigError as error:
