@@ -219,7 +219,7 @@ def test_without_localdev_the_demo_says_so_and_serve_still_starts(tmp_path: Path
     serve = subprocess.run([sys.executable, "app.py", "serve"], cwd=image, env=env, capture_output=True, text=True,
                            timeout=60, check=False)
     assert serve.returncode == 2
-    assert serve.stderr.startswith("serve: configuration: ")  # the settings are missing, not a module
+    assert serve.stderr.startswith("serve: 5 settings to fix:")  # the settings are missing, not a module
     assert "Traceback" not in serve.stderr
 
 
