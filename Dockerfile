@@ -1,10 +1,10 @@
 # slack-genesys-sync: the Slack app and the sync engine in one process (`python app.py serve`).
 #
 #   docker build -t slack-genesys-sync .
-#   docker run -d --name genesys-sync --env-file sync.env -v genesys-sync-data:/data -p 3000:3000 slack-genesys-sync
+#   docker run -d --name genesys-sync --env-file .env -v genesys-sync-data:/data -p 3000:3000 slack-genesys-sync
 #
 # Settings come from the environment (`--env-file`, see .env.example); nothing secret is in the image. State (the
-# SQLite file) lives in the /data volume. See docs/container.md for how this was built and checked.
+# SQLite file) lives in the /data volume. See docs/container.md for running it.
 #
 # BASE_IMAGE: any Debian-based image with Python >= 3.11 as `python3` and the `venv` module; both stages use it, so
 # the virtual environment's interpreter link stays valid in the final stage.

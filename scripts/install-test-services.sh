@@ -12,8 +12,9 @@ packages=(
   podman runc debootstrap
   # localdev/postgres.py starts a throwaway PostgreSQL server (initdb, pg_ctl) for the store's tests on PostgreSQL.
   postgresql
-  # tests/test_compose.py checks docker-compose.yml with `docker-compose config` (no engine needed).
-  docker-compose
+  # tests/test_compose.py checks docker-compose.yml with `docker-compose config` (no engine needed) and the HTTP
+  # proxy's deploy/haproxy.cfg with `haproxy -c` (the package's service is not started: see policy-rc.d below).
+  docker-compose haproxy
 )
 
 missing=()
