@@ -464,3 +464,5 @@ if __name__ == "__main__":
     except BrokenPipeError:  # output piped into `head` and friends: not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except KeyboardInterrupt:  # Ctrl-C before a command set its own handler (while modules load): no traceback
+        sys.exit(130)
