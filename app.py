@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
+from cli import check as check_command
 from cli.check import check
 from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
 from cli.push import PushRequest, push
@@ -93,11 +94,12 @@ def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
-                         shared_budget: SharedBudget | None = None) -> GenesysClient:
-    """The process's one Genesys client; `shared_budget` when replicas share the request budget."""
+                         shared_budget: SharedBudget | None = None, **options: Any) -> GenesysClient:
+    """The process's one Genesys client; `shared_budget` when replicas share the request budget; `options` go to
+    GenesysClient (check's retry policy and timeout)."""
     credentials = ClientCredentials(settings.client_id, settings.client_secret)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute,
-                         shared_budget=shared_budget)
+                         shared_budget=shared_budget, **options)
 
 
 class _TokenFromEnvironmentNotice(logging.Filter):
@@ -314,10 +316,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         description="Receive Slack events and /genesys-sync (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on "
         "PORT) and keep every live Genesys participant's attributes up to date.",
     )
-    subcommands.add_parser(
+    probe = subcommands.add_parser(
         "check", help="check the Genesys credentials and role permissions against the configured org",
-        description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
+        description=check_command.DESCRIPTION,
     )
+    probe.add_argument("--timeout", type=check_command.seconds, default=check_command.DEFAULT_TIMEOUT_S,
+                       metavar="SECONDS", help="how long each request may take to connect (at most 5 s) and answer"
+                       f" (default {check_command.DEFAULT_TIMEOUT_S:g})")
     return parser.parse_args(argv)
 
 
@@ -331,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "check":
             genesys = read_genesys_settings(environment())
             endpoints = genesys_endpoints(genesys)
-            with build_genesys_client(genesys, endpoints) as client:
+            with build_genesys_client(genesys, endpoints, retry_policy=check_command.RETRY_POLICY,
+                                      timeout=check_command.timeout(arguments.timeout)) as client:
                 return check(client, endpoints, out=sys.stdout)
         if arguments.command == "serve":
             return serve(read_settings_file(settings.settings_file))
