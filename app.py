@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from waitress.server import create_server
 
+from cli import check as check_command
 from cli.check import check
 from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
 from cli.push import PushRequest, push
@@ -97,11 +98,12 @@ def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
-                         shared_budget: SharedBudget | None = None) -> GenesysClient:
-    """The process's one Genesys client; `shared_budget` when replicas share the request budget."""
+                         shared_budget: SharedBudget | None = None, **options: Any) -> GenesysClient:
+    """The process's one Genesys client; `shared_budget` when replicas share the request budget; `options` go to
+    GenesysClient (check's retry policy and timeout)."""
     credentials = ClientCredentials(settings.client_id, settings.client_secret)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute,
-                         shared_budget=shared_budget)
+                         shared_budget=shared_budget, **options)
 
 
 BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read")
@@ -369,10 +371,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         description="Receive Slack events and /genesys-sync (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on "
         "PORT) and keep every live Genesys participant's attributes up to date.",
     )
-    subcommands.add_parser(
+    probe = subcommands.add_parser(
         "check", help="check the Genesys credentials and role permissions against the configured org",
-        description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
+        description=check_command.DESCRIPTION,
     )
+    probe.add_argument("--timeout", type=check_command.seconds, default=check_command.DEFAULT_TIMEOUT_S,
+                       metavar="SECONDS", help="how long each request may take to connect (at most 5 s) and answer"
+                       f" (default {check_command.DEFAULT_TIMEOUT_S:g})")
     demo_command = subcommands.add_parser(
         "demo", help="run the whole product locally, against local stand-ins of Slack and Genesys Cloud",
         description="Start local stand-ins of Slack and Genesys Cloud on 127.0.0.1 and the real app against them "
@@ -442,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(needed.settings.log_level)
         if command == "check":
             endpoints = asked_for(needed.endpoints)
-            with build_genesys_client(asked_for(needed.genesys), endpoints) as client:
+            with build_genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
+                                      timeout=check_command.timeout(arguments.timeout)) as client:
                 return check(client, endpoints, out=sys.stdout)
         rules = asked_for(needed.rules)
         if command == "serve":

@@ -10,12 +10,14 @@ from genesys.errors import (
     GenesysSettingsError,
     GenesysTransientError,
     GenesysUnavailable,
+    GenesysUnreachable,
     PermissionMissing,
     RateLimited,
     RequestRejected,
 )
+from genesys.network import NetworkCause, NetworkFailure
 from genesys.participants import LiveParticipant
-from genesys.permissions import PermissionCheck, PermissionReport
+from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import SharedBudget
 from genesys.regions import REGION_DOMAINS, GenesysEndpoints, endpoints_for
 from genesys.retries import RetryPolicy
@@ -41,8 +43,12 @@ __all__ = [
     "GenesysSettingsError",
     "GenesysTransientError",
     "GenesysUnavailable",
+    "GenesysUnreachable",
     "GenesysUser",
     "LiveParticipant",
+    "NetworkCause",
+    "NetworkFailure",
+    "Outcome",
     "PermissionCheck",
     "PermissionMissing",
     "PermissionReport",

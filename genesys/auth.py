@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genesys.errors import AuthenticationFailed, ErrorBody, GenesysError, GenesysSettingsError, GenesysUnavailable
+from genesys.network import host_of
 from genesys.retries import RetryingSender
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,9 @@ class TokenProvider:
                           " URL is wrong: check GENESYS_LOGIN_URL (or unset it to use GENESYS_REGION's login host)")
             else:
                 raise GenesysUnavailable(_OPERATION, f"HTTP {response.status_code}", status=response.status_code,
-                                         code=body.code, context_id=body.context_id)
+                                         code=body.code, context_id=body.context_id, host=host_of(request.url))
             raise AuthenticationFailed(reason, client_id=client_id, status=response.status_code, code=body.code,
-                                       context_id=body.context_id)
+                                       context_id=body.context_id, host=host_of(request.url))
         try:
             payload = response.json()
             value = payload["access_token"]

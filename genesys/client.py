@@ -23,16 +23,19 @@ from urllib.parse import quote
 import httpx
 
 from genesys.auth import AccessToken, ClientCredentials, TokenProvider
+from genesys.diagnosis import explain
 from genesys.errors import (
     AttributesRejected,
     AuthenticationFailed,
     ConversationGone,
     ErrorBody,
     GenesysError,
+    GenesysTransientError,
     GenesysUnavailable,
     PermissionMissing,
     RequestRejected,
 )
+from genesys.network import host_of
 from genesys.participants import (
     LiveParticipant,
     live_conversations_query,
@@ -41,7 +44,7 @@ from genesys.participants import (
     participant_attributes_in,
     probe_query,
 )
-from genesys.permissions import PermissionCheck, PermissionReport
+from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import RateLimiter, SharedBudget
 from genesys.regions import GenesysEndpoints
 from genesys.retries import RetryingSender, RetryPolicy
@@ -68,6 +71,8 @@ MAX_ANALYTICS_PAGES = 100
 _SEARCH_CHECK = "users search"
 _ANALYTICS_CHECK = "analytics conversation query"
 _LOOKUP_CHECK = "conversation lookup"
+_PROBES = ((_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH), (_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS),
+           (_LOOKUP_CHECK, PERMISSIONS_CONVERSATION))
 
 _GONE_CODE_HINTS = ("not.found", "no.active", "not.active", "not.conversation.participant", "ended")
 
@@ -104,15 +109,16 @@ class GenesysClient:
         requests_per_minute: int = 300,
         shared_budget: SharedBudget | None = None,
         retry_policy: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         user_ttl_s: float = 600.0,
         missing_user_ttl_s: float = 60.0,
     ) -> None:
-        if http is not None and transport is not None:
-            raise ValueError("pass either http or transport, not both")
+        if http is not None and (transport is not None or timeout is not DEFAULT_TIMEOUT):
+            raise ValueError("pass either http, or transport and timeout for the client built here, not both")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(
             transport=transport,
-            timeout=DEFAULT_TIMEOUT,
+            timeout=timeout,
             limits=DEFAULT_LIMITS,
             headers={"Accept": "application/json", "User-Agent": "slack-genesys-sync"},
         )
@@ -271,55 +277,85 @@ class GenesysClient:
     def check_permissions(self) -> PermissionReport:
         """Obtain a token, then exercise each call the app needs harmlessly; one check per permission.
 
+        Each failure is explained by its real cause (`diagnosis.explain`): DNS, a refused connection, TLS, a timeout,
+        refused credentials, or a 403 naming the permission Genesys refused. A check that an earlier failure kept
+        from running (no token; Genesys unreachable, rate-limiting or refusing the token) is UNVERIFIED, not failed:
+        nothing was refused. A 403 does not stop the others; each permission is independent.
+
         The conversation lookup reads a conversation the analytics probe found (200 proves the permission, 403
         disproves it). With no conversation to read it asks for a random id: 403 still disproves the permission, but
-        a 404 proves nothing (whether Genesys checks permission before existence is undocumented), so that check
-        passes with a message saying it could not be verified.
+        a 404 proves nothing (whether Genesys checks permission before existence is undocumented), so that check is
+        UNVERIFIED, with a message saying to run the check again while a conversation is live.
         """
-        names = ((_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH), (_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS),
-                 (_LOOKUP_CHECK, PERMISSIONS_CONVERSATION))
         try:
             self._tokens.token()
         except GenesysError as exc:
-            failed = PermissionCheck("token", "", False, str(exc))
-            skipped = tuple(PermissionCheck(name, permissions[0], False, "skipped: no token")
-                            for name, permissions in names)
-            return PermissionReport((failed, *skipped))
+            failed = PermissionCheck("token", "", Outcome.FAILED, explain(exc, self._endpoints))
+            blocked = "could not be verified without a token (see the token line)"
+            return PermissionReport((failed, *(PermissionCheck(name, permissions[0], Outcome.UNVERIFIED, blocked)
+                                               for name, permissions in _PROBES)))
+        checks = [PermissionCheck("token", "", Outcome.PASSED, f"obtained from {self._endpoints.login_url}")]
         nobody = f"permission-check-{uuid.uuid4().hex}@example.invalid"
-        search, _ = self._probe(_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH, "POST", USERS_SEARCH,
-                                user_search_body(nobody))
-        analytics, answer = self._probe(_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS, "POST", DETAILS_QUERY,
-                                        probe_query(self._utcnow()))
-        sample = _first_conversation_id(answer)
+        search, _, blocked = self._probe(_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH, "POST", USERS_SEARCH,
+                                         user_search_body(nobody))
+        checks.append(search)
+        answer = None
+        if blocked:
+            checks.append(self._blocked(_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS, _SEARCH_CHECK))
+        else:
+            analytics, answer, blocked = self._probe(_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS, "POST", DETAILS_QUERY,
+                                                     probe_query(self._utcnow()))
+            checks.append(analytics)
+        if blocked:
+            earlier = _SEARCH_CHECK if checks[-1].outcome is Outcome.UNVERIFIED else _ANALYTICS_CHECK
+            checks.append(self._blocked(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, earlier))
+        else:
+            checks.append(self._lookup(_first_conversation_id(answer)))
+        return PermissionReport(tuple(checks))
+
+    def _lookup(self, sample: str | None) -> PermissionCheck:
         target = sample or str(uuid.uuid4())
-        lookup, found = self._probe(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, "GET", _conversation_path(target),
-                                    ok_statuses=(200, 404, 410))
-        if found is not None and found.status_code == 200 and sample:
-            lookup = PermissionCheck(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], True,
-                                     f"permitted (read conversation {sample})")
-        elif found is not None and found.status_code != 200:
-            about = (f"conversation {sample} from the analytics query answered {found.status_code} (gone meanwhile)"
-                     if sample else
-                     f"the analytics query found none in the last hour, and a random id answered {found.status_code}")
-            lookup = PermissionCheck(
-                _LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], True,
-                f"could not be verified against a real conversation: {about}, which does not show whether the"
-                " permission is granted (a 403 would have shown it is missing); run the check again while a"
-                " conversation is live",
-            )
-        return PermissionReport((PermissionCheck("token", "", True, f"obtained from {self._endpoints.login_url}"),
-                                 search, analytics, lookup))
+        lookup, found, _ = self._probe(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, "GET", _conversation_path(target),
+                                       ok_statuses=(200, 404, 410))
+        if found is None or not lookup.ok:
+            return lookup
+        if found.status_code == 200 and sample:
+            return PermissionCheck(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], Outcome.PASSED,
+                                   f"permitted (read conversation {sample})")
+        about = (f"conversation {sample} from the analytics query answered {found.status_code} (gone meanwhile)"
+                 if sample else
+                 f"the analytics query found none in the last hour, and a random id answered {found.status_code}")
+        return PermissionCheck(
+            _LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], Outcome.UNVERIFIED,
+            f"could not be verified against a real conversation: {about}, which does not show whether the"
+            " permission is granted (a 403 would have shown it is missing); run the check again while a"
+            " conversation is live",
+        )
+
+    @staticmethod
+    def _blocked(name: str, permissions: tuple[str, ...], earlier: str) -> PermissionCheck:
+        return PermissionCheck(name, permissions[0], Outcome.UNVERIFIED,
+                               f"could not be verified: the {earlier} failed first, for a reason that is not a"
+                               " permission and would stop this one too (see above)")
 
     def _probe(self, name: str, permissions: tuple[str, ...], method: str, path: str, body: Any = None, *,
-               ok_statuses: tuple[int, ...] = (200,)) -> tuple[PermissionCheck, httpx.Response | None]:
-        """One harmless call: a passed check (and the answer) if its status is in ok_statuses, else why it failed."""
+               ok_statuses: tuple[int, ...] = (200,)) -> tuple[PermissionCheck, httpx.Response | None, bool]:
+        """One harmless call: a passed check (and the answer) if its status is in ok_statuses, else why it failed.
+
+        The bool is True when the failure says nothing about permissions and would repeat for the next probe
+        (Genesys unreachable, unavailable or rate-limiting, or refusing the token): the later probes are skipped
+        rather than each waiting through the same retries.
+        """
         try:
             response = self._call(method, path, operation=name, body=body)
+            error = None if response.status_code in ok_statuses else self._error(response, name, permissions)
         except GenesysError as exc:
-            return PermissionCheck(name, permissions[0], False, str(exc)), None
-        if response.status_code in ok_statuses:
-            return PermissionCheck(name, permissions[0], True, "permitted"), response
-        return PermissionCheck(name, permissions[0], False, str(self._error(response, name, permissions))), None
+            response, error = None, exc
+        if error is None:
+            return PermissionCheck(name, permissions[0], Outcome.PASSED, "permitted"), response, False
+        refused = error.needs if isinstance(error, PermissionMissing) else ""
+        check = PermissionCheck(name, permissions[0], Outcome.FAILED, explain(error, self._endpoints), refused)
+        return check, None, isinstance(error, GenesysTransientError | AuthenticationFailed)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -355,6 +391,7 @@ class GenesysClient:
             raise AuthenticationFailed(
                 f"the API refused a token obtained moments before ({operation} answered 401)",
                 client_id=self._credentials.client_id, status=401, code=error.code, context_id=error.context_id,
+                host=host_of(response.request.url), refused_token=True,
             )
         return response
 

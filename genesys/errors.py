@@ -11,8 +11,10 @@
     │   └── AttributesRejected      400/413/422 on the participant attributes PATCH
     └── GenesysTransientError       try the work again later (the retry layer already tried)
         ├── RateLimited             429 persisted through every retry
-        └── GenesysUnavailable      5xx, timeouts, dropped connections or another HTTP failure persisted through
-                                    every retry (or was not worth retrying), or this process ran out of connections
+        └── GenesysUnavailable      5xx, an unreadable answer or another HTTP failure persisted through every
+            │                       retry (or was not worth retrying), or this process ran out of connections
+            └── GenesysUnreachable  no HTTP answer at all: the host name did not resolve, the connection was
+                                    refused, the TLS handshake failed, it timed out, or the connection dropped
 
 Outside the tree: `VoiceSafeSettingsError` (in `genesys/voice_safe.py`) is the settings error of the `[voice_safe]`
 limits, a plain `ValueError` raised at start-up by `VoiceSafeLimits`; it never comes from a Genesys request.
@@ -21,13 +23,16 @@ When each is raised and what the operator should do:
 
 - `GenesysSettingsError(setting, problem)`: at start-up, from `endpoints_for` or `ClientCredentials`. Fix the
   named environment setting (the message says how; for GENESYS_REGION it lists the valid regions).
-- `AuthenticationFailed`: the token endpoint refused the client id/secret, or the API refused a token obtained
-  moments before. Check GENESYS_CLIENT_ID/GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials
-  grant and still exists, and that GENESYS_REGION is the org's region. A 404/405 from the token endpoint means the
-  login URL is wrong: check GENESYS_LOGIN_URL (or GENESYS_REGION). Not retried.
+- `AuthenticationFailed`: the token endpoint refused the client id/secret (`.host` is the login host), or the API
+  refused a token obtained moments before (`.refused_token`, `.host` the API host). Check GENESYS_CLIENT_ID/
+  GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials grant and still exists, and that
+  GENESYS_REGION is the org's region (a client of another region's org gets the same 401 `invalid_client`). A
+  404/405 from the token endpoint means the login URL is wrong: check GENESYS_LOGIN_URL (or GENESYS_REGION). Not
+  retried.
 - `PermissionMissing`: Genesys answered 403. `.permissions` lists what Genesys named (from `messageParams` or the
-  message), else the permissions the call is documented to need. Add them to a role of the OAuth client (in the
-  divisions that hold the users and queues). Not retried.
+  message), else the permissions the call is documented to need; `.needs` joins them by meaning ("a or b" for a
+  `missing.any.permissions`). Add them to a role of the OAuth client (in the divisions that hold the users and
+  queues). Not retried.
 - `ConversationGone`: the attributes PATCH found the conversation or participant ended or unknown (404, or a 400/403
   `conversation.error.…` code saying it is not active). Nothing to do: the engine drops the participant.
   (`live_participants` skips conversations that vanish between its query and its lookup without raising.)
@@ -40,9 +45,20 @@ When each is raised and what the operator should do:
   the configured requests per minute, or ask Genesys support to raise the token's limit.
 - `GenesysUnavailable`: 5xx, a timeout, a dropped connection or an unreadable answer persisted through every retry
   (within one time budget per call), or an HTTP failure that retrying cannot fix (a proxy refusal, a protocol error,
-  an undecodable body: not retried; the message names only the exception type). Check https://status.mypurecloud.com
-  and network access to the API host; the work is retried later. When this process itself had too many concurrent
-  requests (every pooled connection busy), the message says so instead: that is no Genesys outage.
+  an undecodable body: not retried; the message names only the exception type). `.host` names the host asked,
+  `.attempts` and `.elapsed_s` how hard it was tried. Check https://status.mypurecloud.com and network access to the
+  API host; the work is retried later. When this process itself had too many concurrent requests (every pooled
+  connection busy), the message says so instead: that is no Genesys outage.
+- `GenesysUnreachable`: the request got no HTTP answer; `.failure` (`genesys/network.py`) says why, `.failure.cause`
+  being one of: `DNS` (the host name does not resolve: check the GENESYS_REGION/GENESYS_API_URL/GENESYS_LOGIN_URL
+  spelling and this machine's DNS), `REFUSED` (nothing listens on that host and port, or a firewall rejects it:
+  check the URL's port, that the service there runs, the firewall), `TLS` (the handshake failed: the host does not
+  speak https on that port, or its certificate is expired, self-signed or for another name: check the URL's scheme
+  and any TLS-intercepting proxy), `TIMEOUT` (no connection or no answer within the client's timeout: check the
+  network path and, for a Genesys host, https://status.mypurecloud.com) or `DROPPED` (reset or closed before an
+  answer: usually a proxy or an outage). Refused, timed-out and dropped connections are retried like any outage; a
+  name that does not exist and a TLS failure are retried only when `RetryPolicy.retry_unfixable` (the service's
+  default; `check` turns it off, since they fail the same way every time).
 
 Secrets and tokens never appear in any message or repr: messages are built only from operation names, ids,
 statuses and Genesys' own `code`/`message`, from which the client secret, the HTTP Basic `id:secret` value and the
@@ -61,6 +77,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import httpx
+
+from genesys.network import NetworkFailure
 
 _MAX_GENESYS_MESSAGE_CHARS = 300
 _PERMISSION = re.compile(r"\b[A-Za-z][A-Za-z0-9]*:[A-Za-z][A-Za-z0-9]*:[A-Za-z*][A-Za-z0-9*]*\b")
@@ -114,7 +132,7 @@ class AuthenticationFailed(GenesysError):
     """Genesys refused the OAuth client credentials, or refused a token it had just issued."""
 
     def __init__(self, reason: str, *, client_id: str, status: int | None = None, code: str | None = None,
-                 context_id: str | None = None) -> None:
+                 context_id: str | None = None, host: str = "", refused_token: bool = False) -> None:
         super().__init__(
             f"Genesys Cloud authentication failed for OAuth client {client_id!r}: {reason}. Check"
             " GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET, that the OAuth client uses the Client Credentials grant"
@@ -122,6 +140,11 @@ class AuthenticationFailed(GenesysError):
             status=status, code=code, context_id=context_id,
         )
         self.client_id = client_id
+        self.reason = reason
+        self.host = host
+        """The login host that refused the credentials, or the API host that refused the token (`host[:port]`)."""
+        self.refused_token = refused_token
+        """True when the API refused a token the login host had just issued; False for refused credentials."""
 
 
 class PermissionMissing(GenesysError):
@@ -129,8 +152,7 @@ class PermissionMissing(GenesysError):
 
     def __init__(self, operation: str, permissions: tuple[str, ...], *, genesys_message: str = "",
                  status: int | None = 403, code: str | None = None, context_id: str | None = None) -> None:
-        joiner = " and " if code == "missing.permissions" else " or "
-        named = joiner.join(permissions) if permissions else "a permission Genesys did not name"
+        named = needs(permissions, code)
         said = f" (Genesys: {genesys_message})" if genesys_message else ""
         super().__init__(
             f"Genesys Cloud refused the {operation}: the OAuth client needs {named}{said}. Add it to a role"
@@ -139,6 +161,14 @@ class PermissionMissing(GenesysError):
         )
         self.operation = operation
         self.permissions = permissions
+        self.needs = named
+        """What to add, joined by meaning: "a and b" (all missing), "a or b" (any one would do)."""
+
+
+def needs(permissions: tuple[str, ...], code: str | None) -> str:
+    """Permission names joined as Genesys meant them: all of them for `missing.permissions`, else any one."""
+    joiner = " and " if code == "missing.permissions" else " or "
+    return joiner.join(permissions) if permissions else "a permission Genesys did not name"
 
 
 class ConversationGone(GenesysError):
@@ -227,7 +257,7 @@ class GenesysUnavailable(GenesysTransientError):
 
     def __init__(self, operation: str, reason: str, *, attempts: int = 1, elapsed_s: float = 0.0,
                  retry_after: float | None = None, status: int | None = None, code: str | None = None,
-                 context_id: str | None = None, advice: str = _UNAVAILABLE_ADVICE) -> None:
+                 context_id: str | None = None, advice: str = _UNAVAILABLE_ADVICE, host: str = "") -> None:
         super().__init__(
             f"Genesys Cloud did not complete the {operation} ({reason}) after {attempts} attempt(s) over"
             f" {elapsed_s:.1f} s. {advice}",
@@ -236,6 +266,19 @@ class GenesysUnavailable(GenesysTransientError):
         self.operation = operation
         self.reason = reason
         self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        self.host = host
+        """`host[:port]` of the request that failed; empty when no request was sent."""
+
+
+class GenesysUnreachable(GenesysUnavailable):
+    """No HTTP answer: `failure` says why (DNS, refused, TLS, timeout, dropped) and `host` where."""
+
+    def __init__(self, operation: str, host: str, failure: NetworkFailure, *, attempts: int, elapsed_s: float,
+                 advice: str) -> None:
+        super().__init__(operation, f"{failure.short} at {host}", attempts=attempts, elapsed_s=elapsed_s,
+                         advice=advice, host=host)
+        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ REGION_DOMAINS: Mapping[str, str] = MappingProxyType({
 
 _DOMAINS = frozenset(REGION_DOMAINS.values())
 
+STATUS_PAGE = "https://status.mypurecloud.com"
+"""Genesys Cloud's status page, the one Genesys' help names for every region
+(help.mypurecloud.com/articles/contact-genesys-cloud-care/); no per-region status address is documented. Named only
+when the host that failed is a real Genesys host (`region_of_host`), never for an override such as a local
+stand-in, a tunnel or a proxy, whose trouble that page cannot show."""
+
 
 @dataclass(frozen=True, slots=True)
 class GenesysEndpoints:
@@ -75,6 +81,17 @@ def endpoints_for(region: str | None, api_url: str | None = None, login_url: str
                 )
             login = api.replace("://api.", "://login.", 1)
     return GenesysEndpoints(api_url=api, login_url=login)
+
+
+def region_of_host(host: str) -> str | None:
+    """The SDK region key when `host` (`host[:port]`, port 443 or none) is a Genesys API or login host, else None."""
+    name, _, port = host.lower().partition(":")
+    if port not in ("", "443"):
+        return None
+    for key, domain in REGION_DOMAINS.items():
+        if name.rstrip(".") in (f"api.{domain}", f"login.{domain}"):
+            return key
+    return None
 
 
 def region_domain(region: str) -> str:

@@ -5,7 +5,10 @@ layer must honour each answer's Retry-After and feed 429s to the shared rate lim
 
 - 429 and 503: wait `Retry-After` (else `inin-ratelimit-reset` when the rate-limit window is what refused the
   request, i.e. a 429 or count ≥ allowed; else 3 s) plus a little jitter.
-- 502, 504, timeouts and dropped or refused connections: exponential backoff with jitter.
+- 502, 504, timeouts and dropped or refused connections: exponential backoff with jitter. A host name that does not
+  exist and a failed TLS handshake too, unless `RetryPolicy.retry_unfixable` is off (`check`): they fail the same
+  way every time, so a one-shot command reports them at once. Every transport failure is classified
+  (`genesys/network.py`) and leaves as `GenesysUnreachable` naming the cause and the host.
 - Every other httpx failure (a proxy refusal, an unsupported URL scheme, a protocol error on our side, an
   undecodable body, ...) is `GenesysUnavailable` at once, as is `PoolTimeout` (too many concurrent requests in this
   process, not a Genesys problem: retrying would only add to the queue).
@@ -32,8 +35,10 @@ from typing import Any
 
 import httpx
 
-from genesys.errors import ErrorBody, GenesysUnavailable, RateLimited
+from genesys.errors import ErrorBody, GenesysUnavailable, GenesysUnreachable, RateLimited
+from genesys.network import NetworkCause, NetworkFailure, classify, host_name, host_of
 from genesys.rate_limit import RateLimiter
+from genesys.regions import STATUS_PAGE, region_of_host
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,10 @@ class RetryPolicy:
     """At most this much is added to a Retry-After wait, so clients do not return in lockstep."""
     max_paged_query_s: float = 300.0
     """Deadline of a whole paged analytics query (up to 100 pages, each with its own retries)."""
+    retry_unfixable: bool = True
+    """Retry a host name that does not exist and a failed TLS handshake. The service does: it has time, and a
+    resolver or middlebox may hiccup. A one-shot command turns it off: the operator waits, and a misspelt host, a
+    wrong scheme or an untrusted certificate fails the same way on every attempt."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -124,12 +133,14 @@ class RetryingSender:
                 self._limiter.acquire()
             response: httpx.Response | None = None
             final: dict[str, str] | None = None  # GenesysUnavailable's reason (and advice): not worth retrying
+            network: NetworkFailure | None = None
             try:
                 response = self._http.send(request)
             except httpx.PoolTimeout:
                 final = {"reason": POOL_EXHAUSTED, "advice": POOL_ADVICE}
             except RETRYABLE_TRANSPORT_ERRORS as exc:
-                failure = _describe(exc)
+                network = classify(exc, _timeout_of(request, exc))
+                failure = network.short
                 wait, source = self._backoff(attempt), "backoff"
             except httpx.HTTPError as exc:
                 final = {"reason": f"the HTTP request failed ({type(exc).__name__})"}
@@ -147,10 +158,15 @@ class RetryingSender:
             # Raised here, after the except blocks: the new error has no __context__ holding the httpx exception.
             now = self._clock()
             elapsed = now - started
+            host = host_of(request.url)
             if final is not None:
-                raise GenesysUnavailable(operation, attempts=attempt, elapsed_s=elapsed, **final) from None
+                raise GenesysUnavailable(operation, attempts=attempt, elapsed_s=elapsed, host=host, **final) from None
+            if network is not None and (attempt >= policy.max_attempts or now + wait + attempt_s > deadline
+                                        or not (network.temporary or policy.retry_unfixable)):
+                raise GenesysUnreachable(operation, host, network, attempts=attempt, elapsed_s=elapsed,
+                                         advice=unreachable_advice(host, network)) from None
             if attempt >= policy.max_attempts or now + wait + attempt_s > deadline:
-                raise _exhausted(operation, response, failure, attempt, elapsed, wait) from None
+                raise _exhausted(operation, response, failure, attempt, elapsed, wait, host) from None
             if response is not None and response.status_code == 429 and self._limiter is not None:
                 self._limiter.hold(wait)
             log.warning(
@@ -179,17 +195,32 @@ class RetryingSender:
         return self._rng.uniform(ceiling / 2, ceiling)
 
 
+def unreachable_advice(host: str, failure: NetworkFailure) -> str:
+    """The service-side next step for `GenesysUnreachable`; the status page only for a real Genesys host."""
+    status = f" and {STATUS_PAGE}" if region_of_host(host) is not None else ""
+    match failure.cause:
+        case NetworkCause.DNS:
+            what = (f"Check that {host_name(host)} is spelt right (GENESYS_REGION, GENESYS_API_URL,"
+                    " GENESYS_LOGIN_URL) and that this machine can resolve names")
+        case NetworkCause.TLS:
+            what = (f"Check that {host} speaks https (the URL's scheme and port) and that its certificate is valid;"
+                    " a TLS-intercepting proxy needs its CA trusted")
+        case _:
+            what = f"Check network access to {host}{status}"
+    return f"{what}; the work is retried later"
+
+
 def _exhausted(operation: str, response: httpx.Response | None, failure: str, attempts: int, elapsed: float,
-               wait: float) -> Exception:
+               wait: float, host: str) -> Exception:
     if response is None:
-        return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed)
+        return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed, host=host)
     body = ErrorBody.from_response(response)
     if response.status_code == 429:
         return RateLimited(operation, attempts=attempts, elapsed_s=elapsed, retry_after=wait,
                            status=429, code=body.code, context_id=body.context_id)
     return GenesysUnavailable(operation, failure, attempts=attempts, elapsed_s=elapsed,
                               retry_after=wait if response.status_code == 503 else None,
-                              status=response.status_code, code=body.code, context_id=body.context_id)
+                              status=response.status_code, code=body.code, context_id=body.context_id, host=host)
 
 
 def _read_timeout(request: httpx.Request) -> float:
@@ -204,10 +235,12 @@ def _reason(response: httpx.Response) -> str:
     return code or response.reason_phrase or "error"
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    return f"connection failed ({type(exc).__name__})"
+def _timeout_of(request: httpx.Request, exc: Exception) -> float | None:
+    """The request's timeout for the phase `exc` ran out in (None if it is no timeout or carried none)."""
+    phase = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read", httpx.WriteTimeout: "write"}.get(type(exc))
+    timeout = request.extensions.get("timeout")
+    value = timeout.get(phase) if phase and isinstance(timeout, dict) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _non_negative(value: str | None) -> float | None:

@@ -19,6 +19,7 @@ from genesys import (
     GenesysError,
     GenesysUnavailable,
     LiveParticipant,
+    Outcome,
     PermissionMissing,
     RateLimited,
     RequestRejected,
@@ -531,7 +532,8 @@ def test_persistent_timeouts_raise_unavailable(fake: FakeGenesysCloud) -> None:
 
 
 def test_check_permissions_all_ok(fake: FakeGenesysCloud, client: GenesysClient) -> None:
-    """A well-configured client passes every check."""
+    """A well-configured client passes every check (with a conversation for the lookup to read)."""
+    fake.start_conversation(fake.add_user("agent@example.com"))
     report = client.check_permissions()
     assert report.ok
     assert report.missing == ()
@@ -546,23 +548,28 @@ def test_check_permissions_all_ok(fake: FakeGenesysCloud, client: GenesysClient)
 )
 def test_check_permissions_names_the_missing_one(fake: FakeGenesysCloud, client: GenesysClient,
                                                  permission: str) -> None:
-    """Revoking one permission fails exactly its check, naming it."""
+    """Revoking one permission fails exactly its check, naming it (with any alternative Genesys named)."""
+    fake.start_conversation(fake.add_user("agent@example.com"))
     fake.revoke_permission(permission)
     report = client.check_permissions()
     assert not report.ok
-    assert report.missing == (permission,)
-    (failed,) = [c for c in report.checks if not c.ok]
+    (missing,) = report.missing
+    assert missing.startswith(permission)
+    (failed,) = [c for c in report.checks if c.outcome is Outcome.FAILED]
     assert permission in failed.message
     assert permission in str(report)
 
 
 def test_check_permissions_with_bad_credentials(fake: FakeGenesysCloud, clock: FakeClock) -> None:
-    """Without a token every probe is skipped and the token check explains why."""
+    """Without a token the token check fails naming the cause, and every probe is unverified, not failed."""
     with fake_client(fake, clock, secret="wrong-secret-XYZ") as client:
         report = client.check_permissions()
-    assert [c.ok for c in report.checks] == [False] * 4
+    assert [c.outcome for c in report.checks] == [Outcome.FAILED] + [Outcome.UNVERIFIED] * 3
     assert "GENESYS_CLIENT_SECRET" in report.checks[0].message
-    assert all(c.message == "skipped: no token" for c in report.checks[1:])
+    assert "401 invalid_client" in report.checks[0].message
+    assert all("could not be verified without a token" in c.message for c in report.checks[1:])
+    assert report.missing == ()
+    assert report.summary() == "0 checks passed, 1 failed, 3 could not be verified"
     assert "wrong-secret-XYZ" not in str(report)
 
 
@@ -697,12 +704,15 @@ def test_lookup_probe_reads_a_live_conversation(fake: FakeGenesysCloud, client: 
 
 def test_lookup_probe_without_conversations_says_it_is_unverified(fake: FakeGenesysCloud,
                                                                  client: GenesysClient) -> None:
-    """With no conversation to read, a 404 for a random id passes the check but says it proves nothing."""
+    """With no conversation to read, a 404 for a random id proves nothing: the check is unverified, not passed."""
     report = client.check_permissions()
-    assert report.ok
+    assert not report.ok
     lookup = report.checks[-1]
     assert lookup.name == "conversation lookup"
+    assert lookup.outcome is Outcome.UNVERIFIED
     assert lookup.message.startswith("could not be verified against a real conversation")
+    assert report.missing == ()
+    assert report.summary() == "3 checks passed, 1 could not be verified"
 
 
 def test_refreshing_after_a_401_shares_the_calls_deadline() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,32 +35,139 @@ def run_app(fake: FakeGenesysCloud, *args: str, secret: str = SECRET, cwd: Path 
                           cwd=cwd or REPO, env=env, timeout=60, check=False)
 
 
-def test_check_passes_with_every_permission(genesys: FakeGenesysCloud) -> None:
-    """With the default role every probe passes and check exits 0."""
-    result = run_app(genesys, "check")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok   users search [directory:user:view]: permitted" in result.stdout
-    assert "All checks passed" in result.stdout
+@dataclass(frozen=True)
+class CheckCase:
+    """One way `check` can end: where its hosts point, what it must print and how it must exit."""
+
+    api: str
+    """A key of the `hosts` fixture, or a literal URL."""
+    login: str | None
+    """Same; None leaves GENESYS_LOGIN_URL unset (derived from the API URL)."""
+    exit_code: int
+    says: tuple[str, ...]
+    summary: str
+    secret: str = SECRET
+    args: tuple[str, ...] = ()
+
+
+CHECK_CASES = {
+    "refused": CheckCase("refused", "refused", 1, ("FAIL token: 127.0.0.1:{refused_port} refused the connection",
+                                                   "gave up after 4 attempts over"),
+                         "0 checks passed, 1 failed, 3 could not be verified"),
+    "timeout": CheckCase("silent", "silent", 1, ("FAIL token: 127.0.0.1:{silent_port} accepted the connection but sent"
+                                                 " no answer within 0.3 s (read timeout)",
+                                                 "gave up after 4 attempts over"),
+                         "0 checks passed, 1 failed, 3 could not be verified", args=("--timeout", "0.3")),
+    "tls": CheckCase("tls", "tls", 1, ("FAIL token: the TLS handshake with 127.0.0.1:{fake_port} failed",
+                                       "not retried, since retrying cannot fix this"),
+                     "0 checks passed, 1 failed, 3 could not be verified"),
+    "dns": CheckCase("https://api.genesys.invalid", None, 1,
+                     ("FAIL token: the host name login.genesys.invalid does not resolve (DNS lookup failed",
+                      "not retried, since retrying cannot fix this"),
+                     "0 checks passed, 1 failed, 3 could not be verified"),
+    "wrong secret": CheckCase("fake", "fake", 1, ("FAIL token: the login host 127.0.0.1:{fake_port} (GENESYS_LOGIN_URL)"
+                                                  " refused OAuth client 'cli-client' (401 invalid_client): the client"
+                                                  " id or secret is wrong",),
+                              "0 checks passed, 1 failed, 3 could not be verified", secret="wrong-secret-value"),
+    "API host refused": CheckCase("refused", "fake", 1, ("ok   token: obtained from",
+                                                         "FAIL users search [directory:user:view]: 127.0.0.1:"
+                                                         "{refused_port} refused the connection",
+                                                         "could not be verified: the users search failed first"),
+                                  "1 check passed, 1 failed, 2 could not be verified"),
+}
+
+
+@pytest.fixture
+def hosts(genesys: FakeGenesysCloud) -> Iterator[dict[str, str]]:
+    """URLs for each case: the fake, https:// to the (plain HTTP) fake, a port nobody listens on, and a socket
+    that accepts connections but never answers."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        refused_port = free.getsockname()[1]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshake; nothing ever reads or answers
+        silent_port = silent.getsockname()[1]
+        yield {
+            "fake": genesys.base_url, "tls": genesys.base_url.replace("http://", "https://"),
+            "refused": f"http://127.0.0.1:{refused_port}", "silent": f"http://127.0.0.1:{silent_port}",
+            "fake_port": genesys.base_url.rsplit(":", 1)[1], "refused_port": str(refused_port),
+            "silent_port": str(silent_port),
+        }
+
+
+def run_check(tmp_path: Path, api: str, login: str | None, *args: str,
+              secret: str = SECRET) -> subprocess.CompletedProcess[str]:
+    """`python app.py check` as an operator runs it: its own directory (no .env), no outer SLACK_/GENESYS_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "SYNC_", "SLACK_"))}
+    env.update({"GENESYS_API_URL": api, "GENESYS_CLIENT_ID": "cli-client", "GENESYS_CLIENT_SECRET": secret})
+    if login is not None:
+        env["GENESYS_LOGIN_URL"] = login
+    return subprocess.run([sys.executable, str(REPO / "app.py"), "check", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("case", CHECK_CASES.values(), ids=CHECK_CASES.keys())
+def test_check_names_the_real_cause(case: CheckCase, hosts: dict[str, str], tmp_path: Path) -> None:
+    """Each failure is named (refused, timeout, TLS, DNS, 401) with its host, counted, and never advises adding
+    permissions, the status page of a local host, a retry later, or shows the secret."""
+    result = run_check(tmp_path, hosts.get(case.api, case.api),
+                       None if case.login is None else hosts.get(case.login, case.login),
+                       *case.args, secret=case.secret)
+    output = result.stdout + result.stderr
+    assert result.returncode == case.exit_code, output
+    for phrase in case.says:
+        assert phrase.format(**hosts) in result.stdout, output
+    assert f"Not ready ({case.summary}). Fix the cause named above" in result.stdout, output
+    assert "All checks passed" not in output
+    assert "Add " not in result.stdout
+    assert "role lacks" not in result.stdout
+    assert "status.mypurecloud.com" not in output
+    assert "retried later" not in result.stdout
+    assert "Traceback" not in output
+    assert case.secret not in output
 
 
 @pytest.mark.parametrize(
     "permission", ["directory:user:view", "analytics:conversationDetail:view", "conversation:communication:view"]
 )
-def test_check_names_a_missing_permission(genesys: FakeGenesysCloud, permission: str) -> None:
-    """A revoked role permission is named in the report and check exits 1."""
+def test_check_names_a_refused_permission(genesys: FakeGenesysCloud, tmp_path: Path, permission: str) -> None:
+    """A revoked role permission is the one FAIL line and the only permission advised; check exits 1."""
+    genesys.start_conversation(genesys.add_user("agent@example.com"))
     genesys.revoke_permission(permission)
-    result = run_app(genesys, "check")
-    assert result.returncode == 1
-    assert "FAIL" in result.stdout
-    assert f"Add {permission}" in result.stdout
+    result = run_check(tmp_path, genesys.base_url, genesys.base_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (failed,) = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert f"(403 missing.any.permissions): the OAuth client's role lacks {permission}" in failed \
+        or f"(403 missing.permissions): the OAuth client's role lacks {permission}" in failed
+    (advice,) = [line for line in result.stdout.splitlines() if line.startswith("Not ready")]
+    assert f"Add {permission}" in advice
+    others = {"directory:user:view", "conversation:communication:view"} - {permission}
+    assert not any(other in advice for other in others)
+    assert "status.mypurecloud.com" not in result.stdout
+    assert SECRET not in result.stdout + result.stderr
 
 
-def test_check_with_wrong_credentials_fails_without_showing_the_secret(genesys: FakeGenesysCloud) -> None:
-    """Bad credentials fail the token probe; the secret appears nowhere."""
-    result = run_app(genesys, "check", secret="wrong-secret-value")
-    assert result.returncode == 1
-    assert "FAIL token" in result.stdout
-    assert "wrong-secret-value" not in result.stdout + result.stderr
+def test_check_passes_with_every_permission(genesys: FakeGenesysCloud, tmp_path: Path) -> None:
+    """With the default role and a live conversation to read, every check passes and check exits 0."""
+    genesys.start_conversation(genesys.add_user("agent@example.com"))
+    result = run_check(tmp_path, genesys.base_url, genesys.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   users search [directory:user:view]: permitted" in result.stdout
+    assert "4 checks passed: the app can find users" in result.stdout
+    assert "FAIL" not in result.stdout
+    assert "????" not in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_check_without_a_conversation_is_not_all_passed(genesys: FakeGenesysCloud, tmp_path: Path) -> None:
+    """With nothing to read the lookup is unverified: counted as such, no "All checks passed", exit 3."""
+    result = run_check(tmp_path, genesys.base_url, genesys.base_url)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "???? conversation lookup [conversation:communication:view]: could not be verified" in result.stdout
+    assert "Not fully verified (3 checks passed, 1 could not be verified)." in result.stdout
+    assert "All checks passed" not in result.stdout
+    assert "Add " not in result.stdout
 
 
 def test_push_writes_to_every_live_participant(genesys: FakeGenesysCloud) -> None:
