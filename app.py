@@ -318,7 +318,15 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "check", help="check the Genesys credentials and role permissions against the configured org",
         description="Obtain a token and try each call the app needs. Exit 0: all permitted; 1: something missing.",
     )
-    return parser.parse_args(argv)
+    subcommands.add_parser("help", help="show this help, or one command's (help COMMAND)")
+    return parser.parse_args(_help_as_flag(argv))
+
+
+def _help_as_flag(argv: Sequence[str]) -> list[str]:
+    """`help` and `help COMMAND` become `--help` and `COMMAND --help`, so argparse prints the very same text."""
+    if list(argv[:1]) == ["help"]:
+        return [*argv[1:2], "--help"]
+    return list(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
