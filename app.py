@@ -308,6 +308,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         command.add_argument("--config", metavar="FILE",
                              help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
     show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
+    show.add_argument("--verbose", action="store_true", help="list every field the mapping left out, and why")
     write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
     subcommands.add_parser(
         "serve", help="run the Slack app and the sync engine (the default)",
@@ -346,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings_path = Path(arguments.config) if arguments.config is not None else settings.settings_file
         rules = build_rules(read_settings_file(settings_path))
         if arguments.command == "preview":
-            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json)
+            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json,
+                                     arguments.verbose)
             return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
         genesys = read_genesys_settings(environment())
         endpoints = genesys_endpoints(genesys)
