@@ -216,7 +216,8 @@ def serve(settings_tables: SettingsTables) -> int:
     else:
         directory = SlackDirectory(lambda team_id: slack_client)
     engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
-        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s))
+        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
+        retention_s=service.retention_days * 86400.0))
 
     def start_bootstrap(team_id: str) -> None:
         # Off the request thread: listing a big workspace takes a while, and Slack waits for the redirect page.

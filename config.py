@@ -103,6 +103,8 @@ class ServiceSettings:
     refresh_interval_s: float
     oauth: SlackOAuthSettings | None = None
     """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
+    retention_days: int = 30
+    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -124,7 +126,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
-        "REFRESH_INTERVAL_HOURS",
+        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS",
     )}
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
     if oauth_names and get["SLACK_BOT_TOKEN"]:
@@ -162,7 +164,18 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
+        retention_days=_retention_days(get["RETENTION_DAYS"]),
     )
+
+
+def _retention_days(raw: str) -> int:
+    """RETENTION_DAYS: whole days, 1 to 3650 (ten years); empty means 30."""
+    if not raw:
+        return 30
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 3650:
+        raise ConfigError(f"RETENTION_DAYS: {raw!r} is not a whole number of days from 1 to 3650; how long recorded "
+                          "Slack events and audit rows are kept (default 30)")
+    return int(raw)
 
 
 def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high: float) -> float:

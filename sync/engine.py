@@ -38,7 +38,7 @@ from genesys import (
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import DesiredRow, Store, StoreError, WorkItem, WriteRecord
+from store import DesiredRow, Retained, Store, StoreError, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,10 @@ class EngineSettings:
     """While the database is unreachable, the engine tries it again this often."""
     poll_lease_s: float = 15.0
     """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this."""
+    retention_s: float = 30 * 86400.0
+    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    retention_every_s: float = 3600.0
+    """How often retention runs (and once at start): deleting an hour's worth of rows at a time stays cheap."""
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -248,9 +252,14 @@ class SyncEngine:
         log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
                  self._settings.poll_interval_s)
         next_poll = 0.0
+        next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         while not stop.is_set():
             try:
+                if self._clock() >= next_retention:
+                    started = self._clock()
+                    self.apply_retention()
+                    next_retention = started + self._settings.retention_every_s  # after success: else retried
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self._settings.poll_interval_s
@@ -315,6 +324,14 @@ class SyncEngine:
             self._live = live
         self._store.forget_participants({(leg.conversation_id, leg.participant_id) for leg in live})
         return self._write_all(live)
+
+    def apply_retention(self) -> Retained:
+        """Delete recorded Slack events and audit rows older than the retention; one line if any went."""
+        deleted = self._store.delete_older_than(self._clock() - self._settings.retention_s)
+        if deleted.events or deleted.audit:
+            log.info("retention: deleted %d events and %d audit rows older than %g days", deleted.events,
+                     deleted.audit, self._settings.retention_s / 86400)
+        return deleted
 
     def schedule_refreshes(self) -> None:
         """Queue the users whose profile is the oldest, a few per tick (custom field edits send no event)."""
