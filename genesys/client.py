@@ -44,7 +44,7 @@ from genesys.participants import (
 from genesys.permissions import PermissionCheck, PermissionReport
 from genesys.rate_limit import RateLimiter, SharedBudget
 from genesys.regions import GenesysEndpoints
-from genesys.retries import RetryingSender, RetryPolicy
+from genesys.retries import Reachability, RetryingSender, RetryPolicy
 from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
 from genesys.voice_safe import VoiceSafeAttributes
 
@@ -124,8 +124,11 @@ class GenesysClient:
         self._clock = clock
         rng = rng or random.Random()
         self._limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep, shared=shared_budget)
-        self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter)
-        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng)
+        # One outage state for the API and the login host: a whole outage is one warning and one recovery line.
+        reachability = Reachability(clock)
+        self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter,
+                                   reachability=reachability)
+        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, reachability=reachability)
         self._tokens = TokenProvider(credentials, endpoints.login_url, login, clock=clock)
         self._users = UserCache(clock=clock, found_ttl_s=user_ttl_s, missing_ttl_s=missing_user_ttl_s)
 

@@ -14,6 +14,10 @@ layer must honour each answer's Retry-After and feed 429s to the shared rate lim
   sends): a retry is made only if its wait plus the request's read timeout still ends before the deadline. Then
   `RateLimited` or `GenesysUnavailable`.
 
+Outages are logged by state, not per attempt (`Reachability`): one warning naming the cause when requests start
+failing, one line when Genesys answers again, however many requests and retries fail in between. Each retry is a
+DEBUG line (a 429's stays a warning: it is no outage, and says the request budget is too high).
+
 Errors are raised `from None` and outside the `except` block, so no exception chain keeps an httpx exception, whose
 `.request.headers` hold the bearer token or the Basic credentials; messages name only the exception type.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +85,35 @@ class RetryPolicy:
                 raise ValueError(f"{name} must be zero or more")
 
 
+class Reachability:
+    """Whether Genesys answers, shared by a client's senders (API and login): a warning when an outage starts, naming
+    its cause, and one line when it ends, instead of a line per failed attempt. Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, cause: str) -> None:
+        """A request got no usable answer (refused, timed out, 5xx): logs the first one of an outage."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = self._clock()
+        log.warning("Genesys unreachable: %s; requests are retried, and a line follows when it answers again", cause)
+
+    def answered(self) -> None:
+        """Genesys gave an answer that is no outage (any status but 502/503/504): logs the end of one."""
+        with self._lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            log.info("Genesys reachable again after %.0f s", self._clock() - since)
+
+
 class RetryingSender:
     """Sends a request through one `httpx.Client`, retrying transient failures per `RetryPolicy`."""
 
@@ -92,6 +126,7 @@ class RetryingSender:
         sleep: Callable[[float], None],
         rng: random.Random,
         limiter: RateLimiter | None = None,
+        reachability: Reachability | None = None,
     ) -> None:
         self._http = http
         self._policy = policy
@@ -99,6 +134,7 @@ class RetryingSender:
         self._sleep = sleep
         self._rng = rng
         self._limiter = limiter
+        self._reachability = reachability or Reachability(clock)
 
     def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
         """A request carrying the client's timeouts and default headers."""
@@ -131,8 +167,10 @@ class RetryingSender:
             except RETRYABLE_TRANSPORT_ERRORS as exc:
                 failure = _describe(exc)
                 wait, source = self._backoff(attempt), "backoff"
+                self._reachability.failed(f"{failure} at {_host(request)}")
             except httpx.HTTPError as exc:
                 final = {"reason": f"the HTTP request failed ({type(exc).__name__})"}
+                self._reachability.failed(f"{final['reason']} at {_host(request)}")
             else:
                 if self._limiter is not None:
                     self._limiter.observe(response.headers)
@@ -142,8 +180,13 @@ class RetryingSender:
                 elif status in BACKOFF_STATUSES:
                     wait, source = self._backoff(attempt), "backoff"
                 else:
+                    self._reachability.answered()
                     return response
                 failure = f"{status} {_reason(response)}"
+                if status == 429:
+                    self._reachability.answered()  # throttled, not down
+                else:
+                    self._reachability.failed(f"{failure} from {_host(request)}")
             # Raised here, after the except blocks: the new error has no __context__ holding the httpx exception.
             now = self._clock()
             elapsed = now - started
@@ -153,7 +196,9 @@ class RetryingSender:
                 raise _exhausted(operation, response, failure, attempt, elapsed, wait) from None
             if response is not None and response.status_code == 429 and self._limiter is not None:
                 self._limiter.hold(wait)
-            log.warning(
+            # The outage itself is Reachability's line; a 429 is worth a warning each time (the budget is too high).
+            log.log(
+                logging.WARNING if response is not None and response.status_code == 429 else logging.DEBUG,
                 "Genesys %s failed (%s); retry %d of %d in %.1f s (%s)",
                 operation, failure, attempt, policy.max_attempts - 1, wait, source,
             )
@@ -207,7 +252,20 @@ def _reason(response: httpx.Response) -> str:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
+    # Only a known phrase of the OS error is quoted: the rest of an httpx message is not ours to print.
+    text = str(exc).lower()
+    for phrase, said in (("refused", "connection refused"), ("reset", "connection reset"),
+                         ("name or service not known", "host name not found"), ("nodename", "host name not found"),
+                         ("unreachable", "network unreachable")):
+        if phrase in text:
+            return f"{said} ({type(exc).__name__})"
     return f"connection failed ({type(exc).__name__})"
+
+
+def _host(request: httpx.Request) -> str:
+    """The host (and port) a request went to, for the outage line: never its path, query or headers."""
+    port = request.url.port
+    return f"{request.url.host}:{port}" if port else request.url.host
 
 
 def _non_negative(value: str | None) -> float | None:

@@ -30,6 +30,7 @@ from genesys import (
     AttributesRejected,
     ConversationGone,
     GenesysError,
+    GenesysUnavailable,
     GenesysUser,
     LiveParticipant,
     VoiceSafeAttributes,
@@ -133,6 +134,8 @@ class SyncEngine:
         self._rejected: set[tuple[str, str, str]] = set()
         self._last_poll_ok: bool | None = None
         self._last_poll_error = ""
+        self._poll_warned = False
+        """Whether this poll failure was logged here (not an outage: the Genesys client logs those, once each)."""
         self._polling = False
         """Whether this replica holds the poll lease (always, with one process)."""
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
@@ -313,12 +316,17 @@ class SyncEngine:
         try:
             live = self._genesys.org_live_participants()
         except GenesysError as error:
-            if self._last_poll_ok is not False:
+            if isinstance(error, GenesysUnavailable):
+                # An outage: the client logged its start and logs its end; a line per poll would only repeat it.
+                log.debug("Genesys poll failed, retrying next interval: %s", error)
+            elif self._last_poll_ok is not False:
                 log.warning("Genesys poll failed, retrying next interval: %s", error)
+                self._poll_warned = True
             self._last_poll_ok, self._last_poll_error = False, str(error)
             return 0
-        if self._last_poll_ok is False:
+        if self._poll_warned:
             log.info("Genesys poll works again (%d live participants)", len(live))
+            self._poll_warned = False
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
@@ -382,18 +390,20 @@ class SyncEngine:
             self._give_up_or_retry(item, str(error), permanent=error.error == "user_not_found")
             return
         except GenesysError as error:  # transient ones are retried with backoff; others too, boundedly
-            self._give_up_or_retry(item, str(error))
+            # An outage is logged once by the Genesys client, not once per item it delays.
+            self._give_up_or_retry(item, str(error), level=logging.DEBUG if error.retryable else logging.INFO)
             return
         self._store.complete(item)
 
-    def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False) -> None:
+    def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False,
+                          level: int = logging.INFO) -> None:
         if permanent or item.attempts + 1 >= self._settings.max_attempts:
             log.warning("giving up on %s %s after %d attempt(s): %s", item.kind, item.key, item.attempts + 1, error)
             self._store.dead_letter(item, reason=error)
             return
         delay = min(300.0, 2.0 ** (item.attempts + 1))
-        log.info("%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
-                 delay, error)
+        log.log(level, "%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
+                delay, error)
         self._store.retry_later(item, delay_s=delay, error=error)
 
     def _save_desired(self, record: SlackUserRecord) -> tuple[DesiredAttributes, DesiredRow]:
@@ -490,8 +500,10 @@ class SyncEngine:
                         leg.conversation_id, error)
             return record("rejected", str(error), error.context_id)
         except GenesysError as error:
-            log.warning("writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
-                        leg.conversation_id, error)
+            # During an outage the client's one line says it all; a line per participant per poll would bury it.
+            log.log(logging.DEBUG if error.retryable else logging.WARNING,
+                    "writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
+                    leg.conversation_id, error)
             return LegResult(*where, "failed", str(error))
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
                  leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
