@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,11 +94,13 @@ def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
-                         shared_budget: SharedBudget | None = None) -> GenesysClient:
-    """The process's one Genesys client; `shared_budget` when replicas share the request budget."""
+                         shared_budget: SharedBudget | None = None,
+                         stop: threading.Event | None = None) -> GenesysClient:
+    """The process's one Genesys client; `shared_budget` when replicas share the request budget; `stop` cuts its
+    waits (retry back-offs, the rate limit) short when set, so a stopping app does not sit out a Retry-After."""
     credentials = ClientCredentials(settings.client_id, settings.client_secret)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute,
-                         shared_budget=shared_budget)
+                         shared_budget=shared_budget, sleep=stop.wait if stop is not None else time.sleep)
 
 
 class _TokenFromEnvironmentNotice(logging.Filter):
@@ -201,7 +204,8 @@ def serve(settings_tables: SettingsTables) -> int:
         store = open_store(service.database_url)
     except StoreError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
-    genesys = build_genesys_client(genesys_settings, endpoints,
+    stop = threading.Event()
+    genesys = build_genesys_client(genesys_settings, endpoints, stop=stop,
                                    shared_budget=StoreBudget(store, genesys_settings.requests_per_minute))
     # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
     # installation), and the engine's reads use each workspace's bot token.
@@ -241,7 +245,6 @@ def serve(settings_tables: SettingsTables) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
     # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
     logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
-    stop = threading.Event()
 
     def shut_down(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)

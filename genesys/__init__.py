@@ -13,6 +13,7 @@ from genesys.errors import (
     PermissionMissing,
     RateLimited,
     RequestRejected,
+    Stopping,
 )
 from genesys.participants import LiveParticipant
 from genesys.permissions import PermissionCheck, PermissionReport
@@ -50,6 +51,7 @@ __all__ = [
     "RequestRejected",
     "RetryPolicy",
     "SharedBudget",
+    "Stopping",
     "VoiceSafeAttributes",
     "VoiceSafeLimits",
     "VoiceSafeSettingsError",

@@ -42,7 +42,7 @@ from genesys.participants import (
     probe_query,
 )
 from genesys.permissions import PermissionCheck, PermissionReport
-from genesys.rate_limit import RateLimiter, SharedBudget
+from genesys.rate_limit import RateLimiter, SharedBudget, Sleep
 from genesys.regions import GenesysEndpoints
 from genesys.retries import Reachability, RetryingSender, RetryPolicy
 from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
@@ -98,7 +98,7 @@ class GenesysClient:
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep = time.sleep,
         utcnow: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         requests_per_minute: int = 300,

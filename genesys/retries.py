@@ -37,8 +37,8 @@ from typing import Any
 
 import httpx
 
-from genesys.errors import ErrorBody, GenesysUnavailable, RateLimited
-from genesys.rate_limit import RateLimiter
+from genesys.errors import ErrorBody, GenesysUnavailable, RateLimited, Stopping
+from genesys.rate_limit import RateLimiter, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class RetryingSender:
         policy: RetryPolicy,
         *,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
+        sleep: Sleep,
         rng: random.Random,
         limiter: RateLimiter | None = None,
         reachability: Reachability | None = None,
@@ -202,7 +202,8 @@ class RetryingSender:
                 "Genesys %s failed (%s); retry %d of %d in %.1f s (%s)",
                 operation, failure, attempt, policy.max_attempts - 1, wait, source,
             )
-            self._sleep(wait)
+            if self._sleep(wait):  # the process is stopping: a back-off may be a minute long, SIGTERM must not wait
+                raise Stopping(operation)
 
     def _server_wait(self, response: httpx.Response) -> tuple[float, str]:
         headers = response.headers

@@ -33,6 +33,7 @@ from genesys import (
     GenesysUnavailable,
     GenesysUser,
     LiveParticipant,
+    Stopping,
     VoiceSafeAttributes,
     WriteResult,
     check_attributes,
@@ -315,6 +316,8 @@ class SyncEngine:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
         try:
             live = self._genesys.org_live_participants()
+        except Stopping:
+            return 0  # the app is stopping: not a poll failure worth a line or a /healthz change
         except GenesysError as error:
             if isinstance(error, GenesysUnavailable):
                 # An outage: the client logged its start and logs its end; a line per poll would only repeat it.

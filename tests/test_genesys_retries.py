@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 import traceback
 
 import httpx
@@ -12,6 +14,7 @@ from genesys import (
     GenesysUnavailable,
     RateLimited,
     RetryPolicy,
+    Stopping,
     VoiceSafeLimits,
     check_attributes,
 )
@@ -319,3 +322,40 @@ def test_a_shared_deadline_bounds_the_retries() -> None:
     assert len(clock.sleeps) == 2  # a third wait (~2 s) plus the 1 s read timeout would pass the deadline
     with pytest.raises(GenesysUnavailable, match="no time was left"):
         sender.send(request, operation="users search", deadline=clock() - 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(503, headers={"Retry-After": "30"}), httpx.Response(502), httpx.ConnectError("Connection refused")],
+)
+def test_a_wait_cut_short_by_stopping_sends_nothing_more(answer: object) -> None:
+    """When the sleep seam reports the process stopping, the back-off ends at once in Stopping, with no new attempt."""
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    stop = threading.Event()
+    stop.set()
+    clock = FakeClock()
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    sender = RetryingSender(http, RetryPolicy(), clock=clock, sleep=stop.wait, rng=random.Random(7))
+    started = time.monotonic()
+    with pytest.raises(Stopping, match="the Genesys users search was not sent: the app is stopping"):
+        sender.send(http.build_request("POST", URL, json={}), operation="users search")
+    assert time.monotonic() - started < 0.5
+    assert calls == 1
+
+
+def test_the_rate_limit_wait_is_cut_short_by_stopping() -> None:
+    """A request waiting for the rate limit's next slot raises Stopping at once when the process stops."""
+    stop = threading.Event()
+    stop.set()
+    limiter = RateLimiter(1, clock=FakeClock(), sleep=stop.wait)
+    limiter.acquire()
+    with pytest.raises(Stopping):
+        limiter.acquire()
