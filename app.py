@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,14 @@ def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
-                         shared_budget: SharedBudget | None = None, **options: Any) -> GenesysClient:
-    """The process's one Genesys client; `shared_budget` when replicas share the request budget; `options` go to
-    GenesysClient (check's retry policy and timeout)."""
+                         shared_budget: SharedBudget | None = None, stop: threading.Event | None = None,
+                         **options: Any) -> GenesysClient:
+    """The process's one Genesys client; `shared_budget` when replicas share the request budget; `stop` cuts its
+    waits (retry back-offs, the rate limit) short when set, so a stopping app does not sit out a Retry-After;
+    `options` go to GenesysClient (check's retry policy and timeout)."""
     credentials = ClientCredentials(settings.client_id, settings.client_secret)
     return GenesysClient(credentials, endpoints, requests_per_minute=settings.requests_per_minute,
-                         shared_budget=shared_budget, **options)
+                         shared_budget=shared_budget, sleep=stop.wait if stop is not None else time.sleep, **options)
 
 
 BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read")
@@ -253,7 +256,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         store = open_store(service.database_url)
     except StoreError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
-    genesys = build_genesys_client(genesys_settings, endpoints,
+    stop = threading.Event()
+    genesys = build_genesys_client(genesys_settings, endpoints, stop=stop,
                                    shared_budget=StoreBudget(store, genesys_settings.requests_per_minute))
     # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
     # installation), and the engine's reads use each workspace's bot token.
@@ -268,7 +272,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     else:
         directory = SlackDirectory(lambda team_id: slack_client)
     engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
-        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s))
+        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
+        retention_s=service.retention_days * 86400.0))
 
     def start_bootstrap(team_id: str) -> None:
         # Off the request thread: listing a big workspace takes a while, and Slack waits for the redirect page.
@@ -296,7 +301,6 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
     # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
     logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
-    stop = threading.Event()
 
     def shut_down(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
@@ -365,6 +369,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         command.add_argument("--config", metavar="FILE",
                              help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
     show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
+    show.add_argument("--verbose", action="store_true", help="list every field the mapping left out, and why")
     write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
     subcommands.add_parser(
         "serve", help="run the Slack app and the sync engine (the default)",
@@ -388,7 +393,15 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     demo_command.add_argument("--keep", action="store_true",
                           help="keep it running afterwards (until Ctrl-C), with the URLs and a command that changes "
                           "the sample person's title")
-    return parser.parse_args(argv)
+    subcommands.add_parser("help", help="show this help, or one command's (help COMMAND)")
+    return parser.parse_args(_help_as_flag(argv))
+
+
+def _help_as_flag(argv: Sequence[str]) -> list[str]:
+    """`help` and `help COMMAND` become `--help` and `COMMAND --help`, so argparse prints the very same text."""
+    if list(argv[:1]) == ["help"]:
+        return [*argv[1:2], "--help"]
+    return list(argv)
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "serve":
             return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
         if command == "preview":
-            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json)
+            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json, arguments.verbose)
             return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
         with build_genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
             return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,

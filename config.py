@@ -132,6 +132,8 @@ class ServiceSettings:
     refresh_interval_s: float
     oauth: SlackOAuthSettings | None = None
     """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
+    retention_days: int = 30
+    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -157,7 +159,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
-        "REFRESH_INTERVAL_HOURS",
+        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -191,6 +193,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     port = _number(get["PORT"] or "3000", "PORT", int, 1, 65535, problems)
     poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600, problems)
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
+    retention_days = _retention_days(get["RETENTION_DAYS"], problems)
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -199,7 +202,19 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
+        retention_days=retention_days,
     )
+
+
+def _retention_days(raw: str, problems: list[str]) -> int:
+    """RETENTION_DAYS: whole days, 1 to 3650 (ten years); empty means 30."""
+    if not raw:
+        return 30
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 3650:
+        problems.append(f"RETENTION_DAYS: {raw!r} is not a whole number of days from 1 to 3650; how long recorded "
+                        "Slack events and audit rows are kept (default 30)")
+        return 30
+    return int(raw)
 
 
 def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high: float,

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from profiles import FieldLabels, NotAUserObject, TeamProfileError, find_user
+from profiles import Exclusion, FieldLabels, NotAUserObject, TeamProfileError, find_user
 from sync import AttributeRules, DesiredAttributes, desired_attributes
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
@@ -20,6 +21,12 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 """Far above any Slack user object (a few KB); bounds memory before parsing."""
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _KEY_COLUMN_MAX = 40
+LEFT_OUT_NAMED = 8
+"""Left-out fields named without --verbose: enough to spot a missing one, short enough to keep the table in view."""
+
+
+TEAM_PROFILE_ROLE = "team profile"
+"""How errors name the --team-profile input, so a problem with it is never mistaken for one with PATH."""
 
 
 class UnusableInput(Exception):
@@ -33,11 +40,22 @@ class PreviewRequest:
     path: str
     team_profile: str | None = None
     as_json: bool = False
+    verbose: bool = False
+    """List every field the mapping left out, with why, instead of the first few."""
 
 
-def read_json(path: str, stdin: IO[bytes]) -> Any:
-    """Parse a JSON document from a file or `-` (standard input), with a size bound and one-line errors."""
-    name = "standard input" if path == "-" else path
+def input_name(path: str, role: str = "") -> str:
+    """How errors name an input: the path (or "standard input"), after its role when it is not the main input."""
+    if not role:
+        return "standard input" if path == "-" else path
+    return f"{role} on standard input" if path == "-" else f"{role} file {path}"
+
+
+def read_json(path: str, stdin: IO[bytes], *, role: str = "", expected: str = "a JSON Slack user object or event"
+              ) -> Any:
+    """Parse a JSON document from a file or `-` (standard input), with a size bound and one-line errors; `role`
+    names a secondary input in them ("team profile file …"), `expected` says what an empty one should have held."""
+    name = input_name(path, role)
     try:
         if path == "-":
             raw = stdin.read(MAX_INPUT_BYTES + 1)
@@ -54,7 +72,7 @@ def read_json(path: str, stdin: IO[bytes]) -> Any:
     except UnicodeDecodeError as error:
         raise UnusableInput(f"{name}: not UTF-8 text (byte {error.start})") from None
     if not text.strip():
-        raise UnusableInput(f"{name}: empty; expected a JSON Slack user object or event")
+        raise UnusableInput(f"{name}: empty; expected {expected}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -67,15 +85,19 @@ def load_desired(path: str, team_profile: str | None, rules: AttributeRules, std
     """Read a Slack user object (and field definitions) and compute its attributes; UnusableInput if it can't."""
     labels = FieldLabels.empty()
     if team_profile is not None:
+        if team_profile == "-" and path == "-":
+            raise UnusableInput("--team-profile - and PATH - both ask for standard input; give one of them as a file")
         try:
-            labels = FieldLabels.from_team_profile(read_json(team_profile, stdin))
+            labels = FieldLabels.from_team_profile(read_json(team_profile, stdin, role=TEAM_PROFILE_ROLE,
+                                                               expected="a team.profile.get response"))
         except TeamProfileError as error:
-            raise UnusableInput(f"{team_profile}: not a team.profile.get response: {error}") from None
+            raise UnusableInput(f"{input_name(team_profile, TEAM_PROFILE_ROLE)}: not a team.profile.get response: "
+                                f"{error}") from None
     document = read_json(path, stdin)
     try:
         user = find_user(document)
     except NotAUserObject as error:
-        raise UnusableInput(f"{'standard input' if path == '-' else path}: {error}") from None
+        raise UnusableInput(f"{input_name(path)}: {error}") from None
     return desired_attributes(user, labels, rules)
 
 
@@ -92,11 +114,13 @@ def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes],
         for line in problem_lines(desired):
             print(line, file=err)
     else:
-        out.write(render_table(desired, rules, labels_given=request.team_profile is not None))
+        out.write(render_table(desired, rules, labels_given=request.team_profile is not None,
+                               verbose=request.verbose))
     return EXIT_OK if desired.ok else EXIT_PROBLEMS
 
 
-def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_given: bool) -> str:
+def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_given: bool,
+                 verbose: bool = False) -> str:
     """The human-readable preview."""
     report = desired.report
     attributes = report.attributes
@@ -115,6 +139,7 @@ def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_gi
     if excluded:
         detail = f" ({len(sensitive)} sensitive, left out until opted in: {', '.join(sensitive)})" if sensitive else ""
         lines.append(f"Left out by the mapping: {len(excluded)} field(s){detail}")
+        lines.extend(left_out_lines(excluded, verbose=verbose))
     has_custom = any(key.startswith("custom.") for key in (e.source_key for e in excluded)) or any(
         key.startswith(rules.mapping.prefix + "custom.") for key in attributes
     )
@@ -125,6 +150,16 @@ def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_gi
     if report.ok:
         lines.append("Voice-safe check: passed")
     return "\n".join(lines) + "\n"
+
+
+def left_out_lines(excluded: Sequence[Exclusion], *, verbose: bool) -> list[str]:
+    """The left-out fields: each with its reason (verbose), else the first few on one line and how many more."""
+    if verbose:
+        width = min(max(len(e.source_key) for e in excluded), _KEY_COLUMN_MAX)
+        return [f"  {_printable(e.source_key).ljust(width)}  {e.reason}" for e in excluded]
+    named = ", ".join(_printable(e.source_key) for e in excluded[:LEFT_OUT_NAMED])
+    more = len(excluded) - LEFT_OUT_NAMED
+    return [f"  {named}" + (f" and {more} more; --verbose lists all" if more > 0 else "")]
 
 
 def problem_lines(desired: DesiredAttributes) -> list[str]:

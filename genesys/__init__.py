@@ -14,6 +14,7 @@ from genesys.errors import (
     PermissionMissing,
     RateLimited,
     RequestRejected,
+    Stopping,
 )
 from genesys.network import NetworkCause, NetworkFailure
 from genesys.participants import LiveParticipant
@@ -56,6 +57,7 @@ __all__ = [
     "RequestRejected",
     "RetryPolicy",
     "SharedBudget",
+    "Stopping",
     "VoiceSafeAttributes",
     "VoiceSafeLimits",
     "VoiceSafeSettingsError",

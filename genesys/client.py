@@ -45,9 +45,9 @@ from genesys.participants import (
     probe_query,
 )
 from genesys.permissions import Outcome, PermissionCheck, PermissionReport
-from genesys.rate_limit import RateLimiter, SharedBudget
+from genesys.rate_limit import RateLimiter, SharedBudget, Sleep
 from genesys.regions import GenesysEndpoints
-from genesys.retries import RetryingSender, RetryPolicy
+from genesys.retries import Reachability, RetryingSender, RetryPolicy
 from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
 from genesys.voice_safe import VoiceSafeAttributes
 
@@ -103,7 +103,7 @@ class GenesysClient:
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep = time.sleep,
         utcnow: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         requests_per_minute: int = 300,
@@ -130,8 +130,11 @@ class GenesysClient:
         self._clock = clock
         rng = rng or random.Random()
         self._limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep, shared=shared_budget)
-        self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter)
-        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng)
+        # One outage state for the API and the login host: a whole outage is one warning and one recovery line.
+        reachability = Reachability(clock)
+        self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter,
+                                   reachability=reachability)
+        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, reachability=reachability)
         self._tokens = TokenProvider(credentials, endpoints.login_url, login, clock=clock)
         self._users = UserCache(clock=clock, found_ttl_s=user_ttl_s, missing_ttl_s=missing_user_ttl_s)
 

@@ -10,6 +10,7 @@
     ├── RequestRejected             another 4xx: Genesys says the request itself is wrong
     │   └── AttributesRejected      400/413/422 on the participant attributes PATCH
     └── GenesysTransientError       try the work again later (the retry layer already tried)
+        ├── Stopping                the process is stopping: a back-off was cut short, nothing more was sent
         ├── RateLimited             429 persisted through every retry
         └── GenesysUnavailable      5xx, an unreadable answer or another HTTP failure persisted through every
             │                       retry (or was not worth retrying), or this process ran out of connections
@@ -41,6 +42,8 @@ When each is raised and what the operator should do:
 - `AttributesRejected`: Genesys refused the attribute map with a 400 (`invalid.value`, ...), 413
   (`request.entity.too.large`) or 422 on the PATCH. `.message_params` holds Genesys' details. Adjust the field
   mapping or the `[voice_safe]` limits.
+- `Stopping`: the process is stopping (SIGTERM) and a wait before a request (a back-off, the rate limit) was cut
+  short; nothing more was sent. Nothing to do: the work is retried after the restart.
 - `RateLimited`: 429 Too Many Requests persisted through every retry. `.retry_after` says when to come back. Lower
   the configured requests per minute, or ask Genesys support to raise the token's limit.
 - `GenesysUnavailable`: 5xx, a timeout, a dropped connection or an unreadable answer persisted through every retry
@@ -230,6 +233,15 @@ class GenesysTransientError(GenesysError):
                  code: str | None = None, context_id: str | None = None) -> None:
         super().__init__(message, status=status, code=code, context_id=context_id)
         self.retry_after = retry_after
+
+
+class Stopping(GenesysTransientError):
+    """The process is stopping: a wait before a Genesys request (a retry's back-off, the rate limit) was cut short,
+    and nothing more was sent. The work is picked up again after the restart."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(f"the Genesys {operation} was not sent: the app is stopping")
+        self.operation = operation
 
 
 class RateLimited(GenesysTransientError):

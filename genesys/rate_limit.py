@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from genesys.errors import Stopping
+
 log = logging.getLogger(__name__)
 
 _LOGGED_WAIT_S = 1.0
@@ -38,6 +40,11 @@ SHARED_DRAW = 5
 """Requests drawn from a shared budget at a time: few, so a replica never sits on much of the others' budget."""
 
 
+Sleep = Callable[[float], bool | None]
+"""The wait seam of the Genesys client: waits up to the seconds given; a true result means it was cut short because
+the process is stopping (a stop event's `wait` behaves so), and no request may follow. `time.sleep` never is."""
+
+
 class RateLimiter:
     """Thread-safe pacing for one token's requests; `acquire()` before each request, `observe()` after."""
 
@@ -46,7 +53,7 @@ class RateLimiter:
         requests_per_minute: int = 300,
         *,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
+        sleep: Sleep,
         window_s: float = 60.0,
         shared: SharedBudget | None = None,
     ) -> None:
@@ -94,7 +101,8 @@ class RateLimiter:
                 logging.INFO if wait >= _LOGGED_WAIT_S else logging.DEBUG,
                 "Genesys rate limit: waiting %.1f s before the next request (%s)", wait, reason,
             )
-            self._sleep(wait)
+            if self._sleep(wait):
+                raise Stopping("request")
             waited += wait
             with self._lock:
                 if self._hold_until <= seen_hold:
@@ -122,7 +130,8 @@ class RateLimiter:
                 wait = max(window_left_s, 0.05)
                 log.info("Genesys rate limit: the budget shared by every replica is spent; waiting %.1f s for the "
                          "next window", wait)
-                self._sleep(wait)
+                if self._sleep(wait):
+                    raise Stopping("request")
                 waited += wait
 
     def hold(self, seconds: float) -> None:

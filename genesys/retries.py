@@ -17,6 +17,10 @@ layer must honour each answer's Retry-After and feed 429s to the shared rate lim
   sends): a retry is made only if its wait plus the request's read timeout still ends before the deadline. Then
   `RateLimited` or `GenesysUnavailable`.
 
+Outages are logged by state, not per attempt (`Reachability`): one warning naming the cause when requests start
+failing, one line when Genesys answers again, however many requests and retries fail in between. Each retry is a
+DEBUG line (a 429's stays a warning: it is no outage, and says the request budget is too high).
+
 Errors are raised `from None` and outside the `except` block, so no exception chain keeps an httpx exception, whose
 `.request.headers` hold the bearer token or the Basic credentials; messages name only the exception type.
 
@@ -29,15 +33,16 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from genesys.errors import ErrorBody, GenesysUnavailable, GenesysUnreachable, RateLimited
+from genesys.errors import ErrorBody, GenesysUnavailable, GenesysUnreachable, RateLimited, Stopping
 from genesys.network import NetworkCause, NetworkFailure, classify, host_name, host_of
-from genesys.rate_limit import RateLimiter
+from genesys.rate_limit import RateLimiter, Sleep
 from genesys.regions import STATUS_PAGE, region_of_host
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,35 @@ class RetryPolicy:
                 raise ValueError(f"{name} must be zero or more")
 
 
+class Reachability:
+    """Whether Genesys answers, shared by a client's senders (API and login): a warning when an outage starts, naming
+    its cause, and one line when it ends, instead of a line per failed attempt. Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, cause: str) -> None:
+        """A request got no usable answer (refused, timed out, 5xx): logs the first one of an outage."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = self._clock()
+        log.warning("Genesys unreachable: %s; requests are retried, and a line follows when it answers again", cause)
+
+    def answered(self) -> None:
+        """Genesys gave an answer that is no outage (any status but 502/503/504): logs the end of one."""
+        with self._lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            log.info("Genesys reachable again after %.0f s", self._clock() - since)
+
+
 class RetryingSender:
     """Sends a request through one `httpx.Client`, retrying transient failures per `RetryPolicy`."""
 
@@ -98,9 +132,10 @@ class RetryingSender:
         policy: RetryPolicy,
         *,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
+        sleep: Sleep,
         rng: random.Random,
         limiter: RateLimiter | None = None,
+        reachability: Reachability | None = None,
     ) -> None:
         self._http = http
         self._policy = policy
@@ -108,6 +143,7 @@ class RetryingSender:
         self._sleep = sleep
         self._rng = rng
         self._limiter = limiter
+        self._reachability = reachability or Reachability(clock)
 
     def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
         """A request carrying the client's timeouts and default headers."""
@@ -142,8 +178,10 @@ class RetryingSender:
                 network = classify(exc, _timeout_of(request, exc))
                 failure = network.short
                 wait, source = self._backoff(attempt), "backoff"
+                self._reachability.failed(f"{failure} at {_host(request)}")
             except httpx.HTTPError as exc:
                 final = {"reason": f"the HTTP request failed ({type(exc).__name__})"}
+                self._reachability.failed(f"{final['reason']} at {_host(request)}")
             else:
                 if self._limiter is not None:
                     self._limiter.observe(response.headers)
@@ -153,8 +191,13 @@ class RetryingSender:
                 elif status in BACKOFF_STATUSES:
                     wait, source = self._backoff(attempt), "backoff"
                 else:
+                    self._reachability.answered()
                     return response
                 failure = f"{status} {_reason(response)}"
+                if status == 429:
+                    self._reachability.answered()  # throttled, not down
+                else:
+                    self._reachability.failed(f"{failure} from {_host(request)}")
             # Raised here, after the except blocks: the new error has no __context__ holding the httpx exception.
             now = self._clock()
             elapsed = now - started
@@ -169,11 +212,14 @@ class RetryingSender:
                 raise _exhausted(operation, response, failure, attempt, elapsed, wait, host) from None
             if response is not None and response.status_code == 429 and self._limiter is not None:
                 self._limiter.hold(wait)
-            log.warning(
+            # The outage itself is Reachability's line; a 429 is worth a warning each time (the budget is too high).
+            log.log(
+                logging.WARNING if response is not None and response.status_code == 429 else logging.DEBUG,
                 "Genesys %s failed (%s); retry %d of %d in %.1f s (%s)",
                 operation, failure, attempt, policy.max_attempts - 1, wait, source,
             )
-            self._sleep(wait)
+            if self._sleep(wait):  # the process is stopping: a back-off may be a minute long, SIGTERM must not wait
+                raise Stopping(operation)
 
     def _server_wait(self, response: httpx.Response) -> tuple[float, str]:
         headers = response.headers
@@ -241,6 +287,12 @@ def _timeout_of(request: httpx.Request, exc: Exception) -> float | None:
     timeout = request.extensions.get("timeout")
     value = timeout.get(phase) if phase and isinstance(timeout, dict) else None
     return float(value) if isinstance(value, int | float) else None
+
+
+def _host(request: httpx.Request) -> str:
+    """The host (and port) a request went to, for the outage line: never its path, query or headers."""
+    port = request.url.port
+    return f"{request.url.host}:{port}" if port else request.url.host
 
 
 def _non_negative(value: str | None) -> float | None:

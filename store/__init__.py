@@ -2,11 +2,11 @@
 
 Tables (schema in `schema.py`, every statement in `queries.py`)::
 
-    slack_events    event_id → expires_at          dedupe of Slack's retried deliveries
+    slack_events    event_id → seen_at, expires_at dedupe of Slack's retried deliveries; deleted after the retention
     desired         (team_id, user_id) → attributes, hash, profile `updated`, refreshed_at
     user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later)
     last_written    (conversation_id, participant_id) → hash of the attributes last written there
-    audit           who, which keys, which conversation, result, Genesys contextId
+    audit           who, which keys, which conversation, result, Genesys contextId; deleted after the retention
     work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
     dead_letters    work given up on, with the reason
     slack_installations  (enterprise_id, team_id) → latest Slack OAuth installation and bot (JSON; holds tokens)
@@ -43,12 +43,13 @@ from store.backend import Database
 from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, masked, parse_database_url
 from store.errors import StoreError
 from store.schema import LATEST_VERSION, apply_migrations
-from store.sql_store import DEFAULT_AUDIT_RETENTION_S, Store
+from store.sql_store import Store
 from store.sqlite import SqliteDatabase
 from store.values import (
     AuditEntry,
     DeadLetter,
     DesiredRow,
+    Retained,
     SlackInstallation,
     StoreHealth,
     UserLink,
@@ -62,6 +63,7 @@ __all__ = [
     "AuditEntry",
     "DeadLetter",
     "DesiredRow",
+    "Retained",
     "SlackInstallation",
     "Store",
     "StoreError",
@@ -78,7 +80,6 @@ def open_store(
     database_url: str = DEFAULT_DATABASE_URL,
     *,
     clock: Callable[[], float] = time.time,
-    audit_retention_s: float = DEFAULT_AUDIT_RETENTION_S,
     busy_timeout_s: float = 5.0,
 ) -> Store:
     """Open (creating a SQLite file if needed) the database DATABASE_URL names and bring its schema up to date.
@@ -102,4 +103,4 @@ def open_store(
     except BaseException:
         database.close()
         raise
-    return Store(database, clock=clock, audit_retention_s=audit_retention_s)
+    return Store(database, clock=clock)

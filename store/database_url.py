@@ -9,12 +9,14 @@ Accepted::
 
 Only the scheme of a PostgreSQL URL is checked here; libpq itself parses the rest when the store connects (see
 `postgres.py`), so every form libpq accepts works and its own message explains any that it refuses. Passwords
-never reach a message: `masked()` shows `user:***@host`.
+never reach a message: `masked()` shows `user:***@host`, and `mask_passwords()` hides them in a message (libpq's)
+where they stand as passwords, leaving every other word of it alone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,14 @@ ACCEPTED_FORMS = (
 # postgresql+psycopg:// is how SQLAlchemy spells it; accepted so a URL copied from such a tool works.
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+# In a message: a URL's user info up to the last "@" before any space or quote, and a conninfo `password=` setting
+# (libpq's quoted form with '' and \' escapes, or a bare word).
+_USERINFO_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"/?#@:]*:)[^\s'\"]*(?=@)")
+_PASSWORD_SETTING = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.|'')*'|[^\s&#'\"]+)", re.IGNORECASE)
+# A known password counts only as a whole token: between quotes, spaces, "=" or ":" before and "@", "&" after (how
+# libpq quotes the part of a URL it cannot read). A short password is thus never cut out of the words around it.
+_TOKEN_BEFORE = r"(?<![^\s'\"=:])"
+_TOKEN_AFTER = r"(?![^\s'\"@&])"
 
 
 def masked(url: str) -> str:
@@ -43,6 +53,17 @@ def masked(url: str) -> str:
         return url
     user, colon, _password = userinfo.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+
+
+def mask_passwords(text: str, passwords: Iterable[str] = ()) -> str:
+    """`text` (an error message) with passwords replaced by *** where they stand as passwords: in a URL's user info,
+    in a `password=` setting, and any of `passwords` standing as a whole token. Never an arbitrary substring, so a
+    password of one letter leaves the message readable."""
+    text = _USERINFO_PASSWORD.sub(r"\1***", text)
+    text = _PASSWORD_SETTING.sub(r"\1***", text)
+    for password in sorted({p for p in passwords if p}, key=len, reverse=True):
+        text = re.sub(_TOKEN_BEFORE + re.escape(password) + _TOKEN_AFTER, "***", text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from store.backend import POSTGRESQL, Cursor, Dialect
-from store.database_url import ACCEPTED_FORMS, PostgresLocation
+from store.database_url import ACCEPTED_FORMS, PostgresLocation, mask_passwords
 from store.errors import StoreError
 
 MAX_CONNECTIONS = 10
@@ -214,9 +214,8 @@ class PostgresDatabase:
             ) from exc
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text.replace(self._location.url, self._location.shown)
+        # Only where the password stands as one: replacing every occurrence of a short password would shred the text.
+        return mask_passwords(text.replace(self._location.url, self._location.shown), self._secrets)
 
 
 def _still_open(connection: _Connection) -> bool:

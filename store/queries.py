@@ -60,7 +60,9 @@ class Queries:
                 " WHERE slack_events.expires_at <= :seen_at",
             )
         )
-        self.purge_events = sql("DELETE FROM slack_events WHERE expires_at <= :now")
+        # Retention: an id is kept past its dedupe window as a record of what Slack sent, until the cutoff; one
+        # still inside its window is kept whatever the cutoff, so retention never lets a retried delivery through.
+        self.purge_events = sql("DELETE FROM slack_events WHERE seen_at < :cutoff AND expires_at <= :now")
 
         # --- Desired state.
         self.desired_version = sql(

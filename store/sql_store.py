@@ -21,6 +21,7 @@ from store.values import (
     AuditEntry,
     DeadLetter,
     DesiredRow,
+    Retained,
     SlackInstallation,
     StoreHealth,
     UserLink,
@@ -28,7 +29,6 @@ from store.values import (
     WriteRecord,
 )
 
-DEFAULT_AUDIT_RETENTION_S = 30 * 86400
 DEFAULT_EVENT_TTL_S = 86400.0
 _LEASE_EXPIRED = "the lease ran out before the worker reported (it stopped or hung)"
 
@@ -46,12 +46,10 @@ class Store:
         database: Database,
         *,
         clock: Callable[[], float],
-        audit_retention_s: float = DEFAULT_AUDIT_RETENTION_S,
     ) -> None:
         self._db = database
         self._q = Queries(database.dialect)
         self._clock = clock
-        self._audit_retention_s = audit_retention_s
 
     def __repr__(self) -> str:
         return f"Store({self._db.describe()})"
@@ -489,14 +487,15 @@ class Store:
 
     # --- Maintenance and health ----------------------------------------------------------------------------------
 
-    def purge_expired(self) -> int:
-        """Delete expired Slack event ids and audit rows past the retention; returns how many rows went."""
-        now = self._clock()
-        with self._db.transaction("purge expired rows") as cursor:
-            cursor.execute(self._q.purge_events, {"now": now})
-            purged = cursor.rowcount
-            cursor.execute(self._q.purge_audit, {"cutoff": now - self._audit_retention_s})
-            return purged + cursor.rowcount
+    def delete_older_than(self, cutoff: float) -> Retained:
+        """Retention: delete recorded Slack event ids and audit rows from before `cutoff` (epoch seconds); one
+        transaction. Pending work, desired state, write intents and dead letters are never touched: they are work
+        to do or to look at, not history."""
+        with self._db.transaction("delete rows past the retention") as cursor:
+            cursor.execute(self._q.purge_events, {"cutoff": cutoff, "now": self._clock()})
+            events = cursor.rowcount
+            cursor.execute(self._q.purge_audit, {"cutoff": cutoff})
+            return Retained(events=events, audit=cursor.rowcount)
 
     def health(self) -> StoreHealth:
         """Whether the database answers a real query right now."""

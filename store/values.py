@@ -11,6 +11,16 @@ WRITE_RESULTS: frozenset[str] = frozenset({"written", "gone", "rejected", "faile
 
 
 @dataclass(frozen=True, slots=True)
+class Retained:
+    """What one retention pass deleted."""
+
+    events: int
+    """Recorded Slack event ids (the dedupe table)."""
+    audit: int
+    """Audit rows."""
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredRow:
     """What one Slack user's participants should carry, as last fetched from Slack."""
 

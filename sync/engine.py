@@ -30,15 +30,17 @@ from genesys import (
     AttributesRejected,
     ConversationGone,
     GenesysError,
+    GenesysUnavailable,
     GenesysUser,
     LiveParticipant,
+    Stopping,
     VoiceSafeAttributes,
     WriteResult,
     check_attributes,
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import DesiredRow, Store, StoreError, WorkItem, WriteRecord
+from store import DesiredRow, Retained, Store, StoreError, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,10 @@ class EngineSettings:
     """While the database is unreachable, the engine tries it again this often."""
     poll_lease_s: float = 15.0
     """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this."""
+    retention_s: float = 30 * 86400.0
+    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    retention_every_s: float = 3600.0
+    """How often retention runs (and once at start): deleting an hour's worth of rows at a time stays cheap."""
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -129,6 +135,8 @@ class SyncEngine:
         self._rejected: set[tuple[str, str, str]] = set()
         self._last_poll_ok: bool | None = None
         self._last_poll_error = ""
+        self._poll_warned = False
+        """Whether this poll failure was logged here (not an outage: the Genesys client logs those, once each)."""
         self._polling = False
         """Whether this replica holds the poll lease (always, with one process)."""
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
@@ -248,9 +256,14 @@ class SyncEngine:
         log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
                  self._settings.poll_interval_s)
         next_poll = 0.0
+        next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         while not stop.is_set():
             try:
+                if self._clock() >= next_retention:
+                    started = self._clock()
+                    self.apply_retention()
+                    next_retention = started + self._settings.retention_every_s  # after success: else retried
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self._settings.poll_interval_s
@@ -303,18 +316,33 @@ class SyncEngine:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
         try:
             live = self._genesys.org_live_participants()
+        except Stopping:
+            return 0  # the app is stopping: not a poll failure worth a line or a /healthz change
         except GenesysError as error:
-            if self._last_poll_ok is not False:
+            if isinstance(error, GenesysUnavailable):
+                # An outage: the client logged its start and logs its end; a line per poll would only repeat it.
+                log.debug("Genesys poll failed, retrying next interval: %s", error)
+            elif self._last_poll_ok is not False:
                 log.warning("Genesys poll failed, retrying next interval: %s", error)
+                self._poll_warned = True
             self._last_poll_ok, self._last_poll_error = False, str(error)
             return 0
-        if self._last_poll_ok is False:
+        if self._poll_warned:
             log.info("Genesys poll works again (%d live participants)", len(live))
+            self._poll_warned = False
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
         self._store.forget_participants({(leg.conversation_id, leg.participant_id) for leg in live})
         return self._write_all(live)
+
+    def apply_retention(self) -> Retained:
+        """Delete recorded Slack events and audit rows older than the retention; one line if any went."""
+        deleted = self._store.delete_older_than(self._clock() - self._settings.retention_s)
+        if deleted.events or deleted.audit:
+            log.info("retention: deleted %d events and %d audit rows older than %g days", deleted.events,
+                     deleted.audit, self._settings.retention_s / 86400)
+        return deleted
 
     def schedule_refreshes(self) -> None:
         """Queue the users whose profile is the oldest, a few per tick (custom field edits send no event)."""
@@ -365,18 +393,20 @@ class SyncEngine:
             self._give_up_or_retry(item, str(error), permanent=error.error == "user_not_found")
             return
         except GenesysError as error:  # transient ones are retried with backoff; others too, boundedly
-            self._give_up_or_retry(item, str(error))
+            # An outage is logged once by the Genesys client, not once per item it delays.
+            self._give_up_or_retry(item, str(error), level=logging.DEBUG if error.retryable else logging.INFO)
             return
         self._store.complete(item)
 
-    def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False) -> None:
+    def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False,
+                          level: int = logging.INFO) -> None:
         if permanent or item.attempts + 1 >= self._settings.max_attempts:
             log.warning("giving up on %s %s after %d attempt(s): %s", item.kind, item.key, item.attempts + 1, error)
             self._store.dead_letter(item, reason=error)
             return
         delay = min(300.0, 2.0 ** (item.attempts + 1))
-        log.info("%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
-                 delay, error)
+        log.log(level, "%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
+                delay, error)
         self._store.retry_later(item, delay_s=delay, error=error)
 
     def _save_desired(self, record: SlackUserRecord) -> tuple[DesiredAttributes, DesiredRow]:
@@ -473,8 +503,10 @@ class SyncEngine:
                         leg.conversation_id, error)
             return record("rejected", str(error), error.context_id)
         except GenesysError as error:
-            log.warning("writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
-                        leg.conversation_id, error)
+            # During an outage the client's one line says it all; a line per participant per poll would bury it.
+            log.log(logging.DEBUG if error.retryable else logging.WARNING,
+                    "writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
+                    leg.conversation_id, error)
             return LegResult(*where, "failed", str(error))
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
                  leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)

@@ -107,3 +107,17 @@ def test_httpx_request_lines_only_at_debug(level: str, httpx_level: int) -> None
     """Each Genesys request is logged by httpx only when LOG_LEVEL=DEBUG."""
     configure_logging(level)
     assert logging.getLogger("httpx").level == httpx_level
+
+
+@pytest.mark.parametrize(("raw", "days"), [(None, 30), ("", 30), ("1", 1), (" 90 ", 90), ("3650", 3650)])
+def test_retention_days_are_read(raw: str | None, days: int) -> None:
+    """RETENTION_DAYS is a whole number of days from 1 to 3650; unset or empty means 30."""
+    environ = SINGLE if raw is None else {**SINGLE, "RETENTION_DAYS": raw}
+    assert read_service_settings(environ).retention_days == days
+
+
+@pytest.mark.parametrize("raw", ["0", "3651", "-5", "7.5", "30d", "thirty", "²"])
+def test_bad_retention_days_are_named(raw: str) -> None:
+    """A RETENTION_DAYS that is not a whole number from 1 to 3650 is refused naming the setting and the range."""
+    with pytest.raises(ConfigError, match=r"^RETENTION_DAYS: .* is not a whole number of days from 1 to 3650"):
+        read_service_settings({**SINGLE, "RETENTION_DAYS": raw})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 import traceback
 
 import httpx
@@ -12,6 +14,7 @@ from genesys import (
     GenesysUnavailable,
     RateLimited,
     RetryPolicy,
+    Stopping,
     VoiceSafeLimits,
     check_attributes,
 )
@@ -126,7 +129,9 @@ def test_429_storm_exhausts_attempts_as_rate_limited() -> None:
     [
         ([httpx.Response(503)] * 5, "503 Service Unavailable"),
         ([httpx.Response(502)] * 5, "502"),
-        ([httpx.ConnectError("refused")] * 5, "connection failed (ConnectError)"),
+        ([httpx.ConnectError("[Errno 111] Connection refused")] * 5, "connection refused (ConnectError)"),
+        ([httpx.ConnectError("[Errno -2] Name or service not known")] * 5, "host name not found (ConnectError)"),
+        ([httpx.ConnectError("something else")] * 5, "connection failed (ConnectError)"),
         ([httpx.ReadTimeout("slow")] * 5, "timed out (ReadTimeout)"),
     ],
 )
@@ -269,7 +274,7 @@ def test_exhausted_transport_retries_keep_no_chain_to_the_request() -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"refused {request.headers['authorization']}", request=request)
 
-    with pytest.raises(GenesysUnavailable, match=r"connection failed \(ConnectError\)") as caught:
+    with pytest.raises(GenesysUnavailable, match=r"connection refused \(ConnectError\)") as caught:
         send_with_token(fail)
     assert len(caught.value.seen) == 5  # type: ignore[attr-defined]
     assert_no_trace_of_the_token(caught.value)
@@ -317,3 +322,40 @@ def test_a_shared_deadline_bounds_the_retries() -> None:
     assert len(clock.sleeps) == 2  # a third wait (~2 s) plus the 1 s read timeout would pass the deadline
     with pytest.raises(GenesysUnavailable, match="no time was left"):
         sender.send(request, operation="users search", deadline=clock() - 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(503, headers={"Retry-After": "30"}), httpx.Response(502), httpx.ConnectError("Connection refused")],
+)
+def test_a_wait_cut_short_by_stopping_sends_nothing_more(answer: object) -> None:
+    """When the sleep seam reports the process stopping, the back-off ends at once in Stopping, with no new attempt."""
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    stop = threading.Event()
+    stop.set()
+    clock = FakeClock()
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    sender = RetryingSender(http, RetryPolicy(), clock=clock, sleep=stop.wait, rng=random.Random(7))
+    started = time.monotonic()
+    with pytest.raises(Stopping, match="the Genesys users search was not sent: the app is stopping"):
+        sender.send(http.build_request("POST", URL, json={}), operation="users search")
+    assert time.monotonic() - started < 0.5
+    assert calls == 1
+
+
+def test_the_rate_limit_wait_is_cut_short_by_stopping() -> None:
+    """A request waiting for the rate limit's next slot raises Stopping at once when the process stops."""
+    stop = threading.Event()
+    stop.set()
+    limiter = RateLimiter(1, clock=FakeClock(), sleep=stop.wait)
+    limiter.acquire()
+    with pytest.raises(Stopping):
+        limiter.acquire()

@@ -123,11 +123,78 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     assert "nope.json: cannot be read (No such file or directory)" in result.stderr
 
 
-def test_a_bad_team_profile_exits_2() -> None:
-    """A --team-profile file that is not a team.profile.get response is named."""
-    result = run_preview("--team-profile", USER, USER)
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "cannot be read (No such file or directory)"),
+        (b"", "empty; expected a team.profile.get response"),
+        (b"{not json", "not JSON"),
+        (b'{"ok": true}', "not a team.profile.get response"),
+    ],
+)
+def test_a_bad_team_profile_is_named_as_the_team_profile(tmp_path: Path, content: bytes | None, fragment: str
+                                                         ) -> None:
+    """An unreadable or wrong --team-profile file exits 2 naming it as the team profile file, not as the input."""
+    team = tmp_path / "team.json"
+    if content is not None:
+        team.write_bytes(content)
+    result = run_preview("--team-profile", str(team), USER)
     assert result.returncode == 2
-    assert "not a team.profile.get response" in result.stderr
+    assert result.stderr == f"preview: team profile file {team}: {fragment}" + result.stderr.partition(fragment)[2]
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--team-profile", "-", USER), "preview: team profile on standard input: empty; expected a team.profile.get"),
+        (("--team-profile", "-", "-"), "preview: --team-profile - and PATH - both ask for standard input"),
+    ],
+)
+def test_a_team_profile_on_standard_input_is_named_so(args: tuple[str, ...], message: str) -> None:
+    """--team-profile - is named as the team profile on standard input, and cannot share it with PATH -."""
+    result = run_preview(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("toml", "total"),
+    [
+        ('[attributes]\ninclude = ["profile.title"]\n', 38),
+        ('[attributes]\ninclude = ["*"]\nexclude = ["profile.title"]\n', 9),
+        ('[attributes]\ninclude = ["*"]\n', 8),
+        ('[attributes]\ninclude = ["*"]\n[attributes.opt_in]\nphone = true\n', 6),
+    ],
+)
+def test_left_out_fields_are_named(tmp_path: Path, toml: str, total: int) -> None:
+    """The left-out fields are named, at most 8 on one line, then how many more and that --verbose lists all."""
+    config = tmp_path / "sync.toml"
+    config.write_text(toml)
+    result = run_preview("--config", str(config), USER)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    count_line = next(n for n, line in enumerate(lines) if line.startswith("Left out by the mapping:"))
+    assert lines[count_line].startswith(f"Left out by the mapping: {total} field(s)")
+    listed = lines[count_line + 1]
+    names, _, rest = listed.strip().partition(" and ")
+    assert len(names.split(", ")) == min(total, 8)
+    assert rest == (f"{total - 8} more; --verbose lists all" if total > 8 else "")
+
+
+def test_verbose_lists_every_left_out_field_with_its_reason() -> None:
+    """--verbose lists each left-out field on its own line with why, sensitive ones with how to opt in."""
+    result = run_preview("--verbose", "--team-profile", TEAM, USER)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    count_line = next(n for n, line in enumerate(lines) if line.startswith("Left out by the mapping:"))
+    total = int(lines[count_line].split(": ")[1].split()[0])
+    listed = lines[count_line + 1:count_line + 1 + total]
+    assert total > 8
+    assert all(line.startswith("  ") and ("not in include" in line or "sensitive" in line) for line in listed)
+    assert any(line.split()[0] == "profile.email" and "[attributes.opt_in] email = true" in line for line in listed)
+    assert "--verbose lists all" not in result.stdout
+    assert "ada@example.com" not in result.stdout
 
 
 @pytest.mark.parametrize(

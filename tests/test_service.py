@@ -161,6 +161,24 @@ def test_sigterm_stops_the_app_quickly(running: Running) -> None:
     assert "stopped" in running.log()
 
 
+@pytest.mark.parametrize("retry_after", [10, 30])  # each plus the 15 s read timeout fits the 60 s budget: it waits
+def test_sigterm_during_a_genesys_back_off_stops_the_app_within_a_second(running: Running, retry_after: int) -> None:
+    """Genesys answering 503 with a long Retry-After: SIGTERM mid-back-off ends the process within a second (1.5 s
+    allowed for the process's own teardown), not after the back-off."""
+    agent_on_a_call(running)
+    running.genesys.fail_for(503, 120, path_prefix="/api/v2/", retry_after=retry_after)
+    wait_for(lambda: "Genesys unreachable: 503" in running.log(), 10, f"a 503 and its back-off; log:\n{running.log()}")
+    time.sleep(1)  # well inside the back-off
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=10) == 0
+    elapsed = time.monotonic() - started
+    print(f"SIGTERM mid-back-off (Retry-After {retry_after} s): exited after {elapsed:.3f} s")
+    assert elapsed < 1.5, running.log()
+    assert "sync engine stopped" in running.log()
+    assert "Traceback" not in running.log()
+
+
 def test_sigkill_mid_work_then_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
     """Killed with SIGKILL while working through a burst, the restarted app writes every participant once."""
     with FakeSlack() as slack, FakeGenesysCloud() as genesys:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from store import StoreError, masked, open_store
-from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, parse_database_url
+from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, mask_passwords, parse_database_url
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,36 @@ def test_postgresql_urls_keep_the_url_for_libpq_and_show_it_masked(url: str, lib
 def test_masked_hides_passwords_only(url: str, expected: str) -> None:
     """masked() replaces the password (even one holding @, / or :) and keeps everything else."""
     assert masked(url) == expected
+
+
+LIBPQ_REFUSED = ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for'
+                 ' user "postgres"')
+
+
+@pytest.mark.parametrize(
+    ("text", "passwords", "expected"),
+    [
+        (LIBPQ_REFUSED, ("p",), LIBPQ_REFUSED),
+        (LIBPQ_REFUSED, ("s",), LIBPQ_REFUSED),
+        ("could not translate host name \"db.invalid\" to address: Name or service not known", ("a", "e"),
+         "could not translate host name \"db.invalid\" to address: Name or service not known"),
+        ('missing "=" after "postgresql://sync:p@db/sync" in connection info string', ("p",),
+         'missing "=" after "postgresql://sync:***@db/sync" in connection info string'),
+        ("DATABASE_URL=postgresql://sync:p%40ss%2Fw@db:5432/sync failed", ("p%40ss%2Fw", "p@ss/w"),
+         "DATABASE_URL=postgresql://sync:***@db:5432/sync failed"),
+        ("URL postgresql://sync:p@ss/w@db/sync refused", (), "URL postgresql://sync:***@db/sync refused"),
+        ('invalid percent-encoded token: "p%zzss"', ("p%zzss", "p%zzss"), 'invalid percent-encoded token: "***"'),
+        ('unexpected spaces found in "pa ss", use percent-encoded spaces (%20) instead', ("pa ss",),
+         'unexpected spaces found in "***", use percent-encoded spaces (%20) instead'),
+        ('invalid connection option "passwd" in "host=db password=p port=5432"', ("p",),
+         'invalid connection option "passwd" in "host=db password=*** port=5432"'),
+        ("host=db password='it''s p' sslmode=require", (), "host=db password=*** sslmode=require"),
+        ("postgresql:///sync?host=/run/pg&PASSWORD=p&sslmode=require", ("p",),
+         "postgresql:///sync?host=/run/pg&PASSWORD=***&sslmode=require"),
+        ("no password here, just a p and a q", (), "no password here, just a p and a q"),
+    ],
+)
+def test_mask_passwords_hides_the_password_where_it_stands_as_one(text: str, passwords: tuple[str, ...],
+                                                                  expected: str) -> None:
+    """Passwords are masked in user info, password= settings and as whole quoted tokens; other text stays intact."""
+    assert mask_passwords(text, passwords) == expected

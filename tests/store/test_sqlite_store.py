@@ -65,7 +65,7 @@ def test_remember_event_is_true_once_then_false(store: Store) -> None:
 
 
 def test_remember_event_forgets_after_ttl_even_before_purge(store: Store, clock: FakeClock) -> None:
-    """An event_id whose TTL passed counts as new again, whether or not purge_expired ran."""
+    """An event_id whose TTL passed counts as new again, whether or not retention deleted it."""
     assert store.remember_event("Ev1", ttl_s=60)
     clock.advance(59)
     assert not store.remember_event("Ev1", ttl_s=60)
@@ -227,21 +227,6 @@ def test_forget_participants_drops_only_those_not_live(store: Store) -> None:
 
 
 # --- Maintenance and health ----------------------------------------------------------------------------------------
-
-
-def test_purge_expired_removes_old_events_and_audit(database_url: str, clock: FakeClock) -> None:
-    """purge_expired deletes expired event ids and audit rows past the retention, and counts them."""
-    store = open_store(database_url, clock=clock, audit_retention_s=1_000)
-    store.remember_event("old", ttl_s=10)
-    store.remember_event("fresh", ttl_s=10_000)
-    store.record_write(write_record(at=clock.now - 2_000, participant_id="old"))
-    store.record_write(write_record(at=clock.now, participant_id="new"))
-    clock.advance(100)
-    assert store.purge_expired() == 2
-    assert [entry.participant_id for entry in store.audit()] == ["new"]
-    assert not store.remember_event("fresh")
-    assert store.purge_expired() == 0
-    store.close()
 
 
 def test_health_runs_a_real_query(store: Store, database_url: str) -> None:
