@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 import traceback
@@ -23,6 +24,13 @@ from genesys.retries import RetryingSender
 from tests.test_genesys_support import FakeClock
 
 URL = "https://api.mypurecloud.ie/api/v2/users/search"
+
+
+def caused_by(os_error: OSError) -> httpx.ConnectError:
+    """A ConnectError as httpx raises it: the OS error that stopped the connection is its cause."""
+    error = httpx.ConnectError("connection failed")
+    error.__cause__ = os_error
+    return error
 
 
 def send(answers: list, *, policy: RetryPolicy | None = None, limiter: bool = False
@@ -129,8 +137,9 @@ def test_429_storm_exhausts_attempts_as_rate_limited() -> None:
     [
         ([httpx.Response(503)] * 5, "503 Service Unavailable"),
         ([httpx.Response(502)] * 5, "502"),
-        ([httpx.ConnectError("[Errno 111] Connection refused")] * 5, "connection refused (ConnectError)"),
-        ([httpx.ConnectError("[Errno -2] Name or service not known")] * 5, "host name not found (ConnectError)"),
+        ([caused_by(ConnectionRefusedError(111, "Connection refused"))] * 5, "connection refused (ConnectError)"),
+        ([caused_by(socket.gaierror(-3, "Temporary failure in name resolution"))] * 5,
+         "host name not resolved (ConnectError)"),
         ([httpx.ConnectError("something else")] * 5, "connection failed (ConnectError)"),
         ([httpx.ReadTimeout("slow")] * 5, "timed out (ReadTimeout)"),
     ],
@@ -272,7 +281,9 @@ def test_other_httpx_errors_become_unavailable_without_the_request(error_type: t
 def test_exhausted_transport_retries_keep_no_chain_to_the_request() -> None:
     """Connection errors that outlast the retries raise GenesysUnavailable with no __cause__/__context__."""
     def fail(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError(f"refused {request.headers['authorization']}", request=request)
+        # As httpx raises it: the OS error is the cause, and the message may quote anything of the request.
+        raise httpx.ConnectError(f"refused {request.headers['authorization']}",
+                                 request=request) from ConnectionRefusedError(111, "Connection refused")
 
     with pytest.raises(GenesysUnavailable, match=r"connection refused \(ConnectError\)") as caught:
         send_with_token(fail)
