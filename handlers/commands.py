@@ -3,6 +3,7 @@
     /genesys-sync                   sync me now
     /genesys-sync preview [@user]   the attributes that would be written, without writing
     /genesys-sync status [@user]    last sync and its result, pending work, dead letters, Genesys connectivity
+                                    (about someone else, for non-admins: only whether their profile is synced)
     /genesys-sync @user             sync someone else now (workspace admins, owners, or SYNC_ADMINS)
     /genesys-sync all               paced resync of the whole workspace (same people), with progress
     /genesys-sync help
@@ -21,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from store import StoreError
+from sync.failures import logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class CommandEngine(Protocol):
 
     def sync_now(self, team_id: str, user_id: str) -> Any: ...
     def preview(self, team_id: str, user_id: str) -> Any: ...
-    def status_text(self, team_id: str, user_id: str) -> str: ...
+    def status(self, team_id: str, user_id: str) -> Any: ...
     def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str: ...
 
 
@@ -108,6 +110,7 @@ class Renderer(Protocol):
 
     def sync_report(self, report: Any, *, whose: str) -> str: ...
     def preview(self, desired: Any, *, whose: str) -> str: ...
+    def status(self, status: Any, *, whose: str, full: bool) -> str: ...
 
 
 def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], respond: Callable[..., Any], *,
@@ -118,28 +121,42 @@ def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], res
         return ""  # the acknowledgement already answered
     team_id, caller = str(command.get("team_id", "")), str(command.get("user_id", ""))
     target = request.target or caller
-    whose = "your" if target == caller else f"<@{target}>'s"
-    if (request.action == "all" or (request.action == "sync" and target != caller)) and not is_admin(caller):
-        answer = "Only workspace admins and owners (or people listed in SYNC_ADMINS) can sync other people."
-        respond(text=answer, response_type="ephemeral")
-        return answer
     try:
-        if request.action == "sync":
-            answer = render.sync_report(engine.sync_now(team_id, target), whose=whose)
-        elif request.action == "preview":
-            answer = render.preview(engine.preview(team_id, target), whose=whose)
-        elif request.action == "status":
-            answer = engine.status_text(team_id, target)
-        else:
-            answer = engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
+        answer = _answer(engine, render, request, team_id, caller, respond, is_admin)
     except StoreError as error:
-        log.warning("/genesys-sync %s for %s: the database is unreachable: %s", request.action, target, error)
-        answer = "The app cannot reach its database right now, so nothing was done; try again in a minute."
-    except Exception as error:  # the person must get an answer; log.exception keeps the whole cause
-        log.exception("/genesys-sync %s for %s failed", request.action, target)
-        answer = f"Sorry, that failed: {error}. The app's log has the details."
+        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target}: the database is unreachable",
+                                  error)
+        answer = (f"The app cannot reach its database right now, so nothing was done; try again in a minute "
+                  f"(error id {error_id}).")
+    except Exception as error:  # noqa: BLE001 (the person must get an answer; logged_failure keeps the traceback)
+        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target} failed", error, traceback=True)
+        answer = f"Sorry, that failed (error id {error_id}). An operator finds the cause in the app's log by that id."
     respond(text=answer, response_type="ephemeral")
     return answer
+
+
+def _answer(engine: CommandEngine, render: Renderer, request: Request, team_id: str, caller: str,
+            respond: Callable[..., Any], is_admin: Callable[[str], bool]) -> str:
+    target = request.target or caller
+    whose = "your" if target == caller else f"<@{target}>'s"
+    if (request.action == "all" and not is_admin(caller)) or (
+            request.action == "sync" and not speaks_for(caller, target, is_admin)):
+        return "Only workspace admins and owners (or people listed in SYNC_ADMINS) can sync other people."
+    if request.action == "sync":
+        return render.sync_report(engine.sync_now(team_id, target), whose=whose)
+    if request.action == "preview":
+        # Anyone's: it is what their Slack profile already shows, minus e-mail and phone unless the mapping opts in.
+        return render.preview(engine.preview(team_id, target), whose=whose)
+    if request.action == "status":
+        return render.status(engine.status(team_id, target), whose=whose,
+                             full=speaks_for(caller, target, is_admin))
+    return engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
+
+
+def speaks_for(caller: str, target: str, is_admin: Callable[[str], bool]) -> bool:
+    """Whether `caller` may sync `target` and see their conversations, times, Genesys user and e-mail: only
+    `target` themself and admins (`is_admin`) may."""
+    return target == caller or is_admin(caller)
 
 
 def is_admin(client: WebClient, user_id: str, admins: frozenset[str]) -> bool:

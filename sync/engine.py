@@ -40,8 +40,9 @@ from genesys import (
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import DesiredRow, Retained, Store, StoreError, WorkItem, WriteRecord
+from store import AuditEntry, DesiredRow, Retained, Store, StoreError, UserLink, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
+from sync.failures import logged_failure
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,10 @@ class LegResult:
     result: str
     """written, unchanged, gone, rejected or failed."""
     detail: str = ""
+    """Why, in words fit for the person asking: never an exception's text (that is logged under `error_id`)."""
     context_id: str | None = None
+    error_id: str = ""
+    """Set when Genesys refused or failed the write: the id of the log line that holds its answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,25 @@ class SyncReport:
     genesys_user: GenesysUser | None
     legs: tuple[LegResult, ...]
     problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """One person's sync state and the app's (for `/genesys-sync status`); the renderer decides who sees what."""
+
+    user_id: str
+    profile: DesiredRow | None
+    """Their profile as last read from Slack; None if it has not been read yet."""
+    link: UserLink | None
+    """Their Genesys user (or the e-mail no Genesys user has); None if not looked up yet."""
+    writes: tuple[AuditEntry, ...]
+    """Their newest writes, newest first."""
+    pending: int
+    dead_letters: int
+    genesys_ok: bool | None
+    """Whether the last poll of Genesys worked; None before the first poll or while another replica polls."""
+    genesys_error_id: str = ""
+    """When it did not: the id of the log line that holds why."""
 
 
 def attributes_hash(attributes: Mapping[str, str]) -> str:
@@ -137,6 +160,8 @@ class SyncEngine:
         self._last_poll_error = ""
         self._poll_warned = False
         """Whether this poll failure was logged here (not an outage: the Genesys client logs those, once each)."""
+        self._last_poll_error_id = ""
+        """The error id of the log line of the failed poll that began the current outage (`status` shows it)."""
         self._polling = False
         """Whether this replica holds the poll lease (always, with one process)."""
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
@@ -176,32 +201,16 @@ class SyncEngine:
         legs = self._genesys.live_participants(genesys_user.id)
         return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
 
-    def status_text(self, team_id: str, user_id: str) -> str:
-        """Last sync and its result, pending work, dead letters and Genesys connectivity, as Slack text."""
-        lines = []
-        row = self._store.desired(team_id, user_id)
-        link = self._store.genesys_user_for(team_id, user_id)
-        if row is None:
-            lines.append(f"<@{user_id}>'s profile has not been read yet.")
-        else:
-            state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
-            lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
-                         f"{state}.")
-        if link is not None:
-            lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
-                         else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
-        entries = self._store.audit(user_id=user_id, limit=3)
-        for entry in entries:
-            lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
-                         f"on conversation `{entry.conversation_id}` ({len(entry.keys)} keys"
-                         f"{', contextId ' + entry.context_id if entry.context_id else ''})")
-        if not entries:
-            lines.append("No write recorded yet.")
-        poll_ok, poll_error = self.genesys_status()
-        genesys = {None: "not polled yet", True: "reachable"}.get(poll_ok, f"unreachable ({poll_error})")
-        lines.append(f"Pending work: {self._store.pending_count()}; dead letters: {self._store.dead_letter_count()};"
-                     f" Genesys: {genesys}.")
-        return "\n".join(lines)
+    def status(self, team_id: str, user_id: str) -> SyncStatus:
+        """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
+        poll_ok, _error = self.genesys_status()
+        return SyncStatus(
+            user_id=user_id, profile=self._store.desired(team_id, user_id),
+            link=self._store.genesys_user_for(team_id, user_id),
+            writes=tuple(self._store.audit(user_id=user_id, limit=3)), pending=self._store.pending_count(),
+            dead_letters=self._store.dead_letter_count(), genesys_ok=poll_ok,
+            genesys_error_id=self._last_poll_error_id if poll_ok is False else "",
+        )
 
     def bootstrap(self, team_id: str) -> int:
         """On a workspace's first start (none of its profiles stored yet), queue every member; returns how many
@@ -322,8 +331,9 @@ class SyncEngine:
             if isinstance(error, GenesysUnavailable):
                 # An outage: the client logged its start and logs its end; a line per poll would only repeat it.
                 log.debug("Genesys poll failed, retrying next interval: %s", error)
-            elif self._last_poll_ok is not False:
-                log.warning("Genesys poll failed, retrying next interval: %s", error)
+                self._last_poll_error_id = ""  # status points to the client's one "Genesys unreachable" line
+            elif self._last_poll_ok is not False:  # one line per failure, not one per poll
+                self._last_poll_error_id = logged_failure(log, "Genesys poll failed, retrying next interval", error)
                 self._poll_warned = True
             self._last_poll_ok, self._last_poll_error = False, str(error)
             return 0
@@ -479,14 +489,16 @@ class SyncEngine:
         keys = tuple(sorted(row.attributes))
         maybe_written = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
 
-        def record(result: str, detail: str = "", context_id: str | None = None) -> LegResult:
+        def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
+                   error_id: str = "") -> LegResult:
+            """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
             self._store.record_write(WriteRecord(
                 conversation_id=leg.conversation_id, participant_id=leg.participant_id,
                 genesys_user_id=leg.user_id, team_id=row.team_id, user_id=row.user_id,
                 attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
                 detail=detail, at=self._clock(),
             ))
-            return LegResult(*where, result, detail, context_id)
+            return LegResult(*where, result, detail if told is None else told, context_id, error_id)
 
         try:
             if maybe_written and self._already_there(leg, row.attributes):
@@ -496,18 +508,19 @@ class SyncEngine:
             self._store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
             outcome = self._genesys.write_attributes(leg.conversation_id, leg.participant_id, attributes)
         except ConversationGone as error:
-            return record("gone", str(error), error.context_id)
+            # Expected (the call ended between the poll and the write): no log line, so no error id.
+            return record("gone", str(error), error.context_id, told="the conversation ended")
         except AttributesRejected as error:
             self._rejected.add((leg.conversation_id, leg.participant_id, row.attributes_hash))
-            log.warning("Genesys rejected the attributes of Slack user %s on conversation %s: %s", row.user_id,
-                        leg.conversation_id, error)
-            return record("rejected", str(error), error.context_id)
+            error_id = logged_failure(log, f"Genesys rejected the attributes of Slack user {row.user_id} on "
+                                           f"conversation {leg.conversation_id}", error)
+            return record("rejected", str(error), error.context_id, told="", error_id=error_id)
         except GenesysError as error:
             # During an outage the client's one line says it all; a line per participant per poll would bury it.
-            log.log(logging.DEBUG if error.retryable else logging.WARNING,
-                    "writing Slack user %s to conversation %s failed, retried next poll: %s", row.user_id,
-                    leg.conversation_id, error)
-            return LegResult(*where, "failed", str(error))
+            error_id = logged_failure(log, f"writing Slack user {row.user_id} to conversation "
+                                           f"{leg.conversation_id} failed, retried next poll", error,
+                                      level=logging.DEBUG if error.retryable else logging.WARNING)
+            return LegResult(*where, "failed", "", None, error_id)
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
                  leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
         return record("written", "", outcome.context_id)

@@ -1,9 +1,12 @@
-"""Slack text for the engine's results (ephemeral `/genesys-sync` answers)."""
+"""Slack text for the engine's results (ephemeral `/genesys-sync` answers).
+
+Nothing here prints an exception's text: failures arrive as error ids (see `sync.failures`).
+"""
 
 from __future__ import annotations
 
 from sync.desired import DesiredAttributes
-from sync.engine import SyncReport
+from sync.engine import SyncReport, SyncStatus
 
 _MAX_LINES = 40
 
@@ -26,6 +29,8 @@ class SlackText:
                     "rejected": "REJECTED by Genesys", "failed": "failed, retried automatically"}.get(leg.result,
                                                                                                     leg.result)
             detail = f" — {leg.detail}" if leg.detail and leg.result in ("rejected", "failed") else ""
+            if leg.error_id:
+                detail += f" (error id {leg.error_id})"
             lines.append(f"• {leg.media_type} conversation `{leg.conversation_id}`: {mark}{detail}")
         if not written and unchanged and len(unchanged) == len(report.legs):
             lines.append("Nothing had changed since the last write.")
@@ -45,3 +50,49 @@ class SlackText:
             lines.append("Not voice-safe, so nothing would be written:")
             lines.extend(f"• {problem}" for problem in desired.report.problems[:10])
         return "\n".join(lines)
+
+    def status(self, status: SyncStatus, *, whose: str, full: bool) -> str:
+        """`full`: for the person themself and admins, with times, conversations, the Genesys user and the e-mail.
+        Otherwise only whether the profile is synced: what a colleague may know without seeing when someone was
+        on a call, who they talked to (conversation ids) or an e-mail their profile may hide."""
+        lines = _status_lines(status) if full else _colleague_status_lines(status, whose)
+        genesys = {None: "not polled yet", True: "reachable"}.get(
+            status.genesys_ok, f"unreachable (error id {status.genesys_error_id})" if status.genesys_error_id
+            else "unreachable")
+        lines.append(f"Pending work: {status.pending}; dead letters: {status.dead_letters}; Genesys: {genesys}.")
+        return "\n".join(lines)
+
+
+def _status_lines(status: SyncStatus) -> list[str]:
+    lines = []
+    row, link = status.profile, status.link
+    if row is None:
+        lines.append(f"<@{status.user_id}>'s profile has not been read yet.")
+    else:
+        state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
+        lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
+                     f"{state}.")
+    if link is not None:
+        lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
+                     else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
+    for entry in status.writes:
+        lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
+                     f"on conversation `{entry.conversation_id}` ({len(entry.keys)} keys"
+                     f"{', contextId ' + entry.context_id if entry.context_id else ''})")
+    if not status.writes:
+        lines.append("No write recorded yet.")
+    return lines
+
+
+def _colleague_status_lines(status: SyncStatus, whose: str) -> list[str]:
+    row, link = status.profile, status.link
+    if row is None:
+        state = "has not been read yet"
+    elif row.deleted:
+        state = "is not synced (deactivated, bot or app user)"
+    elif link is not None and link.genesys_user_id:
+        state = f"is synced ({len(row.attributes)} attributes)"
+    else:  # not why: "no Genesys user has this e-mail" is about an address their profile may hide
+        state = "is not synced to Genesys Cloud"
+    return [f"{whose[:1].upper() + whose[1:]} profile {state}.",
+            "When it was synced and to which conversations is shown only to them and to admins."]

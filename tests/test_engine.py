@@ -17,6 +17,7 @@ from slack_directory import SlackDirectory
 from store import Store, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
+from sync.render import SlackText
 
 
 @dataclass
@@ -252,3 +253,32 @@ def test_a_replica_taking_over_checks_writes_its_predecessor_left_unconfirmed(wo
     other.poll_once()
     assert len(world.genesys.patches) == 1  # confirmed by reading the participant, not sent again
     assert world.store.last_written(conversation, participant) == row.attributes_hash
+
+
+def test_status_names_a_refused_poll_by_the_error_id_of_its_log_line(world: World,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """While Genesys refuses the poll, status says unreachable with the error id of its one log line, not its text."""
+    world.genesys.revoke_permission("analytics:conversationDetail:view")
+    world.engine.poll_once()
+    world.engine.poll_once()
+    status = world.engine.status("T0FAKE", "U0ADA")
+    [line] = [m for m in caplog.messages if "Genesys poll failed" in m]
+    assert f"[error id {status.genesys_error_id}]" in line
+    text = SlackText().status(status, whose="your", full=True)
+    assert text.endswith(f"Genesys: unreachable (error id {status.genesys_error_id}).")
+    assert "403" not in text
+    assert "analytics:conversationDetail:view" not in text
+
+
+def test_status_during_an_outage_says_unreachable_without_the_error_text(world: World,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A 503 outage: status says unreachable, no error text; the one log line is the client's, not one per poll."""
+    world.genesys.fail_for(503, 30, path_prefix="/api/v2/analytics")
+    world.engine.poll_once()
+    world.engine.poll_once()
+    status = world.engine.status("T0FAKE", "U0ADA")
+    text = SlackText().status(status, whose="your", full=True)
+    assert text.endswith("Genesys: unreachable.")
+    assert "503" not in text
+    assert [m for m in caplog.messages if m.startswith("Genesys unreachable")] != []
+    assert [m for m in caplog.messages if "Genesys poll failed" in m and "error id" in m] == []

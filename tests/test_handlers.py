@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +38,7 @@ class RecordingEngine:
     def preview(self, team_id: str, user_id: str) -> str:
         return self._call("preview", team_id, user_id)
 
-    def status_text(self, team_id: str, user_id: str) -> str:
+    def status(self, team_id: str, user_id: str) -> str:
         return self._call("status", team_id, user_id)
 
     def resync_all(self, team_id: str, progress: Any) -> str:
@@ -51,6 +52,9 @@ class EchoRenderer:
 
     def preview(self, desired: Any, *, whose: str) -> str:
         return f"{whose}: {desired}"
+
+    def status(self, status: Any, *, whose: str, full: bool) -> str:
+        return f"{whose}: {status}" + ("" if full else " (limited)")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +98,8 @@ def command(text: str, user_id: str = "U0ME") -> dict[str, str]:
         ("", ("sync", "T1", "U0ME"), "your: sync result"),
         ("preview", ("preview", "T1", "U0ME"), "your: preview result"),
         ("preview <@U0OTHER>", ("preview", "T1", "U0OTHER"), "<@U0OTHER>'s: preview result"),
-        ("status", ("status", "T1", "U0ME"), "status result"),
+        ("status", ("status", "T1", "U0ME"), "your: status result"),
+        ("status <@U0OTHER>", ("status", "T1", "U0OTHER"), "<@U0OTHER>'s: status result (limited)"),
     ],
 )
 def test_run_does_what_was_asked_and_answers_ephemerally(text: str, expected_call: tuple[str, str, str],
@@ -123,12 +128,35 @@ def test_admins_may_resync_everyone_with_progress() -> None:
     assert [r["text"] for r in responses] == ["halfway", "all result"]
 
 
-def test_a_failure_still_answers_the_person(caplog: pytest.LogCaptureFixture) -> None:
-    """An engine failure becomes a short answer, with the full cause in the log."""
-    engine, responses = RecordingEngine(fail=RuntimeError("Genesys is down")), []
-    run(engine, EchoRenderer(), command(""), lambda **kw: responses.append(kw), is_admin=lambda _: False)
-    assert "Sorry, that failed: Genesys is down" in responses[0]["text"]
-    assert "Traceback" in caplog.text
+def error_id_in(text: str) -> str:
+    match = re.search(r"error id ([0-9a-f]{8})\b", text)
+    assert match, f"no error id in {text!r}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("text", "is_admin"),
+    [
+        ("", lambda _: False),
+        ("status <@U0OTHER>", lambda _: False),
+        ("<@U0OTHER>", lambda _: 1 / 0),  # the admin check itself fails (e.g. a malformed users.info answer)
+    ],
+)
+def test_a_failure_answers_with_an_error_id_and_no_exception_text(text: str, is_admin: Any,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """An unexpected failure: the person gets a short answer with an error id; its one log line has the same id and
+    the cause, with the traceback."""
+    engine, responses = RecordingEngine(fail=RuntimeError("Genesys at https://api.internal:8443 is down")), []
+    run(engine, EchoRenderer(), command(text), lambda **kw: responses.append(kw), is_admin=is_admin)
+    [response] = responses
+    assert "Sorry, that failed" in response["text"]
+    assert "api.internal" not in response["text"]
+    assert "division by zero" not in response["text"]
+    error_id = error_id_in(response["text"])
+    [record] = [r for r in caplog.records if error_id in r.getMessage()]
+    assert record.exc_info is not None
+    assert ("Genesys at https://api.internal:8443 is down" in record.getMessage()
+            or "division by zero" in record.getMessage())
 
 
 def test_help_needs_no_engine() -> None:
@@ -167,12 +195,16 @@ def test_duplicate_events_are_reported_as_such() -> None:
 
 
 def test_an_unreachable_database_gets_a_plain_answer_and_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    """The command says the database is unreachable and to retry; the log has one line, no traceback."""
+    """The command says the database is unreachable and to retry, with an error id; the log has one line with the
+    same id, no traceback."""
     engine, responses = RecordingEngine(fail=StoreError("PostgreSQL at db:5432 is unreachable")), []
     run(engine, EchoRenderer(), command("status"), lambda **kw: responses.append(kw), is_admin=bool)
-    assert responses[0]["text"] == ("The app cannot reach its database right now, so nothing was done; try again "
-                                    "in a minute.")
-    assert "PostgreSQL at db:5432 is unreachable" in caplog.text
+    assert responses[0]["text"].startswith("The app cannot reach its database right now, so nothing was done; try "
+                                           "again in a minute (error id ")
+    assert "db:5432" not in responses[0]["text"]
+    [line] = caplog.messages
+    assert f"[error id {error_id_in(responses[0]['text'])}]" in line
+    assert "PostgreSQL at db:5432 is unreachable" in line
     assert "Traceback" not in caplog.text
 
 
@@ -194,3 +226,4 @@ def test_failed_listeners_answer_slack(error: Exception, status: int, traceback:
     assert response.status == status
     assert ("Traceback" in caplog.text) is traceback
     assert "user_change Ev1" in caplog.text
+    assert re.search(r"\[error id [0-9a-f]{8}\]", caplog.text)

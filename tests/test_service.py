@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -284,3 +285,62 @@ def test_a_minute_long_genesys_outage_delays_writes_but_loses_none(running: Runn
     time.sleep(2.5)
     assert len(running.genesys.patches) == 1
     assert "Traceback" not in running.log()
+
+
+def slash(running: Running, text: str, user_id: str, timeout: float = 10) -> str:
+    """A signed /genesys-sync from `user_id`; returns the answer posted to its response_url."""
+    url = running.slack.response_url()
+    response = running.post(slash_command_body(text, user_id=user_id, response_url=url),
+                            content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    wait_for(lambda: bool(running.slack.responses_to(url)), timeout, f"the answer to {text!r} from {user_id}")
+    return str(running.slack.responses_to(url)[-1]["text"])
+
+
+def until_answer_has(running: Running, text: str, user_id: str, wanted: str) -> None:
+    deadline = time.monotonic() + 15
+    while wanted not in (answer := slash(running, text, user_id)):
+        assert time.monotonic() < deadline, f"{wanted!r} never appeared; last answer: {answer}"
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize(("requester", "sees"), [("U0EVE", False), ("U0BOSS", True), ("UADMIN", True)],
+                         ids=["member", "workspace admin", "SYNC_ADMINS member"])
+def test_a_colleagues_status_shows_calls_and_e_mail_only_to_admins(running: Running, requester: str,
+                                                                   sees: bool) -> None:
+    """`status @colleague` while they are on a live call: a member's answer has no conversation id or e-mail."""
+    user, leg = agent_on_a_call(running)
+    bob = running.slack.add_user("U0BOB", name="bob", email="bob@example.com", title="Agent")  # no Genesys user
+    running.slack.add_user("U0EVE", name="eve", email="eve@example.com")
+    running.slack.add_user("U0BOSS", name="boss", email="boss@example.com", is_admin=True)
+    running.slack.add_user("UADMIN", name="listed", email="listed@example.com")
+    running.event({"type": "user_change", "user": user}, event_id="EvAda")
+    running.event({"type": "user_change", "user": bob}, event_id="EvBob")
+    # Each of them sees their own: the write to the live call, the e-mail no Genesys user has.
+    until_answer_has(running, "status", "U0ADA", leg.conversation_id)
+    until_answer_has(running, "status", "U0BOB", "bob@example.com")
+    about_ada = slash(running, "status <@U0ADA|ada>", requester)
+    about_bob = slash(running, "status <@U0BOB|bob>", requester)
+    assert (leg.conversation_id in about_ada) is sees, about_ada
+    assert ("<!date^" in about_ada) is sees, about_ada
+    assert ("bob@example.com" in about_bob) is sees, about_bob
+    assert "ada@example.com" not in about_ada
+    if not sees:
+        assert "<@U0ADA>'s profile is synced" in about_ada
+        assert "<@U0BOB>'s profile is not synced" in about_bob
+
+
+def test_an_unexpected_failure_answers_with_an_error_id_and_logs_it(running: Running) -> None:
+    """Genesys dropping every connection during `/genesys-sync`: the person gets an error id and no exception text;
+    the log line with that id has the cause."""
+    running.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Agent")
+    running.genesys.add_user("ada@example.com")
+    running.genesys.drop_next(50, path_prefix="/api/v2/users/search")
+    answer = slash(running, "", "U0ADA", timeout=60)
+    match = re.fullmatch(r"Sorry, that failed \(error id ([0-9a-f]{8})\)\. .*", answer)
+    assert match, answer
+    for leaked in ("127.0.0.1", "RemoteProtocolError", "GenesysUnavailable", "connection"):
+        assert leaked not in answer
+    [line] = [line for line in running.log().splitlines() if f"[error id {match.group(1)}]" in line]
+    assert "/genesys-sync sync for U0ADA failed" in line
+    assert "RemoteProtocolError" in line
