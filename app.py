@@ -233,6 +233,7 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack["ok"] = bool(slack["ok"]) and connected
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
+        "engine": engine.liveness().report(),
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
                     if engine.polling or poll_ok is not None else "another replica polls"},
         "slack": slack,
@@ -273,7 +274,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         directory = SlackDirectory(lambda team_id: slack_client)
     engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
         poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
-        retention_s=service.retention_days * 86400.0))
+        audit_retention_s=service.audit_retention_days * 86400.0,
+        event_retention_s=service.event_retention_days * 86400.0))
 
     def start_bootstrap(team_id: str) -> None:
         # Off the request thread: listing a big workspace takes a while, and Slack waits for the redirect page.

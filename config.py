@@ -132,8 +132,10 @@ class ServiceSettings:
     refresh_interval_s: float
     oauth: SlackOAuthSettings | None = None
     """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
-    retention_days: int = 30
-    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    audit_retention_days: int = 30
+    """Audit rows older than this are deleted (AUDIT_RETENTION_DAYS, formerly RETENTION_DAYS)."""
+    event_retention_days: int = 7
+    """Recorded Slack event ids older than this are deleted (EVENT_RETENTION_DAYS)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -159,7 +161,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
-        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS",
+        "REFRESH_INTERVAL_HOURS", "AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "RETENTION_DAYS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -193,7 +195,8 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     port = _number(get["PORT"] or "3000", "PORT", int, 1, 65535, problems)
     poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600, problems)
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
-    retention_days = _retention_days(get["RETENTION_DAYS"], problems)
+    audit_days = _audit_retention_days(get["AUDIT_RETENTION_DAYS"], get["RETENTION_DAYS"], problems)
+    event_days = _days("EVENT_RETENTION_DAYS", get["EVENT_RETENTION_DAYS"], 7, "recorded Slack event ids", problems)
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -202,18 +205,31 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
-        retention_days=retention_days,
+        audit_retention_days=audit_days, event_retention_days=event_days,
     )
 
 
-def _retention_days(raw: str, problems: list[str]) -> int:
-    """RETENTION_DAYS: whole days, 1 to 3650 (ten years); empty means 30."""
+def _audit_retention_days(raw: str, legacy: str, problems: list[str]) -> int:
+    """AUDIT_RETENTION_DAYS, or RETENTION_DAYS (its name before events got their own setting, still read so an
+    existing .env keeps its audit retention); both set to different values is refused rather than guessed."""
+    if raw and legacy and raw != legacy:
+        problems.append(f"AUDIT_RETENTION_DAYS ({raw!r}) and RETENTION_DAYS ({legacy!r}) are both set: RETENTION_DAYS "
+                        "is the older name of AUDIT_RETENTION_DAYS; keep only AUDIT_RETENTION_DAYS")
+        return 30
+    if raw or not legacy:
+        return _days("AUDIT_RETENTION_DAYS", raw, 30, "audit rows", problems)
+    return _days("RETENTION_DAYS", legacy, 30, "audit rows (RETENTION_DAYS is the older name of "
+                 "AUDIT_RETENTION_DAYS)", problems)
+
+
+def _days(name: str, raw: str, default: int, what: str, problems: list[str]) -> int:
+    """A retention in whole days, 1 to 3650 (ten years); empty means `default`."""
     if not raw:
-        return 30
+        return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 3650:
-        problems.append(f"RETENTION_DAYS: {raw!r} is not a whole number of days from 1 to 3650; how long recorded "
-                        "Slack events and audit rows are kept (default 30)")
-        return 30
+        problems.append(f"{name}: {raw!r} is not a whole number of days from 1 to 3650; how long {what} are kept "
+                        f"(default {default})")
+        return default
     return int(raw)
 
 

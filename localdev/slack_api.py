@@ -74,6 +74,10 @@ Undocumented behaviour and the choice this fake makes
   else ``fatal_error`` (all real Slack error codes; which status Slack pairs them with is [U]).
   ``Retry-After`` is sent with 429 and 503 only. ``method_name="*"`` matches every method. Faulted calls
   do not count toward the rate limit.
+* **Answers cut off mid-body** (``cut_next``): the method runs and its real answer is sent with a
+  ``Content-Length`` for the whole body, but only half the body follows before the connection closes, as
+  when a proxy or the network fails mid-answer; ``http.client`` (under ``slack_sdk``) then raises
+  ``IncompleteRead``. Checked after ``fail_next``; the call is recorded (status 200) and counts as made.
 * **Custom fields in user objects**: reported absent from ``users.info``/``users.list`` (§5, [S]), so
   those answers (and ``users.lookupByEmail``) carry no ``profile.fields``; set
   ``fields_in_user_objects = True`` to include them. ``users.profile.get`` always has ``fields``; with no
@@ -125,7 +129,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from localdev.http_server import LocalHttpServer, RequestHandler
+from localdev.http_server import Answer, LocalHttpServer, RequestHandler
 
 SCOPE_COMMANDS = "commands"
 SCOPE_USERS_READ = "users:read"
@@ -322,9 +326,11 @@ class _Answer:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    cut_off: bool = False
+    """Send the headers for the whole body, then half of it, then close (``cut_next``)."""
 
     def with_headers(self, extra: tuple[tuple[str, str], ...]) -> _Answer:
-        return _Answer(self.status, self.body, (*self.headers, *extra))
+        return _Answer(self.status, self.body, (*self.headers, *extra), self.cut_off)
 
 
 class _SlackError(Exception):
@@ -529,6 +535,21 @@ class _RequestHandler(RequestHandler):
         )
         return cast(FakeSlack, self.server.owner)._answer(request)
 
+    def _write(self, answer: Answer, *, head_only: bool) -> None:
+        if not (isinstance(answer, _Answer) and answer.cut_off):
+            super()._write(answer, head_only=head_only)
+            return
+        # What a proxy or network fault mid-answer looks like: the length promises more than arrives.
+        self.close_connection = True
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(answer.body[: len(answer.body) // 2])
+        self.wfile.flush()
+
 
 # ---------------------------------------------------------------------------------------------------
 # The fake
@@ -574,6 +595,7 @@ class FakeSlack(LocalHttpServer):
         self._users: dict[str, dict[str, Any]] = {}
         self._field_definitions: dict[str, _FieldDefinition] = {}
         self._faults: list[_Fault] = []
+        self._cuts: list[_Fault] = []
         self._limits: dict[str, int] = {}
         self._windows: dict[str, _Window] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -775,6 +797,11 @@ class FakeSlack(LocalHttpServer):
         with self._lock:
             self._faults.append(_Fault(method_name, status, count, retry_after, error))
 
+    def cut_next(self, method_name: str, count: int = 1) -> None:
+        """Cut off the next ``count`` answers of ``method_name`` (``"*"``: any) mid-body; see the docstring."""
+        with self._lock:
+            self._cuts.append(_Fault(method_name, 200, count, 0, None))
+
     def revoke_token(self, *, error: str = "invalid_auth") -> None:
         with self._lock:
             self._revoked_error = error
@@ -805,6 +832,8 @@ class FakeSlack(LocalHttpServer):
         params = {k: v for k, v in call.params.items() if k != "token"}
         with self._lock:
             self.requests.append(RecordedCall(method_name, params, call.token, answer.status))
+            if self._take(self._cuts, method_name) is not None:
+                answer = _Answer(answer.status, answer.body, answer.headers, cut_off=True)
         return answer
 
     def _api_checked(self, request: _Request, method_name: str, call: _Call) -> _Answer:
@@ -828,13 +857,21 @@ class FakeSlack(LocalHttpServer):
 
     def _take_fault(self, method_name: str) -> _SlackError | None:
         with self._lock:
-            for rule in self._faults:
-                if rule.remaining > 0 and rule.method_name in (method_name, "*"):
-                    rule.remaining -= 1
-                    self._faults = [r for r in self._faults if r.remaining > 0]
-                    error = rule.error or _FAULT_ERRORS.get(rule.status, "fatal_error")
-                    headers = (("Retry-After", str(rule.retry_after)),) if rule.status in (429, 503) else ()
-                    return _SlackError(error, status=rule.status, headers=headers)
+            rule = self._take(self._faults, method_name)
+            if rule is None:
+                return None
+            error = rule.error or _FAULT_ERRORS.get(rule.status, "fatal_error")
+            headers = (("Retry-After", str(rule.retry_after)),) if rule.status in (429, 503) else ()
+            return _SlackError(error, status=rule.status, headers=headers)
+
+    @staticmethod
+    def _take(rules: list[_Fault], method_name: str) -> _Fault | None:
+        """Use up one call of the first rule matching the method (the caller holds the lock)."""
+        for rule in rules:
+            if rule.remaining > 0 and rule.method_name in (method_name, "*"):
+                rule.remaining -= 1
+                rules[:] = [r for r in rules if r.remaining > 0]
+                return rule
         return None
 
     def _authenticate(self, token: str | None) -> frozenset[str]:

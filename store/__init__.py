@@ -6,11 +6,13 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
     desired         (team_id, user_id) → attributes, hash, profile `updated`, refreshed_at
     user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later)
     last_written    (conversation_id, participant_id) → hash of the attributes last written there
+    write_intents   (conversation_id, participant_id) → hash of a write sent but not yet recorded ("maybe written");
+                    one of a participant no longer live is deleted after the retention
     audit           who, which keys, which conversation, result, Genesys contextId; deleted after the retention
     work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
     dead_letters    work given up on, with the reason
     slack_installations  (enterprise_id, team_id) → latest Slack OAuth installation and bot (JSON; holds tokens)
-    oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check)
+    oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check); deleted expired
     leases          name → holder, token, until: a job (the Genesys poll) runs on one replica at a time
     budgets         name → window_start, asked: a request budget (Genesys' per-minute limit) shared by replicas
     schema_version  the migrations applied
@@ -47,6 +49,7 @@ from store.sql_store import Store
 from store.sqlite import SqliteDatabase
 from store.values import (
     AuditEntry,
+    Cutoffs,
     DeadLetter,
     DesiredRow,
     Retained,
@@ -61,6 +64,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "LATEST_VERSION",
     "AuditEntry",
+    "Cutoffs",
     "DeadLetter",
     "DesiredRow",
     "Retained",

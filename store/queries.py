@@ -136,6 +136,12 @@ class Queries:
             "DELETE FROM write_intents WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
         )
         self.intents = sql("SELECT conversation_id, participant_id, attributes_hash FROM write_intents ORDER BY at")
+        # Retention: candidates only; which of them belong to live participants is decided by the caller's live set.
+        self.old_intents = sql("SELECT conversation_id, participant_id FROM write_intents WHERE at < :cutoff")
+        self.purge_intent = sql(
+            "DELETE FROM write_intents WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+            " AND at < :cutoff"
+        )
         self.written_participants = sql("SELECT conversation_id, participant_id FROM last_written")
         self.forget_participant = sql(
             "DELETE FROM last_written WHERE conversation_id = :conversation_id AND participant_id = :participant_id"

@@ -282,6 +282,23 @@ MIGRATIONS: tuple[Migration, ...] = (
                 asked BIGINT NOT NULL)""",
         ),
     ),
+    Migration(
+        version=4,
+        description="indexes for the retention purges",
+        # One per purge's WHERE clause, so the hourly purge reads only the rows it deletes, not the whole table.
+        # audit (at) has had audit_by_time since version 1. slack_events_by_expiry (expires_at) serves the dedupe
+        # upsert; the purge leads with seen_at (the retention cutoff), which is older than any live expiry.
+        sqlite=(
+            "CREATE INDEX slack_events_by_seen ON slack_events (seen_at)",
+            "CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at)",
+            "CREATE INDEX write_intents_by_time ON write_intents (at)",
+        ),
+        postgresql=(
+            "CREATE INDEX slack_events_by_seen ON slack_events (seen_at)",
+            "CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at)",
+            "CREATE INDEX write_intents_by_time ON write_intents (at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,6 +19,7 @@ from store.schema import schema_version
 from store.values import (
     WRITE_RESULTS,
     AuditEntry,
+    Cutoffs,
     DeadLetter,
     DesiredRow,
     Retained,
@@ -487,15 +488,36 @@ class Store:
 
     # --- Maintenance and health ----------------------------------------------------------------------------------
 
-    def delete_older_than(self, cutoff: float) -> Retained:
-        """Retention: delete recorded Slack event ids and audit rows from before `cutoff` (epoch seconds); one
-        transaction. Pending work, desired state, write intents and dead letters are never touched: they are work
-        to do or to look at, not history."""
+    def delete_older_than(self, cutoffs: Cutoffs) -> Retained:
+        """Retention, in one transaction: recorded Slack event ids and audit rows from before their cutoffs, OAuth
+        states past their expiry, and write intents from before theirs whose participant is not in `cutoffs.live`.
+
+        Idempotent, so any replica may run it. Never touched: pending work, desired state, user links, last_written,
+        dead letters (work to do or to look at, not history), an event id still inside its dedupe window (else a
+        retried delivery would be recorded twice), and the intent of a live participant (it makes the next poller
+        read the participant before writing again, however old it is).
+        """
+        now = self._clock()
         with self._db.transaction("delete rows past the retention") as cursor:
-            cursor.execute(self._q.purge_events, {"cutoff": cutoff, "now": self._clock()})
+            cursor.execute(self._q.purge_events, {"cutoff": cutoffs.events, "now": now})
             events = cursor.rowcount
-            cursor.execute(self._q.purge_audit, {"cutoff": cutoff})
-            return Retained(events=events, audit=cursor.rowcount)
+            cursor.execute(self._q.purge_audit, {"cutoff": cutoffs.audit})
+            audit = cursor.rowcount
+            cursor.execute(self._q.purge_oauth_states, {"now": now})
+            oauth_states = cursor.rowcount
+            intents = 0
+            if cutoffs.write_intents is not None:
+                cursor.execute(self._q.old_intents, {"cutoff": cutoffs.write_intents})
+                ended = [
+                    {"conversation_id": conversation_id, "participant_id": participant_id,
+                     "cutoff": cutoffs.write_intents}
+                    for conversation_id, participant_id in cursor.fetchall()
+                    if (conversation_id, participant_id) not in cutoffs.live
+                ]
+                if ended:
+                    cursor.executemany(self._q.purge_intent, ended)
+                intents = len(ended)
+            return Retained(events=events, audit=audit, oauth_states=oauth_states, write_intents=intents)
 
     def health(self) -> StoreHealth:
         """Whether the database answers a real query right now."""

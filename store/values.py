@@ -11,6 +11,21 @@ WRITE_RESULTS: frozenset[str] = frozenset({"written", "gone", "rejected", "faile
 
 
 @dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """What one retention pass deletes: rows from before these moments (epoch seconds)."""
+
+    events: float
+    """Recorded Slack event ids seen before this (and out of their dedupe window)."""
+    audit: float
+    """Audit rows written before this."""
+    write_intents: float | None = None
+    """Write intents noted before this whose participant is not in `live`; None keeps every intent (who is live
+    is not known, e.g. the last poll failed)."""
+    live: frozenset[tuple[str, str]] = frozenset()
+    """(conversation_id, participant_id) of the participants live now: their intents stay, however old."""
+
+
+@dataclass(frozen=True, slots=True)
 class Retained:
     """What one retention pass deleted."""
 
@@ -18,6 +33,10 @@ class Retained:
     """Recorded Slack event ids (the dedupe table)."""
     audit: int
     """Audit rows."""
+    oauth_states: int = 0
+    """OAuth install states past their expiry (never usable again)."""
+    write_intents: int = 0
+    """Intents of writes whose outcome was never recorded, of participants no longer live."""
 
 
 @dataclass(frozen=True, slots=True)

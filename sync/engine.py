@@ -11,6 +11,11 @@ start long after a change, events are lost while the app is down):
 Everything the engine must not forget (work to do, what was written where) is in the store, so a restart
 or a crash at any instant loses nothing; a write is recorded in the same transaction as its audit entry,
 after Genesys accepted it, so it is never repeated once recorded.
+
+No exception ends the engine's thread: a work item that fails in a way nobody foresaw is retried with the same
+back-off as a Genesys outage and becomes a dead letter after its attempts; a step of the loop (the poll, retention,
+claiming work) that fails so is logged and the loop goes on. `liveness()` says when the loop last turned, so
+/healthz can tell a stuck or dead engine from a working one.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from genesys import (
     AttributesRejected,
@@ -40,9 +45,10 @@ from genesys import (
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import AuditEntry, DesiredRow, Retained, Store, StoreError, UserLink, WorkItem, WriteRecord
+from store import AuditEntry, Cutoffs, DesiredRow, Retained, Store, StoreError, UserLink, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
+from sync.rejected import RejectedWrites
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ REFRESH = "refresh"
 
 POLL_LEASE = "genesys-poll"
 """The store lease that makes one replica at a time poll Genesys and write to the participants it sees."""
+
+PERMANENT_SLACK_ERRORS = frozenset({"user_not_found"})
+"""Slack error codes no retry can fix: the work item becomes a dead letter at once."""
+
+T = TypeVar("T")
 
 
 class GenesysPort(Protocol):
@@ -81,14 +92,59 @@ class EngineSettings:
     claim_batch: int = 3
     """Items claimed at a time: few, so a crash strands little work until its lease ends."""
     database_retry_s: float = 2.0
-    """While the database is unreachable, the engine tries it again this often."""
+    """While the database is unreachable, or after a step of the loop failed unexpectedly, the engine waits this
+    long before its next turn (so a failure that repeats cannot spin the loop)."""
     poll_lease_s: float = 15.0
     """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this."""
-    retention_s: float = 30 * 86400.0
-    """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    audit_retention_s: float = 30 * 86400.0
+    """Audit rows older than this are deleted (AUDIT_RETENTION_DAYS), and so are write intents this old whose
+    participant is no longer live."""
+    event_retention_s: float = 7 * 86400.0
+    """Recorded Slack event ids older than this are deleted (EVENT_RETENTION_DAYS)."""
     retention_every_s: float = 3600.0
-    """How often retention runs (and once at start): deleting an hour's worth of rows at a time stays cheap."""
+    """How often retention runs (and once when this replica starts polling): an hour's worth of rows stays cheap."""
+    stalled_after_s: float = 180.0
+    """/healthz calls the engine stuck after this long without a turn of its loop or a finished unit of work.
+
+    Not a multiple of the poll interval: the loop turns at least twice a second whatever POLL_INTERVAL_SECONDS is.
+    Longer than the slowest step a healthy engine takes (a Genesys call gives up within 60 s; a Slack read may wait
+    out Slack's rate limit twice), so waiting out a rate limit never looks like a hang."""
+    rejected_limit: int = 10_000
+    """At most this many refused writes are remembered (so not sent again); the oldest are forgotten first."""
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """Whether the engine's loop is turning, for /healthz."""
+
+    running: bool
+    """The loop has started and not returned."""
+    last_tick_s_ago: float | None
+    """Seconds since the loop last finished a turn or a unit of work (since it started, before the first);
+    None before it started."""
+    stalled_after_s: float
+    failing: Mapping[str, str] = field(default_factory=dict)
+    """Steps of the loop whose last run failed unexpectedly, with the error (the loop goes on regardless)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.running and self.last_tick_s_ago is not None and self.last_tick_s_ago < self.stalled_after_s
+
+    def report(self) -> dict[str, object]:
+        """The `engine` part of /healthz."""
+        part: dict[str, object] = {"ok": self.ok}
+        if self.last_tick_s_ago is not None:
+            part["last_tick_s_ago"] = round(self.last_tick_s_ago, 1)
+        if not self.running:
+            part["detail"] = "the sync engine is not running" if self.last_tick_s_ago is None \
+                else "the sync engine stopped"
+        elif not self.ok:
+            part["detail"] = (f"the sync engine has not turned for {self.last_tick_s_ago:.0f} s (stuck; more than "
+                              f"{self.stalled_after_s:.0f} s): restart the app")
+        if self.failing:
+            part["failing"] = dict(self.failing)
+        return part
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +202,23 @@ class SyncEngine:
     """Desired × observed → writes. Thread-safe for its callers: handlers record work, one thread runs it."""
 
     def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackDirectory, rules: AttributeRules,
-                 settings: EngineSettings | None = None, clock: Callable[[], float] = time.time) -> None:
+                 settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._genesys = genesys
         self._slack = slack
         self._rules = rules
         self._settings = settings or EngineSettings()
         self._clock = clock
+        self._monotonic = monotonic
+        """Liveness is measured on it: a wall clock set back or forward must not make the engine look stuck."""
         self._live: tuple[LiveParticipant, ...] = ()
         self._live_lock = threading.Lock()
-        self._rejected: set[tuple[str, str, str]] = set()
+        self._rejected = RejectedWrites(self._settings.rejected_limit)
+        self._running = False
+        self._ticked_at: float | None = None
+        self._failing: dict[str, str] = {}
+        """Steps of the loop failing unexpectedly now, with their error: logged in full once, then one line each."""
         self._last_poll_ok: bool | None = None
         self._last_poll_error = ""
         self._poll_warned = False
@@ -261,25 +324,46 @@ class SyncEngine:
     # ------------------------------------------------------------------ background work
 
     def run(self, stop: threading.Event) -> None:
-        """Poll, refresh and work until `stop` is set; returns within about a second of it."""
+        """Poll, refresh and work until `stop` is set; returns within about a second of it. Never raises: every
+        failure is logged and the loop goes on (see the module docstring)."""
         log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
                  self._settings.poll_interval_s)
+        self._running = True
+        self._beat()
+        try:
+            self._loop(stop)
+        finally:
+            self._running = False
+            if self._polling:  # hand the poll over at once instead of after the lease runs out
+                try:
+                    self._store.release_lease(POLL_LEASE, self._settings.worker)
+                except StoreError as error:
+                    log.warning("could not hand the Genesys poll over (it moves when the lease ends): %s", error)
+            log.info("sync engine stopped")
+
+    def _loop(self, stop: threading.Event) -> None:
         next_poll = 0.0
         next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         while not stop.is_set():
+            failed = False
             try:
-                if self._clock() >= next_retention:
-                    started = self._clock()
-                    self.apply_retention()
-                    next_retention = started + self._settings.retention_every_s  # after success: else retried
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self._settings.poll_interval_s
-                    if self.take_poll_turn():
-                        self.poll_once()
-                        self.schedule_refreshes()
-                worked = self.work_once(stop)
+                    failed |= self._step("polling Genesys", self._poll_turn) is None
+                # Retention runs on the replica that polls: one replica deletes (the statements are idempotent, but N
+                # replicas deleting the same rows at once only wait on each other's locks), and only the poller
+                # knows which participants are live, which the write intents' purge needs.
+                if self._polling and self._clock() >= next_retention:
+                    started = self._clock()
+                    if self._step("applying retention", self.apply_retention) is None:
+                        failed = True  # tried again at the poll's pace, not on every turn
+                        next_retention = started + self._settings.poll_interval_s
+                    else:
+                        next_retention = started + self._settings.retention_every_s
+                worked = self._step("working on queued items", lambda: self.work_once(stop))
+                failed |= worked is None
             except StoreError as error:
                 # Everything the engine does starts from the store: wait for it, then carry on where the store
                 # says (claimed work returns to the queue when its lease ends, nothing is lost).
@@ -287,19 +371,53 @@ class SyncEngine:
                     log.error("the database is unreachable, sync paused until it answers again: %s", error)
                 database_down = str(error)
                 self._polling = False
+                self._beat()  # waiting for the database is the engine doing its job; /healthz names the database
                 stop.wait(self._settings.database_retry_s)
                 continue
             if database_down:
                 log.info("the database answers again; sync resumed")
                 database_down = ""
-            if not worked:
+            self._beat()
+            if failed:
+                stop.wait(self._settings.database_retry_s)
+            elif not worked:
                 stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
-        if self._polling:  # hand the poll over at once instead of after the lease runs out
-            try:
-                self._store.release_lease(POLL_LEASE, self._settings.worker)
-            except StoreError as error:
-                log.warning("could not hand the Genesys poll over (it moves when the lease ends): %s", error)
-        log.info("sync engine stopped")
+
+    def _step(self, doing: str, step: Callable[[], T]) -> T | None:
+        """Run one step of the loop; an unexpected failure is logged (in full the first time, then one line each
+        time it repeats) and gives None, so the loop goes on. StoreError goes up: the loop waits for the database."""
+        try:
+            result = step()
+        except StoreError:
+            raise
+        except Exception as error:  # the loop's documented guard: nothing may end the engine
+            described = _describe(error)
+            if self._failing.get(doing) != described:
+                log.exception("sync engine: %s failed unexpectedly; the engine carries on", doing)
+            else:
+                log.error("sync engine: %s failed again: %s", doing, described)
+            self._failing[doing] = described
+            if doing == "polling Genesys":  # /healthz must not keep saying the poll works
+                self._last_poll_ok, self._last_poll_error = False, f"the poll failed unexpectedly: {described}"
+            return None
+        if self._failing.pop(doing, None) is not None:
+            log.info("sync engine: %s works again", doing)
+        return result
+
+    def _poll_turn(self) -> bool:
+        if self.take_poll_turn():
+            self.poll_once()
+            self.schedule_refreshes()
+        return True
+
+    def _beat(self) -> None:
+        self._ticked_at = self._monotonic()
+
+    def liveness(self) -> Liveness:
+        """Whether the loop is turning: /healthz answers 503 when it has not for `stalled_after_s`."""
+        ticked = self._ticked_at
+        age = None if ticked is None else max(0.0, self._monotonic() - ticked)
+        return Liveness(self._running, age, self._settings.stalled_after_s, dict(self._failing))
 
     def take_poll_turn(self) -> bool:
         """Hold (or renew) the poll lease; True when this replica is the one that polls Genesys now.
@@ -343,15 +461,30 @@ class SyncEngine:
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
-        self._store.forget_participants({(leg.conversation_id, leg.participant_id) for leg in live})
+        live_keys = {(leg.conversation_id, leg.participant_id) for leg in live}
+        self._store.forget_participants(live_keys)
+        self._rejected.keep_only(live_keys)
         return self._write_all(live)
 
     def apply_retention(self) -> Retained:
-        """Delete recorded Slack events and audit rows older than the retention; one line if any went."""
-        deleted = self._store.delete_older_than(self._clock() - self._settings.retention_s)
-        if deleted.events or deleted.audit:
-            log.info("retention: deleted %d events and %d audit rows older than %g days", deleted.events,
-                     deleted.audit, self._settings.retention_s / 86400)
+        """Delete what is past its retention (events, audit rows, expired OAuth states, write intents of
+        participants no longer live); one line if anything went.
+
+        Write intents are purged only after a poll that worked, from the participants it found live: an intent
+        matters while its participant may still be written to (it makes a replica taking over read the
+        participant before writing again), so one whose participant is live stays, however old."""
+        now, settings = self._clock(), self._settings
+        with self._live_lock:
+            live = frozenset((leg.conversation_id, leg.participant_id) for leg in self._live)
+        deleted = self._store.delete_older_than(Cutoffs(
+            events=now - settings.event_retention_s, audit=now - settings.audit_retention_s,
+            write_intents=now - settings.audit_retention_s if self._polling and self._last_poll_ok else None,
+            live=live))
+        if deleted.events or deleted.audit or deleted.oauth_states or deleted.write_intents:
+            log.info("retention: deleted %d Slack events older than %g days, %d audit rows older than %g days, %d "
+                     "expired OAuth states and %d write intents of ended conversations", deleted.events,
+                     settings.event_retention_s / 86400, deleted.audit, settings.audit_retention_s / 86400,
+                     deleted.oauth_states, deleted.write_intents)
         return deleted
 
     def schedule_refreshes(self) -> None:
@@ -369,6 +502,7 @@ class SyncEngine:
             if stop is not None and stop.is_set():
                 break  # the claimed rest come back when their lease ends
             self._run_item(item)
+            self._beat()  # a long batch (slow Slack, rate limits) is progress, not a hang
         return len(items)
 
     # ------------------------------------------------------------------ status
@@ -399,24 +533,36 @@ class SyncEngine:
             elif not desired.ok:
                 log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
                             "; ".join(str(p) for p in desired.report.problems[:3]))
+        except StoreError:
+            raise  # the loop waits for the database; the item returns to the queue when its lease ends
         except SlackDirectoryError as error:
-            self._give_up_or_retry(item, str(error), permanent=error.error == "user_not_found")
+            self._give_up_or_retry(item, str(error), permanent=error.error in PERMANENT_SLACK_ERRORS)
             return
-        except GenesysError as error:  # transient ones are retried with backoff; others too, boundedly
+        except GenesysError as error:
+            # 400, 403, 404, refused credentials: the same request fails the same way, so a dead letter at once.
             # An outage is logged once by the Genesys client, not once per item it delays.
-            self._give_up_or_retry(item, str(error), level=logging.DEBUG if error.retryable else logging.INFO)
+            self._give_up_or_retry(item, str(error), permanent=not error.retryable,
+                                   level=logging.DEBUG if error.retryable else logging.INFO)
+            return
+        except Exception as error:  # noqa: BLE001 -- the item's guard: a failure nobody foresaw must not end the engine
+            # Retried like an outage, since it may be one (an answer cut off mid-body raises IncompleteRead, which
+            # is neither a Slack nor an OS error); the traceback once, then one line per attempt.
+            first = item.attempts == 0
+            self._give_up_or_retry(item, f"unexpected error: {_describe(error)}",
+                                   level=logging.ERROR if first else logging.WARNING, exc_info=first)
             return
         self._store.complete(item)
 
     def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False,
-                          level: int = logging.INFO) -> None:
+                          level: int = logging.INFO, exc_info: bool = False) -> None:
         if permanent or item.attempts + 1 >= self._settings.max_attempts:
-            log.warning("giving up on %s %s after %d attempt(s): %s", item.kind, item.key, item.attempts + 1, error)
+            log.warning("giving up on %s %s after %d attempt(s): %s", item.kind, item.key, item.attempts + 1, error,
+                        exc_info=exc_info)
             self._store.dead_letter(item, reason=error)
             return
         delay = min(300.0, 2.0 ** (item.attempts + 1))
         log.log(level, "%s %s failed (attempt %d), retrying in %.0f s: %s", item.kind, item.key, item.attempts + 1,
-                delay, error)
+                delay, error, exc_info=exc_info)
         self._store.retry_later(item, delay_s=delay, error=error)
 
     def _save_desired(self, record: SlackUserRecord) -> tuple[DesiredAttributes, DesiredRow]:
@@ -468,6 +614,7 @@ class SyncEngine:
     def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
         written = 0
         for leg in legs:
+            self._beat()  # writing to many participants under the request budget takes minutes: progress
             for row in self._store.desired_for_genesys_user(leg.user_id):
                 if row.deleted or not row.attributes_hash:
                     continue
@@ -528,3 +675,11 @@ class SyncEngine:
     def _already_there(self, leg: LiveParticipant, attributes: Mapping[str, str]) -> bool:
         current = self._genesys.participant_attributes(leg.conversation_id, leg.participant_id)
         return current is not None and all(current.get(key) == value for key, value in attributes.items())
+
+
+def _describe(error: BaseException) -> str:
+    """An unexpected error in one line: its type (which says most, e.g. IncompleteRead) and its message."""
+    text, name = str(error), type(error).__name__
+    if text.startswith(name):  # IncompleteRead's text is already "IncompleteRead(8 bytes read, …)"
+        return text
+    return f"{name}: {text}" if text else name

@@ -109,15 +109,32 @@ def test_httpx_request_lines_only_at_debug(level: str, httpx_level: int) -> None
     assert logging.getLogger("httpx").level == httpx_level
 
 
-@pytest.mark.parametrize(("raw", "days"), [(None, 30), ("", 30), ("1", 1), (" 90 ", 90), ("3650", 3650)])
-def test_retention_days_are_read(raw: str | None, days: int) -> None:
-    """RETENTION_DAYS is a whole number of days from 1 to 3650; unset or empty means 30."""
-    environ = SINGLE if raw is None else {**SINGLE, "RETENTION_DAYS": raw}
-    assert read_service_settings(environ).retention_days == days
+@pytest.mark.parametrize(
+    ("environ", "audit", "events"),
+    [({}, 30, 7), ({"AUDIT_RETENTION_DAYS": "", "EVENT_RETENTION_DAYS": ""}, 30, 7),
+     ({"AUDIT_RETENTION_DAYS": " 90 ", "EVENT_RETENTION_DAYS": "1"}, 90, 1),
+     ({"AUDIT_RETENTION_DAYS": "3650", "EVENT_RETENTION_DAYS": "3650"}, 3650, 3650),
+     ({"RETENTION_DAYS": "60"}, 60, 7), ({"RETENTION_DAYS": "60", "AUDIT_RETENTION_DAYS": "60"}, 60, 7),
+     ({"RETENTION_DAYS": "", "AUDIT_RETENTION_DAYS": "45"}, 45, 7)],
+)
+def test_retention_days_are_read(environ: dict[str, str], audit: int, events: int) -> None:
+    """Audit (default 30) and event (default 7) retentions in whole days; RETENTION_DAYS still sets the audit one."""
+    settings = read_service_settings({**SINGLE, **environ})
+    assert (settings.audit_retention_days, settings.event_retention_days) == (audit, events)
 
 
+@pytest.mark.parametrize("name", ["AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "RETENTION_DAYS"])
 @pytest.mark.parametrize("raw", ["0", "3651", "-5", "7.5", "30d", "thirty", "²"])
-def test_bad_retention_days_are_named(raw: str) -> None:
-    """A RETENTION_DAYS that is not a whole number from 1 to 3650 is refused naming the setting and the range."""
-    with pytest.raises(ConfigError, match=r"^RETENTION_DAYS: .* is not a whole number of days from 1 to 3650"):
-        read_service_settings({**SINGLE, "RETENTION_DAYS": raw})
+def test_bad_retention_days_are_named(name: str, raw: str) -> None:
+    """A retention that is not a whole number from 1 to 3650 is refused naming the setting and the range."""
+    with pytest.raises(ConfigError, match=rf"^{name}: .* is not a whole number of days from 1 to 3650"):
+        read_service_settings({**SINGLE, name: raw})
+
+
+def test_both_retention_names_with_different_values_are_refused_with_every_other_problem() -> None:
+    """RETENTION_DAYS and AUDIT_RETENTION_DAYS disagreeing is named, in the same answer as a bad event retention."""
+    with pytest.raises(ConfigError) as refused:
+        read_service_settings({**SINGLE, "RETENTION_DAYS": "30", "AUDIT_RETENTION_DAYS": "90",
+                               "EVENT_RETENTION_DAYS": "0"})
+    first_words = [problem.split(" ")[0] for problem in refused.value.problems]
+    assert first_words == ["AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS:"]

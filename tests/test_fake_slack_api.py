@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.client import IncompleteRead
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -376,6 +377,19 @@ def test_fail_next_answers_the_injected_status_once(
     assert api_error(excinfo) == {"ok": False, "error": error}
     assert excinfo.value.response.headers.get("Retry-After") == retry_after
     assert client.auth_test()["ok"] is True
+
+
+@pytest.mark.parametrize(("cut", "method"), [("users.profile.get", "users.profile.get"), ("*", "users.info")])
+def test_cut_next_cuts_the_answer_off_mid_body_once(slack: FakeSlack, client: WebClient, cut: str,
+                                                    method: str) -> None:
+    """cut_next sends a Content-Length for the whole answer, half the body, then closes: IncompleteRead, once."""
+    slack.add_user("U001", name="ada")
+    slack.cut_next(cut)
+    call = getattr(client, method.replace(".", "_"))
+    with pytest.raises(IncompleteRead):
+        call(user="U001")
+    assert call(user="U001")["ok"] is True
+    assert [c.status for c in slack.calls(method)] == [200, 200]
 
 
 # -- response_url ------------------------------------------------------------------------------------

@@ -117,13 +117,14 @@ def test_malformed_payloads_do_not_crash_the_app(running: Running) -> None:
 
 
 def test_healthz_reports_each_part(running: Running) -> None:
-    """/healthz answers JSON naming the database, Genesys and Slack."""
+    """/healthz answers JSON naming the database, the sync engine, Genesys and Slack."""
     body = httpx.get(f"{running.url}/healthz", timeout=5).json()
     assert "will be unused" not in running.log()
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
     assert body["slack"]["mode"] == "http"
-    assert set(body) == {"status", "database", "genesys", "slack"}
+    assert body["engine"]["ok"] is True
+    assert set(body) == {"status", "database", "engine", "genesys", "slack"}
 
 
 def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:
