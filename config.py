@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +135,9 @@ class ServiceSettings:
     """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
     retention_days: int = 30
     """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    allowed_teams: AllowedTeams | None = None
+    """SLACK_ALLOWED_TEAMS; always set with OAuth. None: one workspace with the setting left empty (its bot token
+    decides the workspace)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -150,6 +154,52 @@ class SlackOAuthSettings:
     """SLACK_REDIRECT_URI: needed only when the app has several redirect URLs configured."""
 
 
+_SLACK_TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,}")
+_ALLOWED_TEAMS_HELP = ("the Slack workspace ids (T…) or Enterprise Grid organisation ids (E…) allowed to use the "
+                       "app, comma or space separated, such as T0123ABCD (a refused install names its workspace's id)")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedTeams:
+    """SLACK_ALLOWED_TEAMS: the workspaces (T…) and Enterprise Grid organisations (E…) the app serves.
+
+    Members are matched by e-mail to Genesys users and written onto live calls, so a workspace the operator does not
+    know must not be able to install the app and take part; `*` (`any_team`) is the explicit opposite.
+    """
+
+    ids: frozenset[str] = frozenset()
+    any_team: bool = False
+
+    def allows(self, enterprise_id: str | None, team_id: str | None) -> bool:
+        """Whether a request or installation of this workspace (of this Grid organisation, if any) is served."""
+        if self.any_team:
+            return True
+        return bool(team_id and team_id in self.ids) or bool(enterprise_id and enterprise_id in self.ids)
+
+    def describe(self) -> str:
+        return "any workspace (*)" if self.any_team else ", ".join(sorted(self.ids))
+
+
+def _allowed_teams(raw: str, *, oauth: bool, problems: list[str]) -> AllowedTeams | None:
+    """SLACK_ALLOWED_TEAMS: required with OAuth; with one workspace it may stay empty (None)."""
+    parts = raw.replace(",", " ").split()
+    if not parts:
+        if oauth:
+            problems.append(f"SLACK_ALLOWED_TEAMS: not set; installing through OAuth needs {_ALLOWED_TEAMS_HELP}, "
+                            "or * to let any workspace install the app")
+        return None
+    if "*" in parts:
+        if len(parts) > 1:
+            problems.append("SLACK_ALLOWED_TEAMS: * allows every workspace, so it stands alone; list the ids "
+                            "without *, or set * only")
+        return AllowedTeams(any_team=True)
+    malformed = [part for part in parts if not _SLACK_TEAM_ID.fullmatch(part)]
+    if malformed:
+        problems.append(f"SLACK_ALLOWED_TEAMS: {', '.join(repr(part) for part in malformed)} "
+                        f"{'is not an id' if len(malformed) == 1 else 'are not ids'}; it takes {_ALLOWED_TEAMS_HELP}")
+    return AllowedTeams(frozenset(parts))
+
+
 def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     """Settings of the running app; every missing, malformed or conflicting one is named in one ConfigError.
 
@@ -159,7 +209,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
-        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS",
+        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS", "SLACK_ALLOWED_TEAMS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -194,6 +244,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600, problems)
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
     retention_days = _retention_days(get["RETENTION_DAYS"], problems)
+    allowed_teams = _allowed_teams(get["SLACK_ALLOWED_TEAMS"], oauth=bool(oauth_names), problems=problems)
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -202,7 +253,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
-        retention_days=retention_days,
+        retention_days=retention_days, allowed_teams=allowed_teams,
     )
 
 
