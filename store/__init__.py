@@ -4,7 +4,9 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
 
     slack_events    event_id → seen_at, expires_at dedupe of Slack's retried deliveries; deleted after the retention
     desired         (team_id, user_id) → attributes, hash, profile `updated`, refreshed_at
-    user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later)
+    user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later); one Slack user per
+                    Genesys user (unique)
+    link_conflicts  (team_id, user_id) → the Genesys user its e-mail matched and the Slack user holding that link
     last_written    (conversation_id, participant_id) → hash of the attributes last written there
     audit           who, which keys, which conversation, result, Genesys contextId; deleted after the retention
     work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
@@ -49,6 +51,8 @@ from store.values import (
     AuditEntry,
     DeadLetter,
     DesiredRow,
+    LinkConflict,
+    LinkResult,
     Retained,
     SlackInstallation,
     StoreHealth,
@@ -63,6 +67,8 @@ __all__ = [
     "AuditEntry",
     "DeadLetter",
     "DesiredRow",
+    "LinkConflict",
+    "LinkResult",
     "Retained",
     "SlackInstallation",
     "Store",
