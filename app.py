@@ -231,8 +231,11 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack["mode"] = "socket"
         slack["connection"] = "connected" if connected else "not connected"
         slack["ok"] = bool(slack["ok"]) and connected
+    # Slack users not synced because their Genesys user is linked to another Slack user (/genesys-sync status).
+    links = {"conflicts": store.link_conflict_count()} if database.ok else {"detail": "the database is unreachable"}
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
+        "links": links,
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
                     if engine.polling or poll_ok is not None else "another replica polls"},
         "slack": slack,

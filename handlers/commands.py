@@ -75,7 +75,7 @@ class CommandEngine(Protocol):
 
     def sync_now(self, team_id: str, user_id: str) -> Any: ...
     def preview(self, team_id: str, user_id: str) -> Any: ...
-    def status_text(self, team_id: str, user_id: str) -> str: ...
+    def status_text(self, team_id: str, user_id: str, *, show_conflict: bool) -> str: ...
     def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str: ...
 
 
@@ -129,7 +129,8 @@ def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], res
         elif request.action == "preview":
             answer = render.preview(engine.preview(team_id, target), whose=whose)
         elif request.action == "status":
-            answer = engine.status_text(team_id, target)
+            # A link conflict names another person with the same e-mail: shown to the person and to admins.
+            answer = engine.status_text(team_id, target, show_conflict=target == caller or is_admin(caller))
         else:
             answer = engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
     except StoreError as error:

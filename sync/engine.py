@@ -40,7 +40,7 @@ from genesys import (
 )
 from profiles import SlackUser
 from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import DesiredRow, Retained, Store, StoreError, WorkItem, WriteRecord
+from store import DesiredRow, LinkConflict, Retained, Store, StoreError, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,13 @@ class SyncReport:
     problem: str = ""
 
 
+def conflict_text(conflict: LinkConflict) -> str:
+    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
+    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
+            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
+            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
+
+
 def attributes_hash(attributes: Mapping[str, str]) -> str:
     """A stable digest of an attribute map (keys sorted)."""
     encoded = json.dumps(attributes, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
@@ -171,23 +178,34 @@ class SyncEngine:
                               + "; ".join(str(p) for p in desired.report.problems[:3]))
         genesys_user = self._link(record)
         if genesys_user is None:
+            conflict = self._store.link_conflict(team_id, user_id)
+            if conflict is not None:
+                return SyncReport(desired, None, (), conflict_text(conflict))
             email = record.email or "(no e-mail in Slack)"
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
         legs = self._genesys.live_participants(genesys_user.id)
         return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
 
-    def status_text(self, team_id: str, user_id: str) -> str:
-        """Last sync and its result, pending work, dead letters and Genesys connectivity, as Slack text."""
+    def status_text(self, team_id: str, user_id: str, *, show_conflict: bool = True) -> str:
+        """Last sync and its result, pending work, dead letters and Genesys connectivity, as Slack text.
+
+        `show_conflict`: name the Slack user holding the link this one lost to (for the person and admins only,
+        since it tells who else has that e-mail)."""
         lines = []
         row = self._store.desired(team_id, user_id)
         link = self._store.genesys_user_for(team_id, user_id)
+        conflict = self._store.link_conflict(team_id, user_id)
         if row is None:
             lines.append(f"<@{user_id}>'s profile has not been read yet.")
         else:
             state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
             lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
                          f"{state}.")
-        if link is not None:
+        if conflict is not None:
+            lines.append(conflict_text(conflict) if show_conflict else
+                         "Not linked to a Genesys user: another Slack user has the same one (the person and admins "
+                         "can see more).")
+        elif link is not None:
             lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
                          else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
         entries = self._store.audit(user_id=user_id, limit=3)
@@ -447,8 +465,17 @@ class SyncEngine:
     def _link(self, record: SlackUserRecord) -> GenesysUser | None:
         email = record.email
         genesys_user = self._genesys.find_user_by_email(email) if email else None
-        self._store.map_user(record.team_id, record.user_id, email, genesys_user.id if genesys_user else None,
-                             resolved_at=self._clock())
+        linked = self._store.map_user(record.team_id, record.user_id, email,
+                                      genesys_user.id if genesys_user else None, resolved_at=self._clock())
+        if linked.conflict is not None:
+            if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
+                conflict = linked.conflict
+                log.warning("Slack user %s (workspace %s) has the e-mail of Genesys user %s, which is linked to Slack "
+                            "user %s (workspace %s) already: the first link stays and %s is not synced; give each "
+                            "person their own e-mail in Slack or Genesys Cloud", conflict.user_id, conflict.team_id,
+                            conflict.genesys_user_id, conflict.holder_user_id, conflict.holder_team_id,
+                            conflict.user_id)
+            return None
         return genesys_user
 
     def _live_legs(self) -> tuple[LiveParticipant, ...]:

@@ -20,6 +20,7 @@ class RecordingEngine:
         self.changed: list[tuple[str, str, str | None]] = []
         self.calls: list[tuple[str, str, str]] = []
         self._new, self._fail = new, fail
+        self.shown_conflict: bool | None = None
 
     def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool:
         self.changed.append((team_id, user["id"], event_id))
@@ -37,7 +38,8 @@ class RecordingEngine:
     def preview(self, team_id: str, user_id: str) -> str:
         return self._call("preview", team_id, user_id)
 
-    def status_text(self, team_id: str, user_id: str) -> str:
+    def status_text(self, team_id: str, user_id: str, *, show_conflict: bool) -> str:
+        self.shown_conflict = show_conflict
         return self._call("status", team_id, user_id)
 
     def resync_all(self, team_id: str, progress: Any) -> str:
@@ -105,6 +107,18 @@ def test_run_does_what_was_asked_and_answers_ephemerally(text: str, expected_cal
     assert engine.calls == [expected_call]
     assert result == answer
     assert responses == [{"text": answer, "response_type": "ephemeral"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "admin", "shown"),
+    [("status", False, True), ("status <@U0ME>", False, True), ("status <@U0OTHER>", False, False),
+     ("status <@U0OTHER>", True, True)],
+)
+def test_status_shows_a_link_conflict_to_the_person_and_admins_only(text: str, admin: bool, shown: bool) -> None:
+    """Who holds the link a person lost is named to that person and to admins, not to anyone who asks."""
+    engine = RecordingEngine()
+    run(engine, EchoRenderer(), command(text), lambda **kw: None, is_admin=lambda _: admin)
+    assert engine.shown_conflict is shown
 
 
 @pytest.mark.parametrize("text", ["<@U0OTHER>", "all"])

@@ -122,7 +122,8 @@ def test_healthz_reports_each_part(running: Running) -> None:
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
     assert body["slack"]["mode"] == "http"
-    assert set(body) == {"status", "database", "genesys", "slack"}
+    assert set(body) == {"status", "database", "links", "genesys", "slack"}
+    assert body["links"] == {"conflicts": 0}
 
 
 def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:
