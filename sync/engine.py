@@ -39,7 +39,7 @@ from genesys import (
     check_attributes,
 )
 from profiles import SlackUser
-from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
+from slack_directory import TEAM_NOT_ALLOWED, SlackDirectory, SlackDirectoryError, SlackUserRecord
 from store import DesiredRow, LinkConflict, Retained, Store, StoreError, WorkItem, WriteRecord
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 
@@ -408,7 +408,7 @@ class SyncEngine:
                 log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
                             "; ".join(str(p) for p in desired.report.problems[:3]))
         except SlackDirectoryError as error:
-            self._give_up_or_retry(item, str(error), permanent=error.error == "user_not_found")
+            self._give_up_or_retry(item, str(error), permanent=error.error in ("user_not_found", TEAM_NOT_ALLOWED))
             return
         except GenesysError as error:  # transient ones are retried with backoff; others too, boundedly
             # An outage is logged once by the Genesys client, not once per item it delays.
