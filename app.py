@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -256,7 +257,11 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack["connection"] = "connected" if connected else "not connected"
         slack["ok"] = bool(slack["ok"]) and connected
     # Slack users not synced because their Genesys user is linked to another Slack user (/genesys-sync status).
-    links = {"conflicts": store.link_conflict_count()} if database.ok else {"detail": "the database is unreachable"}
+    links: dict[str, object] = {"detail": "the database is unreachable"}
+    # The database may stop answering after its part said ok: the links part then keeps its detail.
+    with contextlib.suppress(StoreError):
+        if database.ok:
+            links = {"conflicts": store.link_conflict_count()}
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
         "links": links,
