@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -53,7 +54,7 @@ from genesys import (
     VoiceSafeSettingsError,
     endpoints_for,
 )
-from handlers import commands, errors, events
+from handlers import commands, errors, events, install, workspaces
 from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
@@ -120,6 +121,7 @@ class SlackIdentity:
     team_id: str
     team: str
     bot_user_id: str
+    enterprise_id: str | None = None
 
 
 class SlackAuthorization:
@@ -159,8 +161,15 @@ def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdenti
     if not isinstance(team_id, str) or not isinstance(user_id, str):
         raise ConfigError("SLACK_BOT_TOKEN: auth.test did not name the token's workspace and bot user; use the "
                           "Bot User OAuth Token (xoxb-…), not a user or app-level token")
-    team = answer.get("team")
-    return SlackIdentity(team_id, team if isinstance(team, str) else team_id, user_id)
+    team, enterprise_id = answer.get("team"), answer.get("enterprise_id")
+    identity = SlackIdentity(team_id, team if isinstance(team, str) else team_id, user_id,
+                             enterprise_id if isinstance(enterprise_id, str) and enterprise_id else None)
+    # One workspace: SLACK_ALLOWED_TEAMS may stay empty (the token decides); set, it must not contradict the token.
+    if service.allowed_teams is not None and not service.allowed_teams.allows(identity.enterprise_id, team_id):
+        raise ConfigError(f"SLACK_ALLOWED_TEAMS: the bot token's workspace {identity.team} ({team_id}) is not listed "
+                          f"({service.allowed_teams.describe()}); add {team_id}, or leave SLACK_ALLOWED_TEAMS empty "
+                          "with one workspace")
+    return identity
 
 
 def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient, *,
@@ -179,6 +188,8 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
             client_id=service.oauth.client_id, client_secret=service.oauth.client_secret, scopes=list(BOT_SCOPES),
             user_scopes=[], redirect_uri=service.oauth.redirect_uri, installation_store=installations,
             state_store=oauth_states, install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
+            # A refused workspace's token is revoked with its own token: the tokenless client is enough.
+            callback_options=install.callback_options(lambda token: client.auth_revoke(token=token)),
         )
     try:
         # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
@@ -200,6 +211,8 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
             engine.forget_workspace(team_id)
 
     errors.register(app)
+    if service.allowed_teams is not None:
+        workspaces.register(app, service.allowed_teams.allows)
     events.register(app, engine, uninstalled=uninstalled)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
@@ -210,11 +223,23 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {reason}"
 
 
-def workspaces_to_sync(authorization: SlackAuthorization,
-                       installations: StoreInstallationStore | None) -> list[str]:
-    """The workspaces whose first-start sync may be due: every installed one (OAuth), or the token's own."""
+def workspaces_to_sync(authorization: SlackAuthorization, installations: StoreInstallationStore | None, *,
+                       not_allowed: Callable[[str], None] = lambda team_id: None) -> list[str]:
+    """The workspaces whose first-start sync may be due: every installed one SLACK_ALLOWED_TEAMS allows (OAuth),
+    or the token's own. `not_allowed(team_id)` for each installed one it no longer allows, after a log line."""
     if installations is not None:
-        return [team_id for _, team_id in installations.installed_workspaces() if team_id]
+        due = []
+        for enterprise_id, team_id in installations.installed_workspaces():
+            if not team_id:
+                continue
+            if installations.allows(enterprise_id or None, team_id):
+                due.append(team_id)
+                continue
+            log.warning("Slack workspace %s is installed but not in SLACK_ALLOWED_TEAMS: not synced, its stored "
+                        "profiles are forgotten and its requests ignored (add its id and restart to sync it again)",
+                        team_id)
+            not_allowed(team_id)
+        return due
     return [authorization.identity.team_id] if authorization.identity is not None else []
 
 
@@ -231,9 +256,16 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack["mode"] = "socket"
         slack["connection"] = "connected" if connected else "not connected"
         slack["ok"] = bool(slack["ok"]) and connected
+    # Slack users not synced because their Genesys user is linked to another Slack user (/genesys-sync status).
+    links: dict[str, object] = {"detail": "the database is unreachable"}
+    # The database may stop answering after its part said ok: the links part then keeps its detail.
+    with contextlib.suppress(StoreError):
+        if database.ok:
+            links = {"conflicts": store.link_conflict_count()}
     return HealthReport({
         "database": {"ok": database.ok, "detail": database.detail},
         "engine": engine.liveness().report(),
+        "links": links,
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
                     if engine.polling or poll_ok is not None else "another replica polls"},
         "slack": slack,
@@ -244,7 +276,9 @@ def describe_slack_mode(service: ServiceSettings, authorization: SlackAuthorizat
     """The one start-up line that says which Slack mode the settings chose."""
     transport = "Socket Mode" if service.socket_mode else f"HTTP on port {service.port}"
     if authorization.identity is None:
-        return f"Slack: installable into many workspaces through OAuth (/slack/install), events over {transport}"
+        allowed = service.allowed_teams.describe() if service.allowed_teams is not None else "any workspace"
+        return (f"Slack: installable into many workspaces through OAuth (/slack/install), allowed: {allowed}; "
+                f"events over {transport}")
     identity = authorization.identity
     return (f"Slack: one workspace, {identity.team} ({identity.team_id}), bot user {identity.bot_user_id}, "
             f"events over {transport}")
@@ -266,7 +300,9 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(store, on_installed=lambda team_id: start_bootstrap(team_id),
-                                               on_uninstalled=lambda team_id: engine.forget_workspace(team_id))
+                                               on_uninstalled=lambda team_id: engine.forget_workspace(team_id),
+                                               allowed=service.allowed_teams.allows if service.allowed_teams
+                                               else lambda enterprise_id, team_id: True)
         oauth_states = StoreOAuthStateStore(store)
         directory = SlackDirectory(WorkspaceClients(
             installations, lambda token: SlackDirectory.web_client(token, service.api_url)))
@@ -312,7 +348,10 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
     log.info("%s", describe_slack_mode(service, authorization))
-    for team_id in workspaces_to_sync(authorization, installations):
+    if service.oauth is not None and service.allowed_teams is not None and service.allowed_teams.any_team:
+        log.warning("SLACK_ALLOWED_TEAMS=*: any Slack workspace can install the app, and its members are matched "
+                    "to your Genesys Cloud users by e-mail; list the allowed workspace ids instead to restrict it")
+    for team_id in workspaces_to_sync(authorization, installations, not_allowed=engine.forget_workspace):
         start_bootstrap(team_id)
     worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
     worker.start()

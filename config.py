@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,9 @@ class ServiceSettings:
     """Audit rows older than this are deleted (AUDIT_RETENTION_DAYS, formerly RETENTION_DAYS)."""
     event_retention_days: int = 7
     """Recorded Slack event ids older than this are deleted (EVENT_RETENTION_DAYS)."""
+    allowed_teams: AllowedTeams | None = None
+    """SLACK_ALLOWED_TEAMS; always set with OAuth. None: one workspace with the setting left empty (its bot token
+    decides the workspace)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -152,6 +156,52 @@ class SlackOAuthSettings:
     """SLACK_REDIRECT_URI: needed only when the app has several redirect URLs configured."""
 
 
+_SLACK_TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,}")
+_ALLOWED_TEAMS_HELP = ("the Slack workspace ids (T…) or Enterprise Grid organisation ids (E…) allowed to use the "
+                       "app, comma or space separated, such as T0123ABCD (a refused install names its workspace's id)")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedTeams:
+    """SLACK_ALLOWED_TEAMS: the workspaces (T…) and Enterprise Grid organisations (E…) the app serves.
+
+    Members are matched by e-mail to Genesys users and written onto live calls, so a workspace the operator does not
+    know must not be able to install the app and take part; `*` (`any_team`) is the explicit opposite.
+    """
+
+    ids: frozenset[str] = frozenset()
+    any_team: bool = False
+
+    def allows(self, enterprise_id: str | None, team_id: str | None) -> bool:
+        """Whether a request or installation of this workspace (of this Grid organisation, if any) is served."""
+        if self.any_team:
+            return True
+        return bool(team_id and team_id in self.ids) or bool(enterprise_id and enterprise_id in self.ids)
+
+    def describe(self) -> str:
+        return "any workspace (*)" if self.any_team else ", ".join(sorted(self.ids))
+
+
+def _allowed_teams(raw: str, *, oauth: bool, problems: list[str]) -> AllowedTeams | None:
+    """SLACK_ALLOWED_TEAMS: required with OAuth; with one workspace it may stay empty (None)."""
+    parts = raw.replace(",", " ").split()
+    if not parts:
+        if oauth:
+            problems.append(f"SLACK_ALLOWED_TEAMS: not set; installing through OAuth needs {_ALLOWED_TEAMS_HELP}, "
+                            "or * to let any workspace install the app")
+        return None
+    if "*" in parts:
+        if len(parts) > 1:
+            problems.append("SLACK_ALLOWED_TEAMS: * allows every workspace, so it stands alone; list the ids "
+                            "without *, or set * only")
+        return AllowedTeams(any_team=True)
+    malformed = [part for part in parts if not _SLACK_TEAM_ID.fullmatch(part)]
+    if malformed:
+        problems.append(f"SLACK_ALLOWED_TEAMS: {', '.join(repr(part) for part in malformed)} "
+                        f"{'is not an id' if len(malformed) == 1 else 'are not ids'}; it takes {_ALLOWED_TEAMS_HELP}")
+    return AllowedTeams(frozenset(parts))
+
+
 def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     """Settings of the running app; every missing, malformed or conflicting one is named in one ConfigError.
 
@@ -162,6 +212,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
         "REFRESH_INTERVAL_HOURS", "AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "RETENTION_DAYS",
+        "SLACK_ALLOWED_TEAMS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -197,6 +248,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
     audit_days = _audit_retention_days(get["AUDIT_RETENTION_DAYS"], get["RETENTION_DAYS"], problems)
     event_days = _days("EVENT_RETENTION_DAYS", get["EVENT_RETENTION_DAYS"], 7, "recorded Slack event ids", problems)
+    allowed_teams = _allowed_teams(get["SLACK_ALLOWED_TEAMS"], oauth=bool(oauth_names), problems=problems)
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -205,7 +257,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
-        audit_retention_days=audit_days, event_retention_days=event_days,
+        audit_retention_days=audit_days, event_retention_days=event_days, allowed_teams=allowed_teams,
     )
 
 

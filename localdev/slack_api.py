@@ -16,7 +16,8 @@ Served methods (scope needed; documented tier)
 ``auth.test`` (none; the docs mirror says "t5", not limited by ``apply_documented_tiers``),
 ``users.info`` (``users:read``; 4), ``users.profile.get`` (``users.profile:read``; 4),
 ``team.profile.get`` (``users.profile:read``; 3), ``users.list`` (``users:read``; 2),
-``users.lookupByEmail`` (``users:read.email``; 3). Every answer is HTTP 200 ``{"ok": true, ...}`` or
+``users.lookupByEmail`` (``users:read.email``; 3), ``auth.revoke`` (none; the token stops working unless
+``test`` is true, as ``revoke_token()``). Every answer is HTTP 200 ``{"ok": true, ...}`` or
 ``{"ok": false, "error": ...}`` except 429 (rate limit) and injected faults.
 
 Order of checks for ``/api/<method>``
@@ -602,6 +603,7 @@ class FakeSlack(LocalHttpServer):
         self._revoked_error: str | None = None
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test, None),
+            "auth.revoke": _Method(self._auth_revoke, None),
             "users.info": _Method(self._users_info, SCOPE_USERS_READ),
             "users.profile.get": _Method(self._users_profile_get, SCOPE_PROFILE_READ),
             "team.profile.get": _Method(self._team_profile_get, SCOPE_PROFILE_READ),
@@ -910,6 +912,12 @@ class FakeSlack(LocalHttpServer):
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _auth_revoke(self, args: dict[str, Any]) -> dict[str, Any]:
+        if _truthy(args.get("test")):
+            return {"revoked": False}
+        self.revoke_token()
+        return {"revoked": True}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user")

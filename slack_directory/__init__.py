@@ -7,13 +7,21 @@ workspace as Slack recommends.
 """
 
 from slack_directory.directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from slack_directory.installations import StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
+from slack_directory.installations import (
+    TEAM_NOT_ALLOWED,
+    StoreInstallationStore,
+    StoreOAuthStateStore,
+    WorkspaceClients,
+    WorkspaceNotAllowed,
+)
 
 __all__ = [
+    "TEAM_NOT_ALLOWED",
     "SlackDirectory",
     "SlackDirectoryError",
     "SlackUserRecord",
     "StoreInstallationStore",
     "StoreOAuthStateStore",
     "WorkspaceClients",
+    "WorkspaceNotAllowed",
 ]

@@ -5,6 +5,10 @@ for every request; the sync engine needs the same token for its background reads
 store (SQLite or PostgreSQL) instead of slack_sdk's file store means one place to back up, and every replica sees
 an install at once (file stores break under several replicas: slackapi/bolt-python#782, #1172).
 
+Only workspaces the operator allows (SLACK_ALLOWED_TEAMS, passed in as `allowed`) are saved: any other install is
+refused before its token is stored (`WorkspaceNotAllowed`), and the engine gets no client for a workspace no longer
+allowed.
+
 Only bot tokens are kept, one installation per workspace (the latest): the app asks for no user scopes, so there
 are no per-user installations to keep apart. Organisation-wide Enterprise Grid installs are saved (Bolt answers
 their requests), but the engine syncs workspace-level installs only (`WorkspaceClients` looks up a team's own).
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from logging import Logger
 from typing import Any
 
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
@@ -28,6 +33,32 @@ from slack_directory.directory import SlackDirectoryError
 from store import SlackInstallation, Store
 
 log = logging.getLogger(__name__)
+
+Allowed = Callable[[str | None, str | None], bool]
+"""Whether the workspace (enterprise_id, team_id) may use the app: SLACK_ALLOWED_TEAMS."""
+
+
+def _any_workspace(enterprise_id: str | None, team_id: str | None) -> bool:
+    return True
+
+
+class WorkspaceNotAllowed(BoltError):
+    """An install from a workspace SLACK_ALLOWED_TEAMS does not list; nothing was stored.
+
+    A BoltError because Bolt's OAuth flow hands exactly those to the callback's failure handler, which explains the
+    refusal to the person and revokes the token Slack issued (`bot_token`)."""
+
+    def __init__(self, installation: Installation) -> None:
+        self.enterprise_id = installation.enterprise_id
+        self.team_id = installation.team_id
+        self.team_name = installation.team_name or installation.enterprise_name or ""
+        self.bot_token = installation.bot_token
+        super().__init__(f"workspace {self.team_id or '(organisation-wide)'}"
+                         f"{f' of enterprise {self.enterprise_id}' if self.enterprise_id else ''} is not in "
+                         "SLACK_ALLOWED_TEAMS")
+
+    def __repr__(self) -> str:  # keep the token out of tracebacks
+        return f"WorkspaceNotAllowed(enterprise_id={self.enterprise_id!r}, team_id={self.team_id!r})"
 
 
 def _key(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None) -> tuple[str, str]:
@@ -42,11 +73,13 @@ def _json(value: Installation | Bot) -> str:
 
 class StoreInstallationStore(InstallationStore):
     """slack_sdk's InstallationStore over the app's store; `on_installed(team_id)` runs after each install of a
-    workspace, `on_uninstalled(team_id)` after its installation was deleted."""
+    workspace, `on_uninstalled(team_id)` after its installation was deleted; `allowed` decides which workspaces
+    may be installed at all."""
 
     def __init__(self, store: Store, *, on_installed: Callable[[str], None] | None = None,
-                 on_uninstalled: Callable[[str], None] | None = None) -> None:
+                 on_uninstalled: Callable[[str], None] | None = None, allowed: Allowed = _any_workspace) -> None:
         self._store = store
+        self.allows = allowed
         self._on_installed = on_installed
         self._on_uninstalled = on_uninstalled
 
@@ -59,6 +92,11 @@ class StoreInstallationStore(InstallationStore):
         return log
 
     def save(self, installation: Installation) -> None:
+        if not self.allows(installation.enterprise_id, installation.team_id):
+            refused = WorkspaceNotAllowed(installation)
+            log.warning("refused to install into Slack workspace %s (%s): %s; nothing was stored",
+                        installation.team_name or "", refused.team_id or refused.enterprise_id, refused)
+            raise refused
         enterprise_id, team_id = _key(installation.enterprise_id, installation.team_id,
                                       installation.is_enterprise_install)
         bot = installation.to_bot() if installation.bot_token else None
@@ -148,6 +186,10 @@ class StoreOAuthStateStore(OAuthStateStore):
         return self._store.consume_oauth_state(state)
 
 
+TEAM_NOT_ALLOWED = "team_not_allowed"
+"""The SlackDirectoryError code for a workspace SLACK_ALLOWED_TEAMS does not list: no use retrying."""
+
+
 class WorkspaceClients:
     """The WebClient of each installed workspace's bot, for the engine's reads outside any Slack request."""
 
@@ -158,6 +200,9 @@ class WorkspaceClients:
         self._lock = threading.Lock()
 
     def __call__(self, team_id: str) -> WebClient:
+        if not self._installations.allows(None, team_id) and not self._allowed_by_enterprise(team_id):
+            raise SlackDirectoryError("installation lookup", TEAM_NOT_ALLOWED,
+                                      f"workspace {team_id} is not in SLACK_ALLOWED_TEAMS")
         bot = self._installations.find_bot(enterprise_id=None, team_id=team_id) or self._enterprise_bot(team_id)
         if bot is None or not bot.bot_token:
             raise SlackDirectoryError("installation lookup", f"the app is not installed in workspace {team_id}",
@@ -167,6 +212,10 @@ class WorkspaceClients:
             if client is None:
                 client = self._clients[bot.bot_token] = self._make_client(bot.bot_token)
             return client
+
+    def _allowed_by_enterprise(self, team_id: str) -> bool:
+        return any(installed_team == team_id and enterprise_id and self._installations.allows(enterprise_id, team_id)
+                   for enterprise_id, installed_team in self._installations.installed_workspaces())
 
     def _enterprise_bot(self, team_id: str) -> Bot | None:
         # A workspace of an Enterprise Grid org is stored under its enterprise id, which events do not always

@@ -4,7 +4,9 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
 
     slack_events    event_id → seen_at, expires_at dedupe of Slack's retried deliveries; deleted after the retention
     desired         (team_id, user_id) → attributes, hash, profile `updated`, refreshed_at
-    user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later)
+    user_links      (team_id, user_id) → genesys_user_id (NULL = "no match", re-resolved later); one Slack user per
+                    Genesys user (unique)
+    link_conflicts  (team_id, user_id) → the Genesys user its e-mail matched and the Slack user holding that link
     last_written    (conversation_id, participant_id) → hash of the attributes last written there
     write_intents   (conversation_id, participant_id) → hash of a write sent but not yet recorded ("maybe written");
                     one of a participant no longer live is deleted after the retention
@@ -52,6 +54,8 @@ from store.values import (
     Cutoffs,
     DeadLetter,
     DesiredRow,
+    LinkConflict,
+    LinkResult,
     Retained,
     SlackInstallation,
     StoreHealth,
@@ -67,6 +71,8 @@ __all__ = [
     "Cutoffs",
     "DeadLetter",
     "DesiredRow",
+    "LinkConflict",
+    "LinkResult",
     "Retained",
     "SlackInstallation",
     "Store",

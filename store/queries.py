@@ -106,6 +106,30 @@ class Queries:
         self.user_link = sql(
             f"SELECT {', '.join(_LINK_COLUMNS)} FROM user_links WHERE team_id = :team_id AND user_id = :user_id"
         )
+        # Who else holds this Genesys user's link: the one Slack user it may have (see link_conflicts).
+        self.link_holder = sql(
+            "SELECT team_id, user_id FROM user_links WHERE genesys_user_id = :genesys_user_id"
+            " AND NOT (team_id = :team_id AND user_id = :user_id)"
+        )
+        # PostgreSQL: linkers of one Genesys user take turns, so the second sees the first's link and records a
+        # conflict instead of failing on the unique index. SQLite's BEGIN IMMEDIATE already admits one writer.
+        self.lock_genesys_user = (
+            sql("SELECT pg_advisory_xact_lock(1397119316, hashtext(:genesys_user_id))")
+            if dialect.name == "postgresql" else None
+        )
+        _conflict_columns = ("team_id", "user_id", "genesys_user_id", "holder_team_id", "holder_user_id", "since")
+        self.link_conflict = sql(
+            f"SELECT {', '.join(_conflict_columns)} FROM link_conflicts WHERE team_id = :team_id AND user_id = :user_id"
+        )
+        self.save_link_conflict = sql(
+            dialect.upsert("link_conflicts", _conflict_columns, ("team_id", "user_id"),
+                           _excluded(_conflict_columns, ("team_id", "user_id")))
+        )
+        self.drop_link_conflict = sql("DELETE FROM link_conflicts WHERE team_id = :team_id AND user_id = :user_id")
+        self.count_link_conflicts = sql("SELECT COUNT(*) FROM link_conflicts")
+        self.forget_workspace_conflicts = sql(
+            "DELETE FROM link_conflicts WHERE team_id = :team_id OR holder_team_id = :team_id"
+        )
         self.links_for_genesys_user = sql(
             f"SELECT {', '.join(_LINK_COLUMNS)} FROM user_links WHERE genesys_user_id = :genesys_user_id"
             " ORDER BY team_id, user_id"

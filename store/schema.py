@@ -52,6 +52,22 @@ _PREAMBLE: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Shipped before a Genesys user could have only one Slack user: of several Slack users linked to the same Genesys
+# user, the first by (team_id, user_id) keeps the link (the one the engine was writing), the others become
+# conflicts. Same SQL on both dialects (row values compare on SQLite 3.15+ and PostgreSQL).
+_SPLIT_SHARED_LINKS = (
+    """INSERT INTO link_conflicts (team_id, user_id, genesys_user_id, holder_team_id, holder_user_id, since)
+    SELECT l.team_id, l.user_id, l.genesys_user_id, h.team_id, h.user_id, l.resolved_at
+    FROM user_links l JOIN user_links h ON h.genesys_user_id = l.genesys_user_id
+    WHERE (h.team_id, h.user_id) < (l.team_id, l.user_id)
+    AND NOT EXISTS (SELECT 1 FROM user_links e WHERE e.genesys_user_id = l.genesys_user_id
+                    AND (e.team_id, e.user_id) < (h.team_id, h.user_id))""",
+    """UPDATE user_links SET genesys_user_id = NULL WHERE EXISTS (SELECT 1 FROM link_conflicts c
+    WHERE c.team_id = user_links.team_id AND c.user_id = user_links.user_id)""",
+    # One Slack user per Genesys user, whatever writes the table: a second link is refused by the database.
+    "CREATE UNIQUE INDEX user_links_one_slack_user ON user_links (genesys_user_id) WHERE genesys_user_id IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -297,6 +313,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX slack_events_by_seen ON slack_events (seen_at)",
             "CREATE INDEX oauth_states_by_expiry ON oauth_states (expires_at)",
             "CREATE INDEX write_intents_by_time ON write_intents (at)",
+        ),
+    ),
+    Migration(
+        version=5,
+        description="one Slack user per Genesys user; link conflicts",
+        sqlite=(
+            # A Slack user whose e-mail matched a Genesys user already linked to another Slack user (the holder):
+            # not linked, so neither overwrites the other's attributes on live calls; `since` is when first seen.
+            """CREATE TABLE link_conflicts (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                genesys_user_id TEXT NOT NULL,
+                holder_team_id TEXT NOT NULL,
+                holder_user_id TEXT NOT NULL,
+                since REAL NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            *_SPLIT_SHARED_LINKS,
+        ),
+        postgresql=(
+            """CREATE TABLE link_conflicts (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                genesys_user_id TEXT NOT NULL,
+                holder_team_id TEXT NOT NULL,
+                holder_user_id TEXT NOT NULL,
+                since DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+            *_SPLIT_SHARED_LINKS,
         ),
     ),
 )

@@ -22,6 +22,8 @@ from store.values import (
     Cutoffs,
     DeadLetter,
     DesiredRow,
+    LinkConflict,
+    LinkResult,
     Retained,
     SlackInstallation,
     StoreHealth,
@@ -128,25 +130,52 @@ class Store:
             cursor.execute(self._q.forget_workspace_desired, {"team_id": team_id})
             forgotten = cursor.rowcount
             cursor.execute(self._q.forget_workspace_links, {"team_id": team_id})
+            cursor.execute(self._q.forget_workspace_conflicts, {"team_id": team_id})
             return forgotten
 
     # --- User links ----------------------------------------------------------------------------------------------
 
     def map_user(
         self, team_id: str, user_id: str, email: str | None, genesys_user_id: str | None, *, resolved_at: float
-    ) -> None:
-        """Remember which Genesys user a Slack user is; None records "no Genesys user has this e-mail" for now."""
+    ) -> LinkResult:
+        """Remember which Genesys user a Slack user is; None records "no Genesys user has this e-mail" for now.
+
+        A Genesys user has at most one Slack user: when another one holds its link already, the first link stays,
+        this Slack user is left unlinked and the conflict is recorded (`new_conflict` the first time it is seen).
+        """
+        key = {"team_id": team_id, "user_id": user_id}
         with self._db.transaction("link a Slack user to a Genesys user") as cursor:
-            cursor.execute(
-                self._q.map_user,
-                {
-                    "team_id": team_id,
-                    "user_id": user_id,
-                    "email": email,
-                    "genesys_user_id": genesys_user_id,
-                    "resolved_at": resolved_at,
-                },
-            )
+            holder = None
+            if genesys_user_id is not None:
+                if self._q.lock_genesys_user is not None:
+                    cursor.execute(self._q.lock_genesys_user, {"genesys_user_id": genesys_user_id})
+                cursor.execute(self._q.link_holder, {**key, "genesys_user_id": genesys_user_id})
+                holder = cursor.fetchone()
+            cursor.execute(self._q.map_user, {**key, "email": email, "resolved_at": resolved_at,
+                                              "genesys_user_id": None if holder else genesys_user_id})
+            if holder is None or genesys_user_id is None:
+                cursor.execute(self._q.drop_link_conflict, key)
+                return LinkResult(genesys_user_id)
+            cursor.execute(self._q.link_conflict, key)
+            known = cursor.fetchone()
+            conflict = LinkConflict(team_id, user_id, genesys_user_id, holder[0], holder[1], resolved_at)
+            if known is not None and tuple(known[2:5]) == (genesys_user_id, holder[0], holder[1]):
+                return LinkResult(None, LinkConflict(*known), new_conflict=False)
+            cursor.execute(self._q.save_link_conflict, {
+                **key, "genesys_user_id": genesys_user_id, "holder_team_id": holder[0],
+                "holder_user_id": holder[1], "since": resolved_at})
+            return LinkResult(None, conflict, new_conflict=True)
+
+    def link_conflict(self, team_id: str, user_id: str) -> LinkConflict | None:
+        """The conflict that keeps this Slack user unlinked, or None."""
+        with self._db.reading("read a link conflict") as cursor:
+            cursor.execute(self._q.link_conflict, {"team_id": team_id, "user_id": user_id})
+            row = cursor.fetchone()
+        return None if row is None else LinkConflict(*row)
+
+    def link_conflict_count(self) -> int:
+        """How many Slack users are left unlinked because their Genesys user has another Slack user."""
+        return self._count(self._q.count_link_conflicts, "count link conflicts")
 
     def genesys_user_for(self, team_id: str, user_id: str) -> UserLink | None:
         """One Slack user's link (genesys_user_id None: resolved, no match), or None if never resolved."""

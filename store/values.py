@@ -66,6 +66,31 @@ class UserLink:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkConflict:
+    """A Slack user whose e-mail matched a Genesys user that another Slack user (the holder) is linked to already.
+
+    Not linked: the first link stays, so neither person's profile overwrites the other's on live calls."""
+
+    team_id: str
+    user_id: str
+    genesys_user_id: str
+    holder_team_id: str
+    holder_user_id: str
+    since: float
+    """When the conflict was first seen."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """What `Store.map_user` did: the Genesys user the Slack user is linked to now, or the conflict that kept it
+    unlinked (`new_conflict`: first seen by this call, so it is logged once)."""
+
+    genesys_user_id: str | None
+    conflict: LinkConflict | None = None
+    new_conflict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class WriteRecord:
     """The outcome of one attributes write to one live participant, as the engine reports it."""
 

@@ -44,8 +44,19 @@ from genesys import (
     check_attributes,
 )
 from profiles import SlackUser
-from slack_directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
-from store import AuditEntry, Cutoffs, DesiredRow, Retained, Store, StoreError, UserLink, WorkItem, WriteRecord
+from slack_directory import TEAM_NOT_ALLOWED, SlackDirectory, SlackDirectoryError, SlackUserRecord
+from store import (
+    AuditEntry,
+    Cutoffs,
+    DesiredRow,
+    LinkConflict,
+    Retained,
+    Store,
+    StoreError,
+    UserLink,
+    WorkItem,
+    WriteRecord,
+)
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
 from sync.rejected import RejectedWrites
@@ -58,7 +69,7 @@ REFRESH = "refresh"
 POLL_LEASE = "genesys-poll"
 """The store lease that makes one replica at a time poll Genesys and write to the participants it sees."""
 
-PERMANENT_SLACK_ERRORS = frozenset({"user_not_found"})
+PERMANENT_SLACK_ERRORS = frozenset({"user_not_found", TEAM_NOT_ALLOWED})
 """Slack error codes no retry can fix: the work item becomes a dead letter at once."""
 
 T = TypeVar("T")
@@ -173,6 +184,13 @@ class SyncReport:
     problem: str = ""
 
 
+def conflict_text(conflict: LinkConflict) -> str:
+    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
+    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
+            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
+            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
+
+
 @dataclass(frozen=True, slots=True)
 class SyncStatus:
     """One person's sync state and the app's (for `/genesys-sync status`); the renderer decides who sees what."""
@@ -190,6 +208,8 @@ class SyncStatus:
     """Whether the last poll of Genesys worked; None before the first poll or while another replica polls."""
     genesys_error_id: str = ""
     """When it did not: the id of the log line that holds why."""
+    conflict: LinkConflict | None = None
+    """Set when their e-mail matched a Genesys user another Slack user was linked to first: they are not synced."""
 
 
 def attributes_hash(attributes: Mapping[str, str]) -> str:
@@ -259,6 +279,9 @@ class SyncEngine:
                               + "; ".join(str(p) for p in desired.report.problems[:3]))
         genesys_user = self._link(record)
         if genesys_user is None:
+            conflict = self._store.link_conflict(team_id, user_id)
+            if conflict is not None:
+                return SyncReport(desired, None, (), conflict_text(conflict))
             email = record.email or "(no e-mail in Slack)"
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
         legs = self._genesys.live_participants(genesys_user.id)
@@ -273,6 +296,7 @@ class SyncEngine:
             writes=tuple(self._store.audit(user_id=user_id, limit=3)), pending=self._store.pending_count(),
             dead_letters=self._store.dead_letter_count(), genesys_ok=poll_ok,
             genesys_error_id=self._last_poll_error_id if poll_ok is False else "",
+            conflict=self._store.link_conflict(team_id, user_id),
         )
 
     def bootstrap(self, team_id: str) -> int:
@@ -603,8 +627,17 @@ class SyncEngine:
     def _link(self, record: SlackUserRecord) -> GenesysUser | None:
         email = record.email
         genesys_user = self._genesys.find_user_by_email(email) if email else None
-        self._store.map_user(record.team_id, record.user_id, email, genesys_user.id if genesys_user else None,
-                             resolved_at=self._clock())
+        linked = self._store.map_user(record.team_id, record.user_id, email,
+                                      genesys_user.id if genesys_user else None, resolved_at=self._clock())
+        if linked.conflict is not None:
+            if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
+                conflict = linked.conflict
+                log.warning("Slack user %s (workspace %s) has the e-mail of Genesys user %s, which is linked to Slack "
+                            "user %s (workspace %s) already: the first link stays and %s is not synced; give each "
+                            "person their own e-mail in Slack or Genesys Cloud", conflict.user_id, conflict.team_id,
+                            conflict.genesys_user_id, conflict.holder_user_id, conflict.holder_team_id,
+                            conflict.user_id)
+            return None
         return genesys_user
 
     def _live_legs(self) -> tuple[LiveParticipant, ...]:

@@ -6,7 +6,7 @@ Nothing here prints an exception's text: failures arrive as error ids (see `sync
 from __future__ import annotations
 
 from sync.desired import DesiredAttributes
-from sync.engine import SyncReport, SyncStatus
+from sync.engine import SyncReport, SyncStatus, conflict_text
 
 _MAX_LINES = 40
 
@@ -72,7 +72,9 @@ def _status_lines(status: SyncStatus) -> list[str]:
         state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
         lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
                      f"{state}.")
-    if link is not None:
+    if status.conflict is not None:
+        lines.append(conflict_text(status.conflict))
+    elif link is not None:
         lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
                      else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
     for entry in status.writes:
@@ -90,6 +92,8 @@ def _colleague_status_lines(status: SyncStatus, whose: str) -> list[str]:
         state = "has not been read yet"
     elif row.deleted:
         state = "is not synced (deactivated, bot or app user)"
+    elif status.conflict is not None:  # who holds the link tells who else has that e-mail: not for colleagues
+        state = "is not synced: another Slack user is linked to the same Genesys user"
     elif link is not None and link.genesys_user_id:
         state = f"is synced ({len(row.attributes)} attributes)"
     else:  # not why: "no Genesys user has this e-mail" is about an address their profile may hide

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from config import ConfigError, configure_logging, read_genesys_settings, read_service_settings, read_settings
+from config import (
+    AllowedTeams,
+    ConfigError,
+    configure_logging,
+    read_genesys_settings,
+    read_service_settings,
+    read_settings,
+)
 from tests.conftest import REPO
 
 GOOD = {"GENESYS_REGION": "mypurecloud.ie", "GENESYS_CLIENT_ID": "id", "GENESYS_CLIENT_SECRET": "secret"}
@@ -60,7 +67,8 @@ def test_bad_log_level_is_named() -> None:
 
 
 SINGLE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "signing"}
-OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-secret", "SLACK_SIGNING_SECRET": "signing"}
+OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-secret", "SLACK_SIGNING_SECRET": "signing",
+         "SLACK_ALLOWED_TEAMS": "T0ACME"}
 
 
 def test_one_workspace_needs_a_bot_token() -> None:
@@ -138,3 +146,68 @@ def test_both_retention_names_with_different_values_are_refused_with_every_other
                                "EVENT_RETENTION_DAYS": "0"})
     first_words = [problem.split(" ")[0] for problem in refused.value.problems]
     assert first_words == ["AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS:"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({**OAUTH, "SLACK_ALLOWED_TEAMS": "T0ACME"}, AllowedTeams(frozenset({"T0ACME"}))),
+        ({**OAUTH, "SLACK_ALLOWED_TEAMS": " T0ACME,E0GRID  T0GLOBEX, "},
+         AllowedTeams(frozenset({"T0ACME", "E0GRID", "T0GLOBEX"}))),
+        ({**OAUTH, "SLACK_ALLOWED_TEAMS": "*"}, AllowedTeams(any_team=True)),
+        ({**OAUTH, "SLACK_ALLOWED_TEAMS": " * "}, AllowedTeams(any_team=True)),
+        (SINGLE, None),
+        ({**SINGLE, "SLACK_ALLOWED_TEAMS": ""}, None),
+        ({**SINGLE, "SLACK_ALLOWED_TEAMS": "T0ACME"}, AllowedTeams(frozenset({"T0ACME"}))),
+    ],
+)
+def test_allowed_teams_are_read(environ: dict[str, str], expected: AllowedTeams | None) -> None:
+    """SLACK_ALLOWED_TEAMS takes T…/E… ids separated by commas or spaces, or * alone; one workspace may leave it out."""
+    assert read_service_settings(environ).allowed_teams == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (None, "SLACK_ALLOWED_TEAMS: not set; installing through OAuth needs the Slack workspace ids (T…)"),
+        ("", "or * to let any workspace install the app"),
+        (" , ", "SLACK_ALLOWED_TEAMS: not set"),
+        ("acme", "SLACK_ALLOWED_TEAMS: 'acme' is not an id"),
+        ("T0ACME t0globex U0ADA", "SLACK_ALLOWED_TEAMS: 't0globex', 'U0ADA' are not ids"),
+        ("T", "SLACK_ALLOWED_TEAMS: 'T' is not an id"),
+        ("T0ACME *", "SLACK_ALLOWED_TEAMS: * allows every workspace, so it stands alone"),
+    ],
+)
+def test_missing_or_malformed_allowed_teams_are_named(raw: str | None, fragment: str) -> None:
+    """OAuth without SLACK_ALLOWED_TEAMS, an id not T…/E…, or * mixed with ids is refused, saying what to put."""
+    environ = {k: v for k, v in OAUTH.items() if k != "SLACK_ALLOWED_TEAMS"}
+    if raw is not None:
+        environ["SLACK_ALLOWED_TEAMS"] = raw
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        read_service_settings(environ)
+
+
+def test_missing_allowed_teams_is_named_with_the_other_problems() -> None:
+    """The missing allow-list is one problem among the others in the one ConfigError."""
+    with pytest.raises(ConfigError) as raised:
+        read_service_settings({"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "s", "PORT": "0"})
+    named = [problem.split(":")[0] for problem in raised.value.problems]
+    assert named == ["SLACK_SIGNING_SECRET", "PORT", "SLACK_ALLOWED_TEAMS"]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "enterprise_id", "team_id", "expected"),
+    [
+        (AllowedTeams(frozenset({"T1"})), None, "T1", True),
+        (AllowedTeams(frozenset({"T1"})), None, "T2", False),
+        (AllowedTeams(frozenset({"T1"})), "E1", "T2", False),
+        (AllowedTeams(frozenset({"E1"})), "E1", "T2", True),
+        (AllowedTeams(frozenset({"E1"})), "E1", None, True),
+        (AllowedTeams(frozenset({"T1"})), None, None, False),
+        (AllowedTeams(any_team=True), None, "T9", True),
+    ],
+)
+def test_allowed_teams_allow_listed_workspaces_and_grid_organisations(
+        allowed: AllowedTeams, enterprise_id: str | None, team_id: str | None, expected: bool) -> None:
+    """A workspace is allowed by its own id, or by its Enterprise Grid organisation's; * allows any."""
+    assert allowed.allows(enterprise_id, team_id) is expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app import SlackAuthorization, health_report
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, RetryPolicy
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack
@@ -282,3 +284,69 @@ def test_status_during_an_outage_says_unreachable_without_the_error_text(world: 
     assert "503" not in text
     assert [m for m in caplog.messages if m.startswith("Genesys unreachable")] != []
     assert [m for m in caplog.messages if "Genesys poll failed" in m and "error id" in m] == []
+
+
+@dataclass
+class TwoWorkspaces:
+    contact: FakeSlack
+    other: FakeSlack
+    genesys: FakeGenesysCloud
+    store: Store
+    engine: SyncEngine
+
+    def refresh(self, slack: FakeSlack, user_id: str) -> None:
+        """A user_change from `slack`'s workspace, worked off."""
+        self.engine.user_changed(slack.team_id, slack.user(user_id), None)
+        while self.engine.work_once():
+            pass
+
+
+@pytest.fixture
+def two_workspaces(tmp_path: Path) -> Iterator[TwoWorkspaces]:
+    # The contact center's workspace, and another one whose id sorts first (so a link by id order would pick it).
+    with (FakeSlack(team_id="TCONTACT", bot_token="xoxb-contact") as contact,
+          FakeSlack(team_id="TABC", bot_token="xoxb-abc") as other, FakeGenesysCloud() as genesys):
+        store = open_store(f"sqlite:///{tmp_path}/sync.db")
+        client = GenesysClient(ClientCredentials("fake-client-id", "fake-client-secret"),
+                               GenesysEndpoints(genesys.base_url, genesys.base_url))
+        clients = {slack.team_id: SlackDirectory.web_client(slack.bot_token, slack.api_url)
+                   for slack in (contact, other)}
+        engine = SyncEngine(store=store, genesys=client, slack=SlackDirectory(clients.__getitem__),
+                            rules=AttributeRules(), settings=EngineSettings(worker="test"))
+        yield TwoWorkspaces(contact, other, genesys, store, engine)
+        client.close()
+        store.close()
+
+
+def test_two_workspaces_users_with_one_email_do_not_overwrite_each_other(
+        two_workspaces: TwoWorkspaces, caplog: pytest.LogCaptureFixture) -> None:
+    """The first Slack user linked keeps the Genesys user; the other one's profile never reaches the call, even
+    through /genesys-sync; the conflict is logged once, shown in status and counted in /healthz."""
+    world = two_workspaces
+    world.contact.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
+    world.other.add_user("U0EVE", name="eve", email="ada@example.com", title="Not Ada")
+    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    world.engine.poll_once()
+    world.refresh(world.contact, "U0ADA")
+    caplog.set_level(logging.WARNING, logger="sync.engine")
+    world.refresh(world.other, "U0EVE")
+    world.refresh(world.other, "U0EVE")  # the paced refresh reads it again: still one line
+    report = world.engine.sync_now("TABC", "U0EVE")
+    world.engine.poll_once()
+    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+    assert {patch.attributes.get("slack.title") for patch in world.genesys.patches} == {"Support Engineer"}
+    assert report.legs == ()
+    assert "linked to Slack user `U0ADA` of workspace `TCONTACT` already" in report.problem
+    conflicts = [record.getMessage() for record in caplog.records if "already" in record.getMessage()]
+    assert len(conflicts) == 1, conflicts
+    assert "Slack user U0EVE (workspace TABC)" in conflicts[0]
+    assert "ada@example.com" not in conflicts[0]
+    status = world.engine.status("TABC", "U0EVE")
+    assert "linked to Slack user `U0ADA`" in SlackText().status(status, whose="your", full=True)
+    hidden = SlackText().status(status, whose="<@U0EVE>'s", full=False)
+    assert "U0ADA" not in hidden
+    assert "another Slack user is linked to the same Genesys user" in hidden
+    holder = SlackText().status(world.engine.status("TCONTACT", "U0ADA"), whose="your", full=True)
+    assert holder.count("Genesys user: ") == 1
+    health = health_report(world.store, world.engine, None, SlackAuthorization(None))
+    assert health.parts["links"] == {"conflicts": 1}  # counted, never an "ok": false: the others still sync

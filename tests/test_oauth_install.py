@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from localdev.app_process import SIGNING_SECRET, Running, launch, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
-from localdev.slack_api import FakeSlack, event_envelope, signed_headers
+from localdev.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
 from localdev.slack_workspaces import FakeSlackWorkspaces
 
 STATE_COOKIE = "slack-app-oauth-state"
@@ -43,12 +44,19 @@ def world(tmp_path: Path) -> Iterator[World]:
         yield World(acme, globex, slack, genesys, tmp_path)
 
 
-def start(world: World, *, name: str = "app") -> Running:
-    """The app in OAuth mode (no SLACK_BOT_TOKEN), serving HTTP, until /healthz answers 200."""
+def start(world: World, *, name: str = "app", allowed: str = "TACME TGLOBEX") -> Running:
+    """The app in OAuth mode (no SLACK_BOT_TOKEN), serving HTTP, until /healthz answers 200; `allowed` is
+    SLACK_ALLOWED_TEAMS."""
     return launch(world.acme, world.genesys, world.tmp_path, name=name, env_changes={
         "SLACK_BOT_TOKEN": None, "SLACK_CLIENT_ID": world.slack.client_id,
         "SLACK_CLIENT_SECRET": world.slack.client_secret, "SLACK_API_URL": world.slack.api_url,
+        "SLACK_ALLOWED_TEAMS": allowed,
     })
+
+
+def stop(app: Running) -> None:
+    app.process.terminate()
+    app.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -170,3 +178,121 @@ def test_an_event_from_a_workspace_without_installation_records_nothing(app: Run
     assert response.status_code < 500
     assert world.acme.call_count("users.profile.get") == 0
     assert app.process.poll() is None
+
+
+# --- SLACK_ALLOWED_TEAMS -------------------------------------------------------------------------------------------
+
+
+def test_an_install_from_a_workspace_not_allowed_is_refused_explained_and_revoked(world: World) -> None:
+    """The allowed workspace installs; another one gets a page naming it and what to ask for, its token is revoked
+    and nothing of it is stored, read or synced."""
+    world.globex.add_user("UGLOBEX1", name="gina", email="gina@globex.example", title="Globex Supervisor")
+    app = start(world, allowed="TACME")
+    try:
+        assert install(app, world, world.acme).status_code == 200
+        refused = install(app, world, world.globex)
+        assert refused.status_code == 403
+        page = html.unescape(refused.text)
+        assert "not enabled for the Slack workspace Globex (TGLOBEX)" in page
+        assert "ask the person who runs this app to add TGLOBEX to SLACK_ALLOWED_TEAMS" in page
+        assert STATE_COOKIE in refused.headers.get("set-cookie", "")
+        assert world.slack.exchanges == ["TACME", "TGLOBEX"]
+        assert world.globex.call_count("auth.revoke") == 1
+        assert world.globex.calls("auth.revoke")[0].token == "xoxb-globex"
+        assert health(app)["workspaces"] == 1
+        time.sleep(1)  # a bootstrap would have listed the workspace by now
+        assert world.globex.call_count("users.list") == 0
+        assert "refused to install into Slack workspace Globex (TGLOBEX)" in app.log()
+        assert "xoxb-globex" not in app.log()
+    finally:
+        stop(app)
+    again = start(world, name="again", allowed="TACME TGLOBEX")
+    try:
+        assert health(again)["workspaces"] == 1  # the refused install left nothing to find after a restart
+    finally:
+        stop(again)
+
+
+def test_a_workspace_removed_from_the_list_is_ignored_and_not_bootstrapped(world: World) -> None:
+    """An installation stored before its workspace left SLACK_ALLOWED_TEAMS: its events and commands are acknowledged
+    and do nothing (one log line), and the first-start sync skips it with a line saying why."""
+    first = start(world, name="first")
+    try:
+        assert install(first, world, world.globex).status_code == 200
+        wait_for(lambda: world.globex.call_count("users.list") == 1, 10, "the first sync to list Globex")
+    finally:
+        stop(first)
+    world.globex.add_user("UGLOBEX1", name="gina", email="gina@globex.example", title="Globex Supervisor")
+    genesys_user = world.genesys.add_user("gina@globex.example")
+    leg = world.genesys.start_conversation(genesys_user, media_type="voice")
+    app = start(world, name="narrowed", allowed="TACME")
+    try:
+        user = world.globex.user("UGLOBEX1")
+        for attempt in range(2):
+            answer = send_event(app, {"type": "user_change", "user": user}, "TGLOBEX", event_id=f"Ev{attempt}")
+            assert answer.status_code == 200
+        body = slash_command_body("", user_id="UGLOBEX1", team_id="TGLOBEX",
+                                  response_url=world.globex.response_url("sync"))
+        command = httpx.post(f"{app.url}/slack/events", content=body, timeout=10,
+                             headers=signed_headers(SIGNING_SECRET, body,
+                                                    content_type="application/x-www-form-urlencoded"))
+        assert command.status_code == 200
+        assert command.text == ""
+        time.sleep(2)  # two polls: time for anything that was recorded to be read and written
+        assert world.globex.call_count("users.list") == 1
+        assert world.globex.call_count("users.profile.get") == 0
+        assert world.globex.call_count("users.info") == 0
+        assert world.globex.responses_to("sync") == []
+        assert world.genesys.attributes(leg.conversation_id, leg.participant_id) == {}
+        log = app.log()
+        assert log.count("ignoring Slack requests from workspace TGLOBEX: it is not in SLACK_ALLOWED_TEAMS") == 1
+        assert "Slack workspace TGLOBEX is installed but not in SLACK_ALLOWED_TEAMS: not synced" in log
+        assert "allowed: TACME" in log
+        uninstall = send_event(app, {"type": "app_uninstalled"}, "TGLOBEX")
+        assert uninstall.status_code == 200
+        wait_for(lambda: health(app)["workspaces"] == 0, 5, "the uninstalled workspace to be forgotten")
+    finally:
+        stop(app)
+
+
+def test_a_star_allows_any_workspace_with_a_warning(world: World) -> None:
+    """SLACK_ALLOWED_TEAMS=* lets any workspace install, and the start-up log warns about it."""
+    app = start(world, allowed="*")
+    try:
+        assert install(app, world, world.globex).status_code == 200
+        assert "WARNING app: SLACK_ALLOWED_TEAMS=*: any Slack workspace can install the app" in app.log()
+    finally:
+        stop(app)
+
+
+def test_two_workspaces_members_with_one_email_share_no_genesys_user(world: World) -> None:
+    """The member synced first keeps the Genesys user; the other workspace's member with the same e-mail is not
+    written to the call, logged once and counted in /healthz."""
+    world.acme.add_user("UACME1", name="ada", email="ada@example.com", title="Support Engineer")
+    world.globex.add_user("UGLOBEX1", name="eve", email="ada@example.com", title="Not Ada")
+    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"), media_type="voice")
+    app = start(world)
+    try:
+        assert install(app, world, world.acme).status_code == 200
+        wait_for(lambda: world.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+                 == "Support Engineer", 15, "Acme's member to be written")
+        assert install(app, world, world.globex).status_code == 200
+        wait_for(lambda: httpx.get(f"{app.url}/healthz", timeout=5).json()["links"] == {"conflicts": 1}, 15,
+                 "the conflict to be counted")
+        changed = world.globex.update_profile("UGLOBEX1", title="Still Not Ada")
+        assert send_event(app, {"type": "user_change", "user": changed}, "TGLOBEX").status_code == 200
+        wait_for(lambda: world.globex.call_count("users.profile.get") >= 2, 10, "the change to be read")
+        time.sleep(1.5)
+        assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+        assert app.log().count("Slack user UGLOBEX1 (workspace TGLOBEX) has the e-mail of Genesys user") == 1
+    finally:
+        stop(app)
+
+
+def test_one_workspace_with_an_allow_list_missing_its_own_team_does_not_start(world: World) -> None:
+    """With SLACK_BOT_TOKEN, SLACK_ALLOWED_TEAMS must include the token's workspace (auth.test): else exit 2."""
+    with pytest.raises(AssertionError, match="the app exited with 2") as failed:
+        launch(world.acme, world.genesys, world.tmp_path, env_changes={
+            "SLACK_BOT_TOKEN": "xoxb-acme", "SLACK_API_URL": world.acme.api_url, "SLACK_ALLOWED_TEAMS": "TGLOBEX"})
+    assert ("SLACK_ALLOWED_TEAMS: the bot token's workspace Acme (TACME) is not listed (TGLOBEX); add TACME"
+            in str(failed.value))

@@ -124,7 +124,8 @@ def test_healthz_reports_each_part(running: Running) -> None:
     assert body["database"]["ok"] is True
     assert body["slack"]["mode"] == "http"
     assert body["engine"]["ok"] is True
-    assert set(body) == {"status", "database", "engine", "genesys", "slack"}
+    assert set(body) == {"status", "database", "engine", "links", "genesys", "slack"}
+    assert body["links"] == {"conflicts": 0}
 
 
 def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:

@@ -6,10 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slack_bolt.error import BoltError
 from slack_sdk.oauth.installation_store import Bot, Installation
 
 from handlers.events import record_lifecycle_event
-from slack_directory import SlackDirectoryError, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
+from handlers.install import refused_install
+from handlers.workspaces import WorkspaceGate
+from slack_directory import (
+    TEAM_NOT_ALLOWED,
+    SlackDirectoryError,
+    StoreInstallationStore,
+    StoreOAuthStateStore,
+    WorkspaceClients,
+    WorkspaceNotAllowed,
+)
 from store import Store, open_store
 
 
@@ -124,3 +134,76 @@ def test_lifecycle_events(event: dict[str, object], expected: str, calls: list[t
                                     {"team_id": "T1", "event": event}, event)
     assert result == expected
     assert seen == calls
+
+
+def test_an_installation_from_a_workspace_not_allowed_is_refused_before_it_is_stored(store: Store) -> None:
+    """save() raises WorkspaceNotAllowed (a BoltError, for Bolt's failure handler); nothing is stored or synced."""
+    installed: list[str] = []
+    installations = StoreInstallationStore(store, on_installed=installed.append,
+                                           allowed=lambda enterprise_id, team_id: team_id == "T1")
+    installations.save(installation("T1"))
+    with pytest.raises(WorkspaceNotAllowed) as refused:
+        installations.save(installation("T2", token="xoxb-t2"))
+    assert isinstance(refused.value, BoltError)
+    assert (refused.value.team_id, refused.value.bot_token) == ("T2", "xoxb-t2")
+    assert "xoxb-t2" not in repr(refused.value)
+    assert installations.installed_workspaces() == [("", "T1")]
+    assert installed == ["T1"]
+
+
+def test_workspace_clients_refuse_a_workspace_no_longer_allowed(store: Store) -> None:
+    """The engine gets no client for an installed workspace the allow-list left (its Grid organisation counts)."""
+    allowed = {"T1", "E1"}
+    installations = StoreInstallationStore(store, allowed=lambda e, t: bool({e, t} & allowed))
+    installations.save(installation("T1", token="xoxb-t1"))
+    installations.save(installation("T3", token="xoxb-t3", enterprise_id="E1"))
+    allowed.discard("T1")
+    clients = WorkspaceClients(installations, lambda token: object())  # type: ignore[arg-type,return-value]
+    with pytest.raises(SlackDirectoryError) as refused:
+        clients("T1")
+    assert refused.value.error == TEAM_NOT_ALLOWED
+    clients("T3")
+
+
+@pytest.mark.parametrize(
+    ("body", "team_id", "admitted"),
+    [
+        ({"event": {"type": "user_change"}}, "T1", True),
+        ({"event": {"type": "user_change"}}, "T2", False),
+        ({"command": "/genesys-sync"}, "T2", False),
+        ({"event": {"type": "app_uninstalled"}}, "T2", True),
+        ({"event": {"type": "tokens_revoked"}}, "T2", True),
+    ],
+)
+def test_the_workspace_gate(body: dict[str, object], team_id: str, admitted: bool) -> None:
+    """Requests of listed workspaces pass; others are ignored, except the uninstall events that forget them."""
+    assert WorkspaceGate(lambda e, t: t == "T1").admits(body, None, team_id) is admitted
+
+
+def test_the_workspace_gate_logs_each_refused_workspace_once(caplog: pytest.LogCaptureFixture) -> None:
+    """One line per workspace, however many of its requests are ignored."""
+    gate = WorkspaceGate(lambda e, t: False)
+    for team_id in ("T2", "T2", "T3", "T2"):
+        gate.admits({}, None, team_id)
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        "ignoring Slack requests from workspace T2", "ignoring Slack requests from workspace T3"]
+
+
+@pytest.mark.parametrize("revoke_fails", [False, True])
+def test_a_refused_install_revokes_its_token_and_explains(revoke_fails: bool) -> None:
+    """The refusal page names the workspace and the setting; the token is revoked, or the page says how to remove
+    the app when Slack could not be reached."""
+    revoked: list[str] = []
+
+    def revoke(token: str) -> None:
+        if revoke_fails:
+            raise OSError("unreachable")
+        revoked.append(token)
+
+    refused = WorkspaceNotAllowed(installation("T2", token="xoxb-t2"))
+    response = refused_install(refused, revoke, clear_state_cookie="state=; Max-Age=0")
+    assert response.status == 403
+    assert "Team (T2)" in response.body
+    assert "add T2 to SLACK_ALLOWED_TEAMS" in response.body
+    assert revoked == ([] if revoke_fails else ["xoxb-t2"])
+    assert ("Manage apps" in response.body) is revoke_fails

@@ -13,6 +13,7 @@ import pytest
 from localdev.app_process import wait_for
 from slack_directory import SlackDirectory
 from store import Cutoffs, Retained, Store, open_store
+from store.schema import LATEST_VERSION
 from sync import AttributeRules
 from sync.engine import POLL_LEASE, EngineSettings, SyncEngine
 from tests.clocks import FakeClock
@@ -178,7 +179,7 @@ def test_every_purge_has_an_index(store: Store, backend: str, raw_sql: RawSql) -
     else:
         found = dict(raw_sql("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()"))
     assert {name: found.get(name) for name in PURGE_INDEXES} == PURGE_INDEXES
-    assert raw_sql("SELECT MAX(version) FROM schema_version") == [(4,)]
+    assert raw_sql("SELECT MAX(version) FROM schema_version") == [(LATEST_VERSION,)]
 
 
 @pytest.mark.parametrize(("statement", "index"), [
