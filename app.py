@@ -41,6 +41,7 @@ from config import (
     read_service_settings,
     read_settings,
     read_settings_file,
+    secrets_of,
     withhold_from_libraries,
 )
 from genesys import (
@@ -298,10 +299,6 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         store.close()
         genesys.close()
         raise
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
-    # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
-    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
-
     def shut_down(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
@@ -457,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed = read_command_settings(
             environ, service=command == "serve", genesys=command in ("serve", "check", "push"),
             rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level)
+        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
         if command == "check":
             endpoints = asked_for(needed.endpoints)
             with build_genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
