@@ -221,9 +221,15 @@ def workspaces_to_sync(authorization: SlackAuthorization,
 
 def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
                   authorization: SlackAuthorization,
-                  installations: StoreInstallationStore | None = None) -> HealthReport:
+                  installations: StoreInstallationStore | None = None, *, details: bool = True,
+                  client_ids: Sequence[str] = ()) -> HealthReport:
+    """/healthz; without `details` (HEALTH_DETAILS) it names neither where the database is (path, user, host) nor
+    the OAuth `client_ids`, since anyone who reaches the port may read it."""
     database = store.health()
     poll_ok, poll_error = engine.genesys_status()
+    if not details:
+        for client_id in (client_id for client_id in client_ids if client_id):
+            poll_error = poll_error.replace(client_id, "***")
     slack: dict[str, object] = {"mode": "http", **authorization.health()}
     if installations is not None and database.ok:
         slack["workspaces"] = len(installations.installed_workspaces())
@@ -233,7 +239,7 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         slack["connection"] = "connected" if connected else "not connected"
         slack["ok"] = bool(slack["ok"]) and connected
     return HealthReport({
-        "database": {"ok": database.ok, "detail": database.detail},
+        "database": {"ok": database.ok, "detail": database.detail if details else database.brief},
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
                     if engine.polling or poll_ok is not None else "another replica polls"},
         "slack": slack,
@@ -288,8 +294,10 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
         # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
         slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
+        client_ids = (genesys_settings.client_id, service.oauth.client_id if service.oauth else "")
         web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, authorization,
-                                                                   installations))
+                                                                   installations, details=service.health_details,
+                                                                   client_ids=client_ids))
         try:
             # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
             server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")

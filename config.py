@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
+from store.database_url import url_secrets
+
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -137,6 +139,8 @@ class ServiceSettings:
     """Set (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) instead of `bot_token`: many workspaces."""
     retention_days: int = 30
     """Recorded Slack events and audit rows older than this are deleted (RETENTION_DAYS)."""
+    health_details: bool = False
+    """HEALTH_DETAILS: /healthz names where the database is and the OAuth client ids; off, it names neither."""
 
     @property
     def socket_mode(self) -> bool:
@@ -162,7 +166,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     get = {name: environ.get(name, "").strip() for name in (
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
-        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS",
+        "REFRESH_INTERVAL_HOURS", "RETENTION_DAYS", "HEALTH_DETAILS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -197,6 +201,8 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     poll = _number(get["POLL_INTERVAL_SECONDS"] or "5", "POLL_INTERVAL_SECONDS", float, 1, 3600, problems)
     refresh = _number(get["REFRESH_INTERVAL_HOURS"] or "6", "REFRESH_INTERVAL_HOURS", float, 0.01, 24 * 30, problems)
     retention_days = _retention_days(get["RETENTION_DAYS"], problems)
+    health_details = _switch(get["HEALTH_DETAILS"], "HEALTH_DETAILS", problems,
+                             "whether /healthz names the database's location, user and host and the OAuth client ids")
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -205,8 +211,21 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
-        retention_days=retention_days,
+        retention_days=retention_days, health_details=health_details,
     )
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _switch(raw: str, name: str, problems: list[str], meaning: str) -> bool:
+    """An on/off setting: 1, true, yes or on; empty, 0, false, no or off (any case). Anything else is a problem."""
+    if raw.lower() in _ON:
+        return True
+    if raw.lower() not in _OFF:
+        problems.append(f"{name}: {raw!r} is neither 1 nor 0 (also true/false, yes/no, on/off); {meaning} "
+                        "(default 0)")
+    return False
 
 
 def _retention_days(raw: str, problems: list[str]) -> int:
@@ -272,7 +291,7 @@ def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None)
     values = [genesys.client_secret if genesys else None]
     if service is not None:
         values += [service.bot_token, service.signing_secret, service.app_token,
-                   service.oauth.client_secret if service.oauth else None]
+                   service.oauth.client_secret if service.oauth else None, *url_secrets(service.database_url)]
     return tuple(value for value in values if value)
 
 

@@ -121,3 +121,18 @@ def test_bad_retention_days_are_named(raw: str) -> None:
     """A RETENTION_DAYS that is not a whole number from 1 to 3650 is refused naming the setting and the range."""
     with pytest.raises(ConfigError, match=r"^RETENTION_DAYS: .* is not a whole number of days from 1 to 3650"):
         read_service_settings({**SINGLE, "RETENTION_DAYS": raw})
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(None, False), ("", False), ("0", False), ("no", False),
+                                            ("OFF", False), ("1", True), ("true", True), (" Yes ", True)])
+def test_health_details_is_an_on_off_setting(raw: str | None, shown: bool) -> None:
+    """HEALTH_DETAILS is off unless set to 1, true, yes or on (any case)."""
+    environ = SINGLE if raw is None else {**SINGLE, "HEALTH_DETAILS": raw}
+    assert read_service_settings(environ).health_details is shown
+
+
+def test_a_bad_health_details_is_named_with_every_other_problem() -> None:
+    """HEALTH_DETAILS=2 is named in the same ConfigError as a missing signing secret."""
+    with pytest.raises(ConfigError) as raised:
+        read_service_settings({"SLACK_BOT_TOKEN": "xoxb-1", "HEALTH_DETAILS": "2"})
+    assert [problem.split(":")[0] for problem in raised.value.problems] == ["SLACK_SIGNING_SECRET", "HEALTH_DETAILS"]
