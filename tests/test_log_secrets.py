@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from config import LIBRARY_LOG_FLOORS, LibraryFloors, LogRedaction, SlackRequestSummary, configure_logging
+from localdev.app_process import SIGNING_SECRET as FAKES_SIGNING_SECRET
 from localdev.app_process import Running, launch, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
 from localdev.slack_workspaces import FakeSlackWorkspaces
+from localdev.socket_mode import APP_TOKEN, SocketModeSlack
 from tests.test_oauth_install import begin_install, finish_install
+from tests.test_socket_mode import launch_socket_mode
 
 BOT_TOKEN = "xoxb-7313-bot-token-of-globex"
 SIGNING_SECRET = "signing-secret-5e1f0c"
@@ -88,6 +91,29 @@ def test_debug_log_holds_no_secret_and_no_contact_details(app: Running) -> None:
     # What DEBUG is for is still there: each Slack request and how long it took.
     assert "Slack API request: " + workspaces.api_url + "users.profile.get" in log
     assert " ms" in _line_with(log, "Slack API answered 200 in ")
+
+
+def test_socket_mode_debug_log_holds_no_token_and_no_contact_details(tmp_path: Path) -> None:
+    """In Socket Mode at DEBUG, a pushed user_change (whole profile with e-mail and phone) and the sync it causes
+    leave neither token, the signing secret, the e-mail nor the phone number in the log."""
+    with SocketModeSlack() as slack, FakeGenesysCloud() as genesys:
+        app = launch_socket_mode(slack, genesys, tmp_path, {"LOG_LEVEL": "DEBUG"})
+        try:
+            user = slack.add_user("UGINA", name="gina", email=EMAIL, title="Supervisor", phone=PHONE)
+            leg = genesys.start_conversation(genesys.add_user(EMAIL), media_type="voice")
+            slack.socket_mode.wait_for_ack(slack.socket_mode.push_event(
+                event_envelope({"type": "user_change", "user": user})), timeout=3)
+            wait_for(lambda: genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+                     == "Supervisor", 10, "the change written")
+        finally:
+            app.process.terminate()
+            app.process.wait(timeout=10)
+    log = app.log()
+    assert "DEBUG" in log
+    secrets = {"app token": APP_TOKEN, "bot token": "xoxb-fake-bot-token", "signing secret": FAKES_SIGNING_SECRET,
+               "e-mail": EMAIL, "phone": PHONE}
+    leaked = {what: _line_with(log, value) for what, value in secrets.items() if value in log}
+    assert not leaked, f"found in the DEBUG log: {json.dumps(leaked, indent=1)}"
 
 
 def _line_with(log: str, value: str) -> str:
