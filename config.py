@@ -359,7 +359,7 @@ class LibraryFloors(logging.Filter):
 
 class SlackRequestSummary(logging.Filter):
     """slack_sdk's DEBUG request and response lines, which carry whole bodies, as one line each without them:
-    "Slack API request: POST https://slack.com/api/users.profile.get" and "Slack API answered 200 in 41 ms".
+    "Slack API request: https://slack.com/api/users.profile.get" and "Slack API answered 200 in 41 ms".
     WebClient calls are synchronous, so the answer comes on the thread that sent the request."""
 
     _REQUEST = re.compile(r"Sending a request - url: (\S+?),")
