@@ -16,9 +16,12 @@ RUN python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { echo "slack-genesys-sync needs Python 3.11 or newer in BASE_IMAGE" >&2; exit 1; }
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-# pip and setuptools are needed only here: leaving them out of the runtime image saves 25 MB and the scanner noise
-# about the old copies a distribution's ensurepip bundles. No runtime dependency imports them.
-RUN /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
+# --require-hashes: every package, transitive ones included, must match a sha256 in requirements.txt, so a tampered
+# or swapped download fails the build. pip and setuptools are needed only here: leaving them out of the runtime
+# image saves 25 MB and the scanner noise about the old copies a distribution's ensurepip bundles. No runtime
+# dependency imports them.
+RUN /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes \
+        -r /tmp/requirements.txt \
     && /opt/venv/bin/python -m pip check --disable-pip-version-check \
     && /opt/venv/bin/python -m pip uninstall --yes --disable-pip-version-check pip setuptools
 

@@ -42,6 +42,7 @@ from config import (
     read_service_settings,
     read_settings,
     read_settings_file,
+    secrets_of,
     withhold_from_libraries,
 )
 from genesys import (
@@ -245,9 +246,15 @@ def workspaces_to_sync(authorization: SlackAuthorization, installations: StoreIn
 
 def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
                   authorization: SlackAuthorization,
-                  installations: StoreInstallationStore | None = None) -> HealthReport:
+                  installations: StoreInstallationStore | None = None, *, details: bool = True,
+                  client_ids: Sequence[str] = ()) -> HealthReport:
+    """/healthz; without `details` (HEALTH_DETAILS) it names neither where the database is (path, user, host) nor
+    the OAuth `client_ids`, since anyone who reaches the port may read it."""
     database = store.health()
     poll_ok, poll_error = engine.genesys_status()
+    if not details:
+        for client_id in (client_id for client_id in client_ids if client_id):
+            poll_error = poll_error.replace(client_id, "***")
     slack: dict[str, object] = {"mode": "http", **authorization.health()}
     if installations is not None and database.ok:
         slack["workspaces"] = len(installations.installed_workspaces())
@@ -263,7 +270,7 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         if database.ok:
             links = {"conflicts": store.link_conflict_count()}
     return HealthReport({
-        "database": {"ok": database.ok, "detail": database.detail},
+        "database": {"ok": database.ok, "detail": database.detail if details else database.brief},
         "engine": engine.liveness().report(),
         "links": links,
         "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
@@ -325,8 +332,10 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
         # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
         slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
+        client_ids = (genesys_settings.client_id, service.oauth.client_id if service.oauth else "")
         web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, authorization,
-                                                                   installations))
+                                                                   installations, details=service.health_details,
+                                                                   client_ids=client_ids))
         try:
             # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
             server = create_server(web, host="0.0.0.0", port=service.port, threads=8, ident="slack-genesys-sync")
@@ -336,10 +345,6 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         store.close()
         genesys.close()
         raise
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
-    # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
-    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
-
     def shut_down(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
@@ -498,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed = read_command_settings(
             environ, service=command == "serve", genesys=command in ("serve", "check", "push"),
             rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level)
+        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
         if command == "check":
             endpoints = asked_for(needed.endpoints)
             with build_genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,

@@ -8,13 +8,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dotenv import dotenv_values
+
+from store.database_url import url_secrets
 
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
@@ -140,6 +144,8 @@ class ServiceSettings:
     allowed_teams: AllowedTeams | None = None
     """SLACK_ALLOWED_TEAMS; always set with OAuth. None: one workspace with the setting left empty (its bot token
     decides the workspace)."""
+    health_details: bool = False
+    """HEALTH_DETAILS: /healthz names where the database is and the OAuth client ids; off, it names neither."""
 
     @property
     def socket_mode(self) -> bool:
@@ -212,7 +218,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
         "REFRESH_INTERVAL_HOURS", "AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "RETENTION_DAYS",
-        "SLACK_ALLOWED_TEAMS",
+        "SLACK_ALLOWED_TEAMS", "HEALTH_DETAILS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -249,6 +255,8 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     audit_days = _audit_retention_days(get["AUDIT_RETENTION_DAYS"], get["RETENTION_DAYS"], problems)
     event_days = _days("EVENT_RETENTION_DAYS", get["EVENT_RETENTION_DAYS"], 7, "recorded Slack event ids", problems)
     allowed_teams = _allowed_teams(get["SLACK_ALLOWED_TEAMS"], oauth=bool(oauth_names), problems=problems)
+    health_details = _switch(get["HEALTH_DETAILS"], "HEALTH_DETAILS", problems,
+                             "whether /healthz names the database's location, user and host and the OAuth client ids")
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -258,7 +266,21 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
         audit_retention_days=audit_days, event_retention_days=event_days, allowed_teams=allowed_teams,
+        health_details=health_details,
     )
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _switch(raw: str, name: str, problems: list[str], meaning: str) -> bool:
+    """An on/off setting: 1, true, yes or on; empty, 0, false, no or off (any case). Anything else is a problem."""
+    if raw.lower() in _ON:
+        return True
+    if raw.lower() not in _OFF:
+        problems.append(f"{name}: {raw!r} is neither 1 nor 0 (also true/false, yes/no, on/off); {meaning} "
+                        "(default 0)")
+    return False
 
 
 def _audit_retention_days(raw: str, legacy: str, problems: list[str]) -> int:
@@ -332,11 +354,147 @@ def read_settings_file(path: Path | None) -> SettingsTables:
     return SettingsTables(path, document)
 
 
-def configure_logging(level: str) -> None:
-    """One readable line per event on standard error."""
+def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None) -> tuple[str, ...]:
+    """The secret values the settings hold, for `configure_logging` to keep out of every log line."""
+    values = [genesys.client_secret if genesys else None]
+    if service is not None:
+        values += [service.bot_token, service.signing_secret, service.app_token,
+                   service.oauth.client_secret if service.oauth else None, *url_secrets(service.database_url)]
+    return tuple(value for value in values if value)
+
+
+LIBRARY_LOG_FLOORS: Mapping[str, int] = {
+    # DEBUG and INFO: every request's body, e-mail addresses included; a refused request's too. Warnings still show.
+    "slack_bolt": logging.WARNING,
+    # DEBUG: whole Web API request and response bodies (the bot token oauth.v2.access answers, users.profile.get's
+    # e-mail and phone) and Socket Mode messages (whole events). INFO: connections and retries.
+    "slack_sdk": logging.INFO,
+    # ... except the Web API client's request and answer, which SlackRequestSummary turns into one line each.
+    "slack_sdk.web.base_client": logging.DEBUG,
+    # DEBUG: each connection step with the response headers; httpx's one line per request says what matters.
+    "httpcore": logging.INFO,
+    "psycopg": logging.INFO,  # DEBUG: connection attempts and notices; nothing an operator needs at DEBUG
+    "waitress": logging.INFO,
+    "waitress.queue": logging.ERROR,  # "task queue depth" per request under a burst
+}
+"""The lowest level each library may log at, whatever LOG_LEVEL says: below it they log bodies or noise."""
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """One readable line per event on standard error; at DEBUG request lines and timings, never bodies.
+
+    Libraries are clamped to `LIBRARY_LOG_FLOORS`, and every line, the app's too, passes `LogRedaction` (known
+    `secrets`, Slack tokens, e-mail addresses, and secret or personal fields in logged dicts and JSON) as a second
+    line of defence: a library may log a body at a level it is allowed, e.g. Bolt's warning for an unhandled request.
+    """
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app_level = logging.getLevelName(level)
+    for name, floor in LIBRARY_LOG_FLOORS.items():
+        logging.getLogger(name).setLevel(max(app_level, floor))  # spares the libraries formatting what is dropped
     # httpx logs every request at INFO: one line per Genesys call would drown the app's one line per write.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    _add_filter_once(logging.getLogger("slack_sdk.web.base_client"), SlackRequestSummary())
+    for handler in logging.getLogger().handlers:
+        # On the handlers too: Bolt gives each App a logger with the root's level set on it, below any clamp.
+        _add_filter_once(handler, LibraryFloors(LIBRARY_LOG_FLOORS))
+        _add_filter_once(handler, LogRedaction(secrets))
+
+
+def _add_filter_once(target: logging.Filterer, new: logging.Filter) -> None:
+    """Add `new`, replacing a filter of its class added by an earlier call (tests configure logging repeatedly)."""
+    for existing in [f for f in target.filters if type(f) is type(new)]:
+        target.removeFilter(existing)
+    target.addFilter(new)
+
+
+class LibraryFloors(logging.Filter):
+    """Drops a library's line below its floor, whichever of its loggers logged it and whatever level that logger
+    was given: the most specific floor wins (slack_sdk.web.base_client over slack_sdk)."""
+
+    def __init__(self, floors: Mapping[str, int]) -> None:
+        super().__init__()
+        self._floors = sorted(floors.items(), key=lambda item: len(item[0]), reverse=True)
+
+    def floor(self, logger_name: str) -> int:
+        for name, floor in self._floors:
+            if logger_name == name or logger_name.startswith((f"{name}.", f"{name}:")):
+                return floor
+        return logging.NOTSET
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.floor(record.name)
+
+
+class SlackRequestSummary(logging.Filter):
+    """slack_sdk's DEBUG request and response lines, which carry whole bodies, as one line each without them:
+    "Slack API request: https://slack.com/api/users.profile.get" and "Slack API answered 200 in 41 ms".
+    WebClient calls are synchronous, so the answer comes on the thread that sent the request."""
+
+    _REQUEST = re.compile(r"Sending a request - url: (\S+?),")
+    _ANSWER = re.compile(r"Received the following response - status: (\d+)")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            return True
+        message = record.getMessage()
+        if (request := self._REQUEST.match(message)) is not None:
+            self._started.at = time.monotonic()
+            return _rewrite(record, "Slack API request: %s", request.group(1))
+        if (answer := self._ANSWER.match(message)) is not None:
+            started = getattr(self._started, "at", None)
+            took = f" in {(time.monotonic() - started) * 1000:.0f} ms" if started is not None else ""
+            return _rewrite(record, "Slack API answered %s%s", answer.group(1), took)
+        return False  # any other DEBUG line of the client: not known to be free of bodies
+
+
+def _rewrite(record: logging.LogRecord, message: str, *args: object) -> bool:
+    record.msg, record.args = message, args
+    return True
+
+
+# Fields whose values are secret or personal wherever a dict or JSON is logged: 'email': '…', "phone": "…".
+_SENSITIVE_FIELD = re.compile(
+    r"""(["']?\b(?:e-?mail|phone|skype|(?:access_|refresh_|bot_|app_|user_)?token|client_secret|password|"""
+    r"""signing_secret|secret)["']?\s*[:=]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,&}'"]+)""",
+    re.IGNORECASE)
+_SLACK_TOKEN = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+")
+# An address, not a URL's user info (postgresql://user@host): no "/" right before it.
+_EMAIL = re.compile(r"(?<![/\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_MIN_SECRET_LENGTH = 8
+"""Known secrets shorter than this are not cut out of every line: they would shred ordinary words."""
+
+
+class LogRedaction(logging.Filter):
+    """Every line (message, traceback) with secrets and personal data replaced by ***: the `secrets` the settings
+    hold, Slack tokens, e-mail addresses, and the values of secret or personal fields in logged dicts and JSON."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = _SLACK_TOKEN.sub(r"\1-***", text)
+        text = _SENSITIVE_FIELD.sub(r"\1***", text)
+        return _EMAIL.sub("***@***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ stamp=".venv/.installed-$(basename "$1" .txt)"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-# Reinstall only when the requirements changed since the last install.
+# Reinstall only when the requirements changed since the last install. --require-hashes: every package, transitive
+# ones included, must match a hash in the file (scripts/lock-requirements.sh writes them), so a tampered or swapped
+# download is refused instead of installed.
 if [ ! -f "$stamp" ] || [ "$1" -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$1"
   touch "$stamp"
 fi

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from store.errors import StoreError
 
@@ -29,11 +30,13 @@ ACCEPTED_FORMS = (
 )
 # postgresql+psycopg:// is how SQLAlchemy spells it; accepted so a URL copied from such a tool works.
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"})
+"""libpq's connection parameters whose values are secrets (`passfile` and `sslkey` are paths: shown)."""
 # In a message: a URL's user info up to the last "@" before any space or quote, and a conninfo `password=` setting
 # (libpq's quoted form with '' and \' escapes, or a bare word).
 _USERINFO_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"/?#@:]*:)[^\s'\"]*(?=@)")
-_PASSWORD_SETTING = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.|'')*'|[^\s&#'\"]+)", re.IGNORECASE)
+_PASSWORD_SETTING = re.compile(r"(\b(?:password|sslpassword|oauth_client_secret)\s*=\s*)"
+                               r"(?:'(?:[^'\\]|\\.|'')*'|[^\s&#'\"]+)", re.IGNORECASE)
 # A known password counts only as a whole token: between quotes, spaces, "=" or ":" before and "@", "&" after (how
 # libpq quotes the part of a URL it cannot read). A short password is thus never cut out of the words around it.
 _TOKEN_BEFORE = r"(?<![^\s'\"=:])"
@@ -41,8 +44,9 @@ _TOKEN_AFTER = r"(?![^\s'\"@&])"
 
 
 def masked(url: str) -> str:
-    """The URL with any password (in the user info or a ?password= parameter) replaced by ***, for messages."""
-    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
+    """The URL with every secret (the user info's password, ?password=, ?sslpassword=, ?oauth_client_secret=)
+    replaced by ***, for messages."""
+    url = _mask_secret_parameters(url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -53,6 +57,36 @@ def masked(url: str) -> str:
         return url
     user, colon, _password = userinfo.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+
+
+def _mask_secret_parameters(url: str) -> str:
+    """`url` with the values of its secret query parameters masked; a name is compared as libpq reads it
+    (percent-decoded, any case), so ?ssl%70assword= is masked too."""
+    head, question, rest = url.partition("?")
+    if not question:
+        return url
+    query, hash_sign, fragment = rest.partition("#")
+    parts = []
+    for part in query.split("&"):
+        name, equals, _value = part.partition("=")
+        parts.append(f"{name}=***" if equals and unquote(name).lower() in SECRET_PARAMETERS else part)
+    return f"{head}?{'&'.join(parts)}{hash_sign}{fragment}"
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets written in a URL (the user info's password and each secret parameter's value), as written and
+    percent-decoded, longest first: what `mask_passwords` and the log must hide wherever they appear."""
+    found: set[str] = set()
+    rest = url.partition("://")[2]
+    userinfo, at, _ = rest.rpartition("@")  # as masked() reads it: the last "@" ends the user info
+    if at and ":" in userinfo:
+        found.add(userinfo.partition(":")[2])
+    for part in url.partition("?")[2].partition("#")[0].split("&"):
+        name, _, value = part.partition("=")
+        if unquote(name).lower() in SECRET_PARAMETERS:
+            found.add(value)
+    found |= {unquote(secret) for secret in found}
+    return tuple(sorted((secret for secret in found if secret), key=len, reverse=True))
 
 
 def mask_passwords(text: str, passwords: Iterable[str] = ()) -> str:

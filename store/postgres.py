@@ -32,14 +32,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from store.backend import POSTGRESQL, Cursor, Dialect
-from store.database_url import ACCEPTED_FORMS, PostgresLocation, mask_passwords
+from store.database_url import ACCEPTED_FORMS, PostgresLocation, mask_passwords, url_secrets
 from store.errors import StoreError
 
 MAX_CONNECTIONS = 10
@@ -241,18 +240,8 @@ def _roll_back(connection: _Connection, exc: BaseException) -> None:
 
 
 def _secrets(location: PostgresLocation) -> tuple[str, ...]:
-    """The password as written in the URL (encoded or not, in the user info or ?password=), longest first."""
-    found: set[str] = set()
-    rest = location.url.partition("://")[2]
-    userinfo, at, _ = rest.rpartition("@")
-    if at and ":" in userinfo:
-        found.add(userinfo.partition(":")[2])
-    for part in location.url.partition("?")[2].split("&"):
-        key, _, value = part.partition("=")
-        if key.lower() == "password":
-            found.add(value)
-    found |= {unquote(secret) for secret in found}
-    return tuple(sorted((secret for secret in found if secret), key=len, reverse=True))
+    """The URL's secrets (its password, sslpassword, …), as written and decoded, longest first."""
+    return url_secrets(location.url)
 
 
 def _advice(exc: psycopg.Error) -> str:

@@ -550,16 +550,20 @@ class Store:
 
     def health(self) -> StoreHealth:
         """Whether the database answers a real query right now."""
+        kind = "PostgreSQL" if self._db.dialect.name == "postgresql" else "SQLite"
         try:
             with self._db.reading("health check") as cursor:
                 cursor.execute(self._q.ping)
                 (answer,) = cursor.fetchone()
             version = schema_version(self._db)
         except StoreError as exc:
-            return StoreHealth(ok=False, detail=str(exc))
+            return StoreHealth(ok=False, detail=str(exc),
+                               brief=f"{kind} does not answer; the log says why (HEALTH_DETAILS=1 shows it here)")
         if answer != 1:
-            return StoreHealth(ok=False, detail=f"{self._db.describe()} answered {answer!r} to SELECT 1")
-        return StoreHealth(ok=True, detail=f"{self._db.describe()} answers (schema version {version})")
+            return StoreHealth(ok=False, detail=f"{self._db.describe()} answered {answer!r} to SELECT 1",
+                               brief=f"{kind} answered {answer!r} to SELECT 1")
+        return StoreHealth(ok=True, detail=f"{self._db.describe()} answers (schema version {version})",
+                           brief=f"{kind} answers (schema version {version})")
 
     def close(self) -> None:
         """Close the database; later calls raise StoreError. Closing twice is fine."""

@@ -15,7 +15,10 @@ timeout for the lock.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +28,8 @@ from pathlib import Path
 from store.backend import SQLITE, Cursor, Dialect
 from store.database_url import SqliteLocation
 from store.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 
 class SqliteDatabase:
@@ -96,7 +101,7 @@ class SqliteDatabase:
 def _connect(location: SqliteLocation, busy_timeout_s: float) -> sqlite3.Connection:
     path = location.path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_folders(path.parent)
     except OSError as exc:
         raise StoreError(
             f"cannot create the folder {path.parent} for {location.describe()}: {exc.strerror or exc}; create it "
@@ -110,6 +115,7 @@ def _connect(location: SqliteLocation, busy_timeout_s: float) -> sqlite3.Connect
             database=str(path),
             operation="open",
         )
+    _make_private_file(location)
     connection: sqlite3.Connection | None = None
     try:
         # isolation_level=None: the store issues BEGIN/COMMIT itself, so the driver never opens a transaction
@@ -134,6 +140,53 @@ def _connect(location: SqliteLocation, busy_timeout_s: float) -> sqlite3.Connect
             connection.close()
         raise
     return connection
+
+
+PRIVATE_FILE_MODE = 0o600
+"""The database, its -wal and its -shm: they hold bot tokens (OAuth) and people's profiles, so the owner only."""
+PRIVATE_FOLDER_MODE = 0o700
+
+
+def _make_private_folders(folder: Path) -> None:
+    """Create `folder` and any missing parents for the owner only; folders that exist are left as they are (the
+    working directory, a volume: the operator chose them)."""
+    missing = [folder, *folder.parents]
+    missing = [candidate for candidate in missing if not candidate.exists()]
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:  # another process made it meanwhile; it chose the same mode
+            continue
+        candidate.chmod(PRIVATE_FOLDER_MODE)  # mkdir's mode is cut by the umask, never widened: make it exact
+
+
+def _make_private_file(location: SqliteLocation) -> None:
+    """Create the database file for its owner only before SQLite opens it: SQLite gives the -wal and -shm files
+    it creates the database file's mode. A file that others may read (from an older version, a copied backup) is
+    tightened to the owner's bits, with one log line; SQLite's own files follow it."""
+    path = location.path
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite's own open reports the reason with the store's advice
+    tightened = []
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+                tightened.append(f"{file.name} {mode:04o}")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not the owner: say so once, and go on (the file works, it is just too open)
+            log.warning("%s: %s can be read by other users and could not be made private (%s); it holds bot tokens "
+                        "and profiles: chmod 600 it", location.describe(), file.name, exc.strerror or exc)
+    if tightened:
+        log.warning("%s: made readable by its owner only (was %s): it holds bot tokens and profiles",
+                    location.describe(), ", ".join(tightened))
 
 
 def _enable_wal(connection: sqlite3.Connection, busy_timeout_s: float) -> str:

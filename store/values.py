@@ -181,3 +181,5 @@ class StoreHealth:
 
     ok: bool
     detail: str
+    brief: str = ""
+    """The same without where the database is (no path, user or host): what /healthz shows by default."""

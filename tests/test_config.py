@@ -211,3 +211,18 @@ def test_allowed_teams_allow_listed_workspaces_and_grid_organisations(
         allowed: AllowedTeams, enterprise_id: str | None, team_id: str | None, expected: bool) -> None:
     """A workspace is allowed by its own id, or by its Enterprise Grid organisation's; * allows any."""
     assert allowed.allows(enterprise_id, team_id) is expected
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(None, False), ("", False), ("0", False), ("no", False),
+                                            ("OFF", False), ("1", True), ("true", True), (" Yes ", True)])
+def test_health_details_is_an_on_off_setting(raw: str | None, shown: bool) -> None:
+    """HEALTH_DETAILS is off unless set to 1, true, yes or on (any case)."""
+    environ = SINGLE if raw is None else {**SINGLE, "HEALTH_DETAILS": raw}
+    assert read_service_settings(environ).health_details is shown
+
+
+def test_a_bad_health_details_is_named_with_every_other_problem() -> None:
+    """HEALTH_DETAILS=2 is named in the same ConfigError as a missing signing secret."""
+    with pytest.raises(ConfigError) as raised:
+        read_service_settings({"SLACK_BOT_TOKEN": "xoxb-1", "HEALTH_DETAILS": "2"})
+    assert [problem.split(":")[0] for problem in raised.value.problems] == ["SLACK_SIGNING_SECRET", "HEALTH_DETAILS"]

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -34,12 +34,14 @@ def _socket_connected(health: dict[str, object] | None) -> bool:
         True, "socket", "connected")
 
 
-def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_path: Path) -> Running:
-    """Start the app with SLACK_APP_TOKEN set and wait until /healthz reports a connected socket."""
+def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_path: Path,
+                       settings: Mapping[str, str] | None = None) -> Running:
+    """Start the app with SLACK_APP_TOKEN (and `settings`) set and wait until /healthz reports a connected socket."""
     port = free_port()
     log_path = tmp_path / "app.log"
     env = app_environment(slack, genesys, tmp_path, port)
     env["SLACK_APP_TOKEN"] = APP_TOKEN
+    env.update(settings or {})
     with log_path.open("wb") as log_file:
         process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
                                    stdout=log_file, stderr=subprocess.STDOUT)

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from store import StoreError, masked, open_store
-from store.database_url import DEFAULT_DATABASE_URL, PostgresLocation, mask_passwords, parse_database_url
+from store.database_url import (
+    DEFAULT_DATABASE_URL,
+    PostgresLocation,
+    mask_passwords,
+    parse_database_url,
+    url_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +146,61 @@ def test_mask_passwords_hides_the_password_where_it_stands_as_one(text: str, pas
                                                                   expected: str) -> None:
     """Passwords are masked in user info, password= settings and as whole quoted tokens; other text stays intact."""
     assert mask_passwords(text, passwords) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://sync@db/sync?sslmode=verify-full&sslpassword=keypass&sslkey=/k.pem",
+         "postgresql://sync@db/sync?sslmode=verify-full&sslpassword=***&sslkey=/k.pem"),
+        ("postgresql://sync@db/sync?SSLPassword=keypass", "postgresql://sync@db/sync?SSLPassword=***"),
+        ("postgresql://sync@db/sync?ssl%70assword=keypass", "postgresql://sync@db/sync?ssl%70assword=***"),
+        ("postgresql://db/sync?password=hunter2&sslpassword=keypass#x", "postgresql://db/sync?password=***&sslpassword=***#x"),
+        ("postgresql://sync:hunter2@db/sync?password=other", "postgresql://sync:***@db/sync?password=***"),
+        ("postgresql://db/sync?oauth_client_secret=s3cret&oauth_client_id=sync",
+         "postgresql://db/sync?oauth_client_secret=***&oauth_client_id=sync"),
+        ("postgresql://sync@db/sync?passfile=/run/secrets/pgpass", "postgresql://sync@db/sync?passfile=/run/secrets/pgpass"),
+        ("postgresql://sync@db/sync?sslpassword=", "postgresql://sync@db/sync?sslpassword=***"),
+    ],
+)
+def test_masked_hides_every_libpq_secret_and_shows_paths(url: str, expected: str) -> None:
+    """password and sslpassword (any case, even percent-encoded names) and oauth_client_secret are masked; a passfile
+    or sslkey path is shown, since it says where the secret is, not what it is."""
+    assert masked(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("postgresql://sync:hunter2@db/sync", ("hunter2",)),
+        ("postgresql://sync@db/sync?sslpassword=key%20pass", ("key%20pass", "key pass")),
+        ("postgresql://sync:pw@db/sync?PASSWORD=other&sslmode=require", ("other", "pw")),
+        ("postgresql://sync@db/sync?passfile=/run/secrets/pgpass", ()),
+        ("sqlite:///data/sync.db", ()),
+    ],
+)
+def test_url_secrets_are_what_the_url_holds(url: str, secrets: tuple[str, ...]) -> None:
+    """url_secrets() lists every secret of the URL, as written and decoded, longest first; paths are not secrets."""
+    assert url_secrets(url) == secrets
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('invalid sslpassword=keypass in "host=db sslpassword=keypass"',
+         'invalid sslpassword=*** in "host=db sslpassword=***"'),
+        ("host=db oauth_client_secret='s 3' user=sync", "host=db oauth_client_secret=*** user=sync"),
+    ],
+)
+def test_mask_passwords_hides_other_libpq_secret_settings(text: str, expected: str) -> None:
+    """A libpq message quoting sslpassword= or oauth_client_secret= settings shows them masked."""
+    assert mask_passwords(text) == expected
+
+
+def test_a_libpq_error_for_a_url_with_an_sslpassword_does_not_show_it() -> None:
+    """The StoreError for a URL libpq cannot use (and its description) never holds the sslpassword."""
+    url = "postgresql://sync@127.0.0.1:1/sync?sslpassword=keypass-4411&connect_timeout=1&sslmode=disable"
+    with pytest.raises(StoreError) as raised:
+        open_store(url)
+    assert "keypass-4411" not in str(raised.value)
+    assert "sslpassword=***" in str(raised.value)
