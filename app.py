@@ -20,6 +20,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import SignatureVerifier
 
 from cli import check as check_command
 from cli.check import check
@@ -283,7 +284,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
         slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
         web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, authorization,
-                                                                   installations))
+                                                                   installations),
+                               verifier=SignatureVerifier(service.signing_secret) if slack_http else None)
         try:
             # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
             server = web_server.create(web, port=service.port, threads=8, ident="slack-genesys-sync")

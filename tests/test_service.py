@@ -109,7 +109,7 @@ def test_bad_signatures_and_stale_timestamps_get_401(running: Running, headers: 
 def test_malformed_payloads_do_not_crash_the_app(running: Running) -> None:
     """Garbage, a user-less event and an unknown event type are answered without a crash."""
     assert running.post(b"{not json", content_type="application/json").status_code == 400
-    assert "refused a request to /slack/events: the body is not JSON" in running.log()
+    assert "refused a request to '/slack/events': the body is not JSON" in running.log()
     assert running.event({"type": "user_change"}).status_code == 200
     assert running.event({"type": "user_change", "user": "U0"}).status_code == 200
     assert healthy(running)
