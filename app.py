@@ -184,7 +184,7 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
         # token_verification_enabled=False: verify_bot_token already ran auth.test with this very token.
         app = App(client=client, signing_secret=service.signing_secret, process_before_response=True,
                   oauth_settings=oauth_settings, installation_store=installations,
-                  token_verification_enabled=False)
+                  token_verification_enabled=False, logger=bolt_logger())
     except BoltError as error:
         raise ConfigError(f"SLACK_CLIENT_ID: Bolt refused the OAuth settings ({error}); check them") from None
 
@@ -201,6 +201,14 @@ def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebCli
     events.register(app, engine, uninstalled=uninstalled)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt's own loggers copy their level from when it builds them (without one they copy the root's).
+    Bolt logs a refused request's whole body at INFO, e-mail addresses and any newline included; its warnings show."""
+    logger = logging.getLogger("slack_bolt")
+    logger.setLevel(max(logging.WARNING, logging.getLogger().level))
+    return logger
 
 
 def _reason(error: BaseException) -> str:
@@ -296,8 +304,6 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         genesys.close()
         raise
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under a burst
-    # Bolt logs a refused request's whole body at INFO, e-mail addresses included; its warnings still show.
-    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
     stop = threading.Event()
 
     def shut_down(signum: int, _frame: object) -> None:

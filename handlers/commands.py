@@ -20,6 +20,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from genesys import GenesysError
+from slack_directory import SlackDirectoryError
 from store import StoreError
 
 log = logging.getLogger(__name__)
@@ -133,10 +135,13 @@ def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], res
         else:
             answer = engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
     except StoreError as error:
-        log.warning("/genesys-sync %s for %s: the database is unreachable: %s", request.action, target, error)
+        log.warning("/genesys-sync %s for %r: the database is unreachable: %s", request.action, target, error)
         answer = "The app cannot reach its database right now, so nothing was done; try again in a minute."
+    except (SlackDirectoryError, GenesysError) as error:  # Slack or Genesys said no: the message names why
+        log.warning("/genesys-sync %s for %r failed: %s", request.action, target, error)
+        answer = f"Sorry, that failed: {error}."
     except Exception as error:  # the person must get an answer; log.exception keeps the whole cause
-        log.exception("/genesys-sync %s for %s failed", request.action, target)
+        log.exception("/genesys-sync %s for %r failed", request.action, target)
         answer = f"Sorry, that failed: {error}. The app's log has the details."
     respond(text=answer, response_type="ephemeral")
     return answer
@@ -149,6 +154,6 @@ def is_admin(client: WebClient, user_id: str, admins: frozenset[str]) -> bool:
     try:
         user = client.users_info(user=user_id).get("user") or {}
     except SlackApiError as error:
-        log.warning("could not check whether %s is an admin: %s", user_id, error.response.get("error"))
+        log.warning("could not check whether %r is an admin: %s", user_id, error.response.get("error"))
         return False
     return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))

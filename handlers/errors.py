@@ -8,6 +8,7 @@ refresh reads every profile again anyway). Anything else is a bug: its traceback
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +27,19 @@ def register(app: App) -> None:
 def answer_failure(error: Exception, body: Mapping[str, Any]) -> BoltResponse:
     """The response for a failed listener (see the module docstring)."""
     event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
-    what = event.get("type") or body.get("command") or body.get("type") or "request"
+    what = _plain(event.get("type") or body.get("command") or body.get("type") or "request")
     if isinstance(error, StoreError):
         log.warning("Slack %s %s not recorded: the database is unreachable (%s); Slack will deliver it again",
-                    what, body.get("event_id", ""), error)
+                    what, _plain(body.get("event_id", "")), error)
         return BoltResponse(status=503, body="the database is unreachable; deliver again later")
-    log.error("Slack %s %s failed", what, body.get("event_id", ""), exc_info=error)
+    log.error("Slack %s %s failed", what, _plain(body.get("event_id", "")), exc_info=error)
     return BoltResponse(status=500, body="")
+
+
+_PLAIN = re.compile(r"[\w/.-]{0,64}", re.ASCII)
+
+
+def _plain(value: object) -> str:
+    """A value from the body as it is when it is a plain word (an event type, a command, an id), else quoted, so
+    whatever the body holds cannot start a forged log line."""
+    return value if isinstance(value, str) and _PLAIN.fullmatch(value) else repr(value)
