@@ -9,8 +9,9 @@ passes is one Bolt reads without failing.
 
 Two kinds of problem, answered differently by web.wsgi:
 - `UNREADABLE`: not UTF-8, not JSON, not a JSON object, nested too deep. Not a Slack payload at all: 400.
-- `SHAPE`: a JSON object with a wrong type (or a malformed id) at a key Bolt or the listeners read. Whether that is
-  Slack's own delivery is up to the signature (web.wsgi decides).
+- `SHAPE`: a JSON object with a wrong type (or a malformed id) at a key Bolt or the listeners read, or a kind of
+  request this app has no listener for. Whether that is Slack's own delivery is up to the signature (web.wsgi
+  decides).
 """
 
 from __future__ import annotations
