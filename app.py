@@ -309,7 +309,7 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     def shut_down(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
-        server.close()
+        web_server.stop(server)
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)

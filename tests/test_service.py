@@ -161,6 +161,21 @@ def test_sigterm_stops_the_app_quickly(running: Running) -> None:
     assert "stopped" in running.log()
 
 
+def test_sigterm_stops_the_app_quickly_with_idle_connections_open(running: Running) -> None:
+    """Idle keep-alive connections (a proxy's pool, a client that sends nothing) do not hold SIGTERM off."""
+    port = int(running.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(0.3)  # accepted
+        started = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        for connection in idle:
+            connection.close()
+
+
 def test_sigkill_mid_work_then_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
     """Killed with SIGKILL while working through a burst, the restarted app writes every participant once."""
     with FakeSlack() as slack, FakeGenesysCloud() as genesys:

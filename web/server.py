@@ -87,6 +87,16 @@ def create(app: WsgiApp, *, port: int, threads: int, ident: str, host: str = "0.
     return create_server(app, host=host, port=port, threads=threads, ident=ident, **limits.waitress_options())
 
 
+def stop(server: Any) -> None:
+    """Stop `server` (from a signal handler, on the thread that runs it): close it and every connection it holds.
+    With poll() a closed server does not end the loop while connections stay open (select() raised on the closed
+    descriptor, poll() reports it and goes on), so an idle keep-alive would hold SIGTERM off; waitress has no public
+    way to reach its connections, hence its `_map`."""
+    server.close()
+    for connection in list(server._map.values()):
+        connection.close()
+
+
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
