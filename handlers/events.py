@@ -21,9 +21,9 @@ USER_EVENTS = ("user_change", "team_join")
 LIFECYCLE_EVENTS = ("app_uninstalled", "tokens_revoked")
 SUBSCRIBED_EVENTS = USER_EVENTS + LIFECYCLE_EVENTS
 
-SLACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
-"""Slack's ids (T…, E…, U…, W…, C…, A…, Ev…) are letters and digits; anything else is not an id, and an id is
-written to logs and used in work keys, where a newline or a colon would forge a line or another key."""
+SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""Slack's ids (T…, E…, U…, W…, C…, A…, Ev…) are letters and digits (".", "_" and "-" are let through as harmless);
+an id is written to logs and used in work keys ("T…:U…"), where a newline or a colon would forge a line or a key."""
 
 Uninstalled = Callable[[str | None, str], None]
 """Called with (enterprise_id, team_id) when the app lost its bot token in a workspace."""
