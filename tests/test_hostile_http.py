@@ -84,7 +84,9 @@ RAW_JSON = st.one_of(
     st.integers(1, 5000).map(lambda depth: "[" * depth + "]" * depth),  # deep
     st.integers(1, 3000).map(lambda depth: '{"a":' * depth + "1" + "}" * depth),
     st.integers(0, 60_000).map(lambda width: json.dumps([0] * width)),  # wide
-    st.integers(0, 1_200_000).map(lambda size: json.dumps("x" * size)),  # huge strings, over the limit too
+    # huge strings, under the 1 MiB limit: over it, waitress answers 413 and closes while httpx may still be sending,
+    # which httpx reports as an error of its own (the 413 is tested with raw sockets below)
+    st.integers(0, 1_000_000).map(lambda size: json.dumps("x" * size)),
     HOSTILE_TEXT.map(json.dumps),
 )
 
@@ -127,10 +129,7 @@ def test_signed_envelopes_with_any_json_are_answered(app: Running, client: httpx
     else:
         place = {"event": ("event",), "user": ("event", "user"), "profile": ("event", "user", "profile")}[where]
         body = json.dumps(replaced(ENVELOPE, place, "@@HOSTILE@@")).replace('"@@HOSTILE@@"', raw).encode()
-    response = post(client, body)
-    assert_answered(response)
-    if len(body) > 1024 * 1024:
-        assert response.status_code == 413
+    assert_answered(post(client, body))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -181,20 +180,21 @@ def test_slash_command_forms_with_garbage_are_answered(app: Running, client: htt
     assert_answered(post(client, garbled, content_type="application/x-www-form-urlencoded"))
 
 
-HEADER_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-ABCXYZ0123456789", min_size=1, max_size=20)
+FRAMING = frozenset({"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"})
+"""Headers httpx frames the request with and refuses to send conflicting; framing is tested with raw sockets."""
+HEADER_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-ABCXYZ0123456789", min_size=1, max_size=20).filter(
+    lambda name: name.lower() not in FRAMING)
 HEADER_VALUE = st.binary(max_size=80).map(  # what HTTP lets a header value hold: no controls, no outer spaces
     lambda raw: bytes(b for b in raw if 0x20 <= b != 0x7F).strip())
 
 
 @FAST
 @given(extra=st.dictionaries(HEADER_NAME | st.sampled_from(["X-Slack-Signature", "X-Slack-Request-Timestamp",
-                                                            "Content-Type", "X-Slack-Retry-Num",
-                                                            "Transfer-Encoding"]),
+                                                            "Content-Type", "X-Slack-Retry-Num"]),
                              HEADER_VALUE, max_size=4))
 def test_arbitrary_headers_are_answered(app: Running, client: httpx.Client, extra: dict[str, bytes]) -> None:
     """A real signed event with any headers added or replaced (signature, timestamp, type, anything)."""
     body = json.dumps(event_envelope(user_change_event())).encode()
-    extra.pop("Transfer-Encoding", None)  # httpx frames the body itself; framing is waitress's and tested below
     assert_answered(post(client, body, headers=extra))
 
 
