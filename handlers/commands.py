@@ -21,6 +21,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from genesys import GenesysError
+from slack_directory import SlackDirectoryError
 from store import StoreError
 from sync.failures import logged_failure
 
@@ -124,12 +126,15 @@ def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], res
     try:
         answer = _answer(engine, render, request, team_id, caller, respond, is_admin)
     except StoreError as error:
-        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target}: the database is unreachable",
+        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target!r}: the database is unreachable",
                                   error)
         answer = (f"The app cannot reach its database right now, so nothing was done; try again in a minute "
                   f"(error id {error_id}).")
+    except (SlackDirectoryError, GenesysError) as error:  # Slack or Genesys said no: expected, no traceback
+        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target!r} failed", error)
+        answer = f"Sorry, that failed (error id {error_id}). An operator finds the cause in the app's log by that id."
     except Exception as error:  # noqa: BLE001 (the person must get an answer; logged_failure keeps the traceback)
-        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target} failed", error, traceback=True)
+        error_id = logged_failure(log, f"/genesys-sync {request.action} for {target!r} failed", error, traceback=True)
         answer = f"Sorry, that failed (error id {error_id}). An operator finds the cause in the app's log by that id."
     respond(text=answer, response_type="ephemeral")
     return answer
@@ -166,6 +171,6 @@ def is_admin(client: WebClient, user_id: str, admins: frozenset[str]) -> bool:
     try:
         user = client.users_info(user=user_id).get("user") or {}
     except SlackApiError as error:
-        log.warning("could not check whether %s is an admin: %s", user_id, error.response.get("error"))
+        log.warning("could not check whether %r is an admin: %s", user_id, error.response.get("error"))
         return False
     return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))

@@ -9,6 +9,7 @@ Either way Slack gets no exception text, and the log line carries an error id (`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,10 +29,19 @@ def register(app: App) -> None:
 def answer_failure(error: Exception, body: Mapping[str, Any]) -> BoltResponse:
     """The response for a failed listener (see the module docstring)."""
     event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
-    what = event.get("type") or body.get("command") or body.get("type") or "request"
+    what = _plain(event.get("type") or body.get("command") or body.get("type") or "request")
     if isinstance(error, StoreError):
-        logged_failure(log, f"Slack {what} {body.get('event_id', '')} not recorded: the database is unreachable; "
-                            "Slack will deliver it again", error)
+        logged_failure(log, f"Slack {what} {_plain(body.get('event_id', ''))} not recorded: the database is "
+                            "unreachable; Slack will deliver it again", error)
         return BoltResponse(status=503, body="the database is unreachable; deliver again later")
-    logged_failure(log, f"Slack {what} {body.get('event_id', '')} failed", error, traceback=True)
+    logged_failure(log, f"Slack {what} {_plain(body.get('event_id', ''))} failed", error, traceback=True)
     return BoltResponse(status=500, body="")
+
+
+_PLAIN = re.compile(r"[\w/.-]{0,64}", re.ASCII)
+
+
+def _plain(value: object) -> str:
+    """A value from the body as it is when it is a plain word (an event type, a command, an id), else quoted, so
+    whatever the body holds cannot start a forged log line."""
+    return value if isinstance(value, str) and _PLAIN.fullmatch(value) else repr(value)

@@ -9,6 +9,7 @@ after the work is recorded: a crash right after the answer loses nothing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -20,6 +21,10 @@ USER_EVENTS = ("user_change", "team_join")
 LIFECYCLE_EVENTS = ("app_uninstalled", "tokens_revoked")
 SUBSCRIBED_EVENTS = USER_EVENTS + LIFECYCLE_EVENTS
 
+SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""Slack's ids (T…, E…, U…, W…, C…, A…, Ev…) are letters and digits (".", "_" and "-" are let through as harmless);
+an id is written to logs and used in work keys ("T…:U…"), where a newline or a colon would forge a line or a key."""
+
 Uninstalled = Callable[[str | None, str], None]
 """Called with (enterprise_id, team_id) when the app lost its bot token in a workspace."""
 
@@ -28,6 +33,10 @@ class UserChangeSink(Protocol):
     """Where a changed user goes (the sync engine)."""
 
     def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool: ...
+
+
+def is_slack_id(value: object) -> bool:
+    return isinstance(value, str) and SLACK_ID.fullmatch(value) is not None
 
 
 def register(app: App, engine: UserChangeSink, *, uninstalled: Uninstalled) -> None:
@@ -49,31 +58,35 @@ def record_lifecycle_event(uninstalled: Uninstalled, body: Mapping[str, Any], ev
     """Act on app_uninstalled, or tokens_revoked naming a bot token; returns what was done."""
     team_id = body.get("team_id")
     enterprise_id = body.get("enterprise_id")
-    if not isinstance(team_id, str) or not team_id:
-        log.warning("Slack %s names no workspace; ignored", event.get("type"))
+    if not is_slack_id(team_id):
+        log.warning("Slack %r names no workspace; ignored", event.get("type"))
         return "ignored: no team"
     tokens = event.get("tokens")
     if event.get("type") == "tokens_revoked" and not (isinstance(tokens, Mapping) and tokens.get("bot")):
         return "ignored: only user tokens revoked"  # the app keeps no user tokens
-    uninstalled(enterprise_id if isinstance(enterprise_id, str) and enterprise_id else None, team_id)
-    log.warning("Slack %s: the app lost its access to workspace %s; its profiles are no longer synced",
+    uninstalled(enterprise_id if is_slack_id(enterprise_id) else None, team_id)
+    log.warning("Slack %r: the app lost its access to workspace %s; its profiles are no longer synced",
                 event.get("type"), team_id)
     return "uninstalled"
 
 
 def record_user_event(engine: UserChangeSink, body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
-    """Record one user event; returns what was done (recorded, duplicate, ignored: …) for logs and tests."""
+    """Record one user event; returns what was done (recorded, duplicate, ignored: …) for logs and tests.
+
+    Ids that are not Slack ids (a wrong type, or text with a newline or a colon) are unusable input: they are
+    ignored with one line, quoted, as they would otherwise forge log lines and work keys (Socket Mode's events
+    reach here without web.slack_request's screening)."""
     user = event.get("user")
-    kind = event.get("type", "event")
-    event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
-    if not isinstance(user, Mapping) or not isinstance(user.get("id"), str):
-        log.warning("Slack %s %s has no user object; ignored", kind, event_id)
+    kind = event.get("type") if event.get("type") in USER_EVENTS else "event"
+    event_id = body.get("event_id") if is_slack_id(body.get("event_id")) else None
+    if not isinstance(user, Mapping) or not is_slack_id(user.get("id")):
+        log.warning("Slack %s %r has no user object with a Slack id; ignored", kind, event_id)
         return "ignored: no user"
     if user.get("is_bot") is True or user.get("is_app_user") is True or user["id"] == "USLACKBOT":
         return "ignored: bot or app user"
     team_id = user.get("team_id") or body.get("team_id")
-    if not isinstance(team_id, str):
-        log.warning("Slack %s %s for %s names no team; ignored", kind, event_id, user["id"])
+    if not is_slack_id(team_id):
+        log.warning("Slack %s %r for %s names no team; ignored", kind, event_id, user["id"])
         return "ignored: no team"
     if not engine.user_changed(team_id, user, event_id):
         log.debug("Slack %s %s for %s was a duplicate delivery", kind, event_id, user["id"])

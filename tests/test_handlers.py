@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from genesys import GenesysUnavailable
 from handlers.commands import Request, acknowledgement, parse, run
 from handlers.errors import answer_failure
 from handlers.events import record_user_event
+from slack_directory import SlackDirectoryError
 from store import StoreError
 
 
@@ -227,3 +229,17 @@ def test_failed_listeners_answer_slack(error: Exception, status: int, traceback:
     assert ("Traceback" in caplog.text) is traceback
     assert "user_change Ev1" in caplog.text
     assert re.search(r"\[error id [0-9a-f]{8}\]", caplog.text)
+
+
+@pytest.mark.parametrize("error", [SlackDirectoryError("users.info", "user_not_found", "the user no longer exists"),
+                                   GenesysUnavailable("live participants", "503 from Genesys")])
+def test_slack_or_genesys_saying_no_answers_the_person_in_one_line(caplog: pytest.LogCaptureFixture,
+                                                                   error: Exception) -> None:
+    """A refusal from Slack or Genesys is not a bug: one warning line naming it, no traceback (a hostile form could
+    fill the log with them, e.g. a user id Slack does not know)."""
+    engine, responses = RecordingEngine(fail=error), []
+    run(engine, EchoRenderer(), command(""), lambda **kw: responses.append(kw), is_admin=lambda _: False)
+    assert re.fullmatch(r"Sorry, that failed \(error id [0-9a-f]{8}\)\. .*", responses[0]["text"])
+    assert str(error) not in responses[0]["text"]
+    assert "Traceback" not in caplog.text
+    assert [record.levelname for record in caplog.records] == ["WARNING"]

@@ -110,7 +110,7 @@ def test_bad_signatures_and_stale_timestamps_get_401(running: Running, headers: 
 def test_malformed_payloads_do_not_crash_the_app(running: Running) -> None:
     """Garbage, a user-less event and an unknown event type are answered without a crash."""
     assert running.post(b"{not json", content_type="application/json").status_code == 400
-    assert "refused a request to /slack/events: the body is not JSON" in running.log()
+    assert "refused a request to '/slack/events': the body is not JSON" in running.log()
     assert running.event({"type": "user_change"}).status_code == 200
     assert running.event({"type": "user_change", "user": "U0"}).status_code == 200
     assert healthy(running)
@@ -162,6 +162,21 @@ def test_sigterm_stops_the_app_quickly(running: Running) -> None:
     assert running.process.wait(timeout=10) == 0
     assert time.monotonic() - started < 5
     assert "stopped" in running.log()
+
+
+def test_sigterm_stops_the_app_quickly_with_idle_connections_open(running: Running) -> None:
+    """Idle keep-alive connections (a proxy's pool, a client that sends nothing) do not hold SIGTERM off."""
+    port = int(running.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(0.3)  # accepted
+        started = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        for connection in idle:
+            connection.close()
 
 
 @pytest.mark.parametrize("retry_after", [10, 30])  # each plus the 15 s read timeout fits the 60 s budget: it waits
@@ -344,5 +359,5 @@ def test_an_unexpected_failure_answers_with_an_error_id_and_logs_it(running: Run
     for leaked in ("127.0.0.1", "RemoteProtocolError", "GenesysUnavailable", "connection"):
         assert leaked not in answer
     [line] = [line for line in running.log().splitlines() if f"[error id {match.group(1)}]" in line]
-    assert "/genesys-sync sync for U0ADA failed" in line
+    assert "/genesys-sync sync for 'U0ADA' failed" in line
     assert "RemoteProtocolError" in line

@@ -1,7 +1,24 @@
 """One WSGI application: `POST /slack/events` goes to Bolt, `GET /healthz` reports health, the rest is 404.
 
 Served by waitress (see the README for why): one process, a thread pool, no forking — the sync engine's
-background thread lives in the same process.
+background thread lives in the same process. web.server sets waitress's limits; this module answers what gets
+past them.
+
+What a hostile or broken request to /slack/… gets (never a 5xx, never a traceback; one log line, quoted with %r):
+- a Content-Length that is not a number: 400; over MAX_BODY_BYTES: 413, unread (waitress itself answers a body
+  over the limit with 413 before this runs; this check stays for other servers and in-process callers);
+- a body that is not a Slack payload at all (not UTF-8, not JSON, not a JSON object, nested deeper than
+  web.slack_request.MAX_NESTING): 400 naming the reason, before the signature is looked at, as Bolt would fail
+  to read it anyway. Slack never sends one, so no delivery of Slack's is refused by it;
+- signature headers Bolt cannot even compare (a timestamp that is not a number, a non-ASCII signature): 401;
+- a JSON object with a wrong type or a malformed id at a key Bolt or the listeners read (see web.slack_request):
+  401 when it is not signed with the signing secret; **200** and nothing recorded when it is. A signed request is
+  Slack's own delivery (or someone holding the secret): Slack delivers again after any non-2xx, three times over
+  about five minutes, and counts failures against the app, while a payload it cannot use today will not become
+  usable on redelivery. So it is acknowledged, recorded nowhere, and logged once for the operator;
+- anything else goes to Bolt, which checks the signature (401, logged in one line here) and routes it: kinds this
+  app has no listener for are screened out above (a SHAPE problem), so what Bolt gets it handles. A failure inside
+  Bolt after that is a bug, and goes on to the server as a 500 with its traceback, not disguised as the body's fault.
 """
 
 from __future__ import annotations
@@ -12,7 +29,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+
+from slack_sdk.signature import SignatureVerifier
+
+from web.slack_request import SHAPE, screen
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -36,8 +56,11 @@ class HealthReport:
 
 
 def wsgi_application(slack: WsgiApp | None, health: Callable[[], HealthReport], *,
-                     slack_path: str = "/slack/events") -> WsgiApp:
-    """Route Slack's requests to Bolt (when serving HTTP) and health checks to `health`."""
+                     verifier: SignatureVerifier | None = None, slack_path: str = "/slack/events") -> WsgiApp:
+    """Route Slack's requests to Bolt (when serving HTTP) and health checks to `health`; `verifier` (the signing
+    secret's, required with `slack`) tells a signed misshapen payload from an unsigned one."""
+    if slack is not None and verifier is None:
+        raise ValueError("serving Slack's requests needs the signing secret's verifier")
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -48,24 +71,19 @@ def wsgi_application(slack: WsgiApp | None, health: Callable[[], HealthReport], 
                            [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             ("Cache-Control", "no-store")])
             return [] if method == "HEAD" else [body]
-        if slack is not None and (path == slack_path or path.startswith("/slack/")):
+        if slack is not None and verifier is not None and (path == slack_path or path.startswith("/slack/")):
             refusal = _refuse_oversized(environ)
             if refusal is None:
                 body = _buffer_body(environ)
-                try:
-                    return slack(environ, start_response)
-                except Exception:
-                    # Bolt parses the body first, so a good request is parsed once; its dispatch answers every error
-                    # of its own, so what escapes comes from reading the request. A body that is to blame gets 400
-                    # with the reason; any other failure goes on to the server (500), as before.
-                    refusal = _unparsable(body, environ.get("CONTENT_TYPE", ""))
-                    if refusal is None:
-                        raise
+                refusal = _screen(verifier, body, environ)
+                if refusal is None:
+                    return slack(environ, _logging_refusals(start_response, path))
             status, message = refusal
-            log.warning("refused a request to %s: %s", path, message)
-            body = json.dumps({"error": message}).encode()
-            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            log.warning("%s a request to %r: %s", "ignored" if status.startswith("200") else "refused", path,
+                        message)
+            answer = json.dumps({"ignored" if status.startswith("200") else "error": message}).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+            return [answer]
         body = b'{"error": "not found"}'
         start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
@@ -79,41 +97,54 @@ def _refuse_oversized(environ: dict[str, Any]) -> tuple[str, str] | None:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return "400 Bad Request", "Content-Length is not a number"
+    if length < 0:
+        return "400 Bad Request", "Content-Length is negative"
     if length > MAX_BODY_BYTES:
         return "413 Content Too Large", f"body of {length:,} bytes is over {MAX_BODY_BYTES:,}"
     return None
 
 
 def _buffer_body(environ: dict[str, Any]) -> bytes:
-    """Read the body and put it back, so Bolt still reads it and `_unparsable` can say what is wrong with it."""
+    """Read the body and put it back, so `_screen` can look at it and Bolt still reads it."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body
 
 
-def _unparsable(body: bytes, content_type: str) -> tuple[str, str] | None:
-    """Why Bolt could not read this body into a request, as (status, reason); None when nothing is wrong with it.
+def _screen(verifier: SignatureVerifier, body: bytes, environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(status, reason) for a request Bolt must not be handed (see the module docstring), else None."""
+    problem = screen(body, environ.get("CONTENT_TYPE", ""))
+    if problem is not None and problem.kind != SHAPE:
+        return "400 Bad Request", problem.reason
+    timestamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
+    if _malformed(timestamp, signature):
+        return "401 Unauthorized", "the signature headers are malformed"
+    if problem is None:
+        return None  # Bolt checks the signature again and answers 401 itself
+    if timestamp is None or signature is None or not verifier.is_valid(body, timestamp, signature):
+        return "401 Unauthorized", "the request is not signed with the signing secret"
+    return "200 OK", f"{problem.reason}; nothing recorded (answered 200 so Slack does not deliver it again)"
 
-    Called only after Bolt failed, so a good request pays for no second parse. Bolt reads UTF-8, then JSON when the
-    type is JSON or the body starts with "{", else a form whose `payload` field (if any) is JSON; either JSON must be
-    an object.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "400 Bad Request", "the body is not UTF-8"
-    if "json" in content_type or text.startswith("{"):
-        what, document = "the body", text
-    else:
-        payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
-        if payload is None:
-            return None
-        what, document = "the form's payload", payload
-    try:
-        parsed = json.loads(document)
-    except ValueError:
-        return "400 Bad Request", f"{what} is not JSON"
-    if not isinstance(parsed, dict):
-        return "400 Bad Request", f"{what} is not a JSON object"
-    return None
+
+def _malformed(timestamp: str | None, signature: str | None) -> bool:
+    """Whether Bolt's verifier would raise on these headers rather than refuse them: it takes int() of the timestamp
+    (a missing one counts as "0") and compares the signature with hmac.compare_digest, which refuses non-ASCII."""
+    if timestamp is not None:
+        try:
+            int(timestamp)
+        except ValueError:
+            return True
+    return signature is not None and not signature.isascii()
+
+
+def _logging_refusals(start_response: Callable[..., Any], path: str) -> Callable[..., Any]:
+    """`start_response` that also logs Bolt's 401 (a wrong or stale signature) in one line, as every refusal is;
+    Bolt's own line about it carries the whole body, so it is kept below the app's log level (app.bolt_logger)."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status.startswith("401"):
+            log.warning("refused a request to %r: the signature is wrong or more than five minutes old", path)
+        return start_response(status, headers, exc_info)
+
+    return start
