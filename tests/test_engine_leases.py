@@ -33,6 +33,7 @@ from slack_directory import SlackDirectory
 from store import Store, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine, attributes_hash
+from sync.leases import Heartbeat
 from tests.clocks import FakeClock
 
 WriteHook = Callable[[str, VoiceSafeAttributes], None]
@@ -301,3 +302,28 @@ def test_a_truncated_write_confirmed_after_a_restart_is_not_sent_again(replicas:
     assert len(replicas.genesys.patches) == 1
     assert replicas.store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash
     assert replicas.store.write_intents() == []
+
+
+# --- The heartbeat itself ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("progressing", "held", "renewed", "lost"), [
+    (True, True, True, False),
+    (True, False, True, True),
+    (False, True, False, False),
+])
+def test_the_heartbeat_renews_only_while_the_work_progresses(progressing: bool, held: bool, renewed: bool,
+                                                             lost: bool) -> None:
+    """It renews while the worker turns, reports a lease found gone, and lets a stuck worker's lease run out."""
+    renewals: list[float] = []
+
+    def renew() -> bool:
+        renewals.append(time.monotonic())
+        return held
+
+    with Heartbeat("a test lease", renew, 0.02, progressing=lambda: progressing) as heartbeat:
+        time.sleep(0.2)
+    assert bool(renewals) is renewed
+    assert heartbeat.lost is lost
+    if lost:
+        assert len(renewals) == 1  # a lost lease is not renewed again
