@@ -31,8 +31,14 @@ after a crash at any instant:
 - a claimed item whose worker died stays leased until `lease_until`, then any worker claims it again (counted as a
   failed attempt) — it is never handed to two workers while a lease is live;
 - `record_write('written')` stores the hash and the audit row together, so a write the store knows about is never
-  sent again. The only repeat possible is a write Genesys accepted just before the crash, before `record_write`
-  committed: the engine then sends the same attributes once more, which changes nothing.
+  sent again. `record_write_if` records only over the hash its writer decided from (compare-and-set), so writers
+  of one participant on several threads or replicas are put in one order: a loser re-decides instead of
+  recording an older write over a newer one. The only repeat possible is a write Genesys accepted just before the
+  crash, before `record_write` committed: the engine then sends the same attributes once more, which changes nothing.
+
+Leases: `take_lease` returns a `Tenure` whose token fences the holder (`lease_holds` before acting,
+`renew_lease` from a heartbeat while slow work runs); a claimed item's lease is pushed on with `renew_claim` for as
+long as its worker is on it.
 
 `complete` deletes only the version of an item it was handed (`generation`); a newer payload enqueued meanwhile
 stays pending. `retry_later` and `dead_letter` act only while the caller's lease token still holds the item.
@@ -59,6 +65,7 @@ from store.values import (
     Retained,
     SlackInstallation,
     StoreHealth,
+    Tenure,
     UserLink,
     WorkItem,
     WriteRecord,
@@ -78,6 +85,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreHealth",
+    "Tenure",
     "UserLink",
     "WorkItem",
     "WriteRecord",

@@ -148,6 +148,19 @@ class Queries:
                 "attributes_hash = excluded.attributes_hash, written_at = excluded.written_at",
             )
         )
+        # Compare-and-set: a write is recorded only over the hash that was last written when it was decided (or
+        # when there was none), so of writers that decided from the same state one records and the others re-decide.
+        # The WHERE is evaluated under the row lock (PostgreSQL re-checks it after waiting for another writer).
+        self.replace_last_written = sql(
+            "UPDATE last_written SET attributes_hash = :attributes_hash, written_at = :written_at"
+            " WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+            " AND attributes_hash = :expected"
+        )
+        self.first_last_written = sql(
+            "INSERT INTO last_written (conversation_id, participant_id, attributes_hash, written_at)"
+            " VALUES (:conversation_id, :participant_id, :attributes_hash, :written_at)"
+            " ON CONFLICT (conversation_id, participant_id) DO NOTHING"
+        )
         self.save_intent = sql(
             dialect.upsert(
                 "write_intents",
@@ -210,6 +223,10 @@ class Queries:
             " last_error = CASE WHEN lease_token IS NULL THEN last_error ELSE :expired_error END"
             " WHERE id = :id"
         )
+        # A worker still on its items pushes their lease on; the token proves nobody took them over meanwhile.
+        self.renew_claim = sql(
+            "UPDATE work SET lease_until = :lease_until WHERE id = :id AND lease_token = :lease_token"
+        )
         # complete/dead_letter: delete only the version that was worked on; a newer version stays, released.
         self.delete_version = sql("DELETE FROM work WHERE id = :id AND generation = :generation")
         self.release_newer_version = sql(
@@ -263,6 +280,16 @@ class Queries:
             " token = CASE WHEN leases.holder = excluded.holder AND leases.until > :now THEN leases.token"
             " ELSE excluded.token END"
             " WHERE leases.holder = excluded.holder OR leases.until <= :now"
+            " RETURNING token"
+        )
+        # Renewing a tenure (holder and token) that has not run out; one that ran out is not revived, even if nobody
+        # took it meanwhile: its holder must take the lease afresh (a new token) and re-read what it left in doubt.
+        self.renew_lease = sql(
+            "UPDATE leases SET until = :until WHERE name = :name AND holder = :holder AND token = :token"
+            " AND until > :now"
+        )
+        self.lease_holds = sql(
+            "SELECT 1 FROM leases WHERE name = :name AND holder = :holder AND token = :token AND until > :now"
         )
         self.release_lease = sql("DELETE FROM leases WHERE name = :name AND holder = :holder")
 

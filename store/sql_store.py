@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from store.backend import Cursor, Database
@@ -27,6 +27,7 @@ from store.values import (
     Retained,
     SlackInstallation,
     StoreHealth,
+    Tenure,
     UserLink,
     WorkItem,
     WriteRecord,
@@ -214,21 +215,38 @@ class Store:
 
     def record_write(self, write: WriteRecord) -> None:
         """Append the audit row; for 'written' also set last_written; clear the write's intent; one transaction."""
+        self._record(write, check=False, expected=None)
+
+    def record_write_if(self, write: WriteRecord, *, expected: str | None) -> bool:
+        """`record_write`, but a 'written' outcome only over `expected`: the hash last written to the participant
+        when the write was decided (None: nothing was). False, and nothing recorded, when another writer recorded
+        a write there since: the caller's write may have landed before or after that one, so it must re-decide.
+
+        Compare-and-set, one statement: of writers that decided from the same state, exactly one records."""
+        return self._record(write, check=write.result == "written", expected=expected)
+
+    def forget_written(self, conversation_id: str, participant_id: str) -> None:
+        """Drop what is known to be written to one participant, so its next poll decides afresh."""
+        with self._db.transaction("forget a participant's last write") as cursor:
+            cursor.execute(self._q.forget_participant,
+                           {"conversation_id": conversation_id, "participant_id": participant_id})
+
+    def _record(self, write: WriteRecord, *, check: bool, expected: str | None) -> bool:
         if write.result not in WRITE_RESULTS:
             raise ValueError(f"record_write: result {write.result!r} is not one of {sorted(WRITE_RESULTS)}")
+        where = {"conversation_id": write.conversation_id, "participant_id": write.participant_id}
         with self._db.transaction("record a write") as cursor:
-            cursor.execute(self._q.drop_intent, {"conversation_id": write.conversation_id,
-                                                 "participant_id": write.participant_id})
             if write.result == "written":
-                cursor.execute(
-                    self._q.save_last_written,
-                    {
-                        "conversation_id": write.conversation_id,
-                        "participant_id": write.participant_id,
-                        "attributes_hash": write.attributes_hash,
-                        "written_at": write.at,
-                    },
-                )
+                written = {**where, "attributes_hash": write.attributes_hash, "written_at": write.at}
+                if not check:
+                    cursor.execute(self._q.save_last_written, written)
+                elif expected is None:
+                    cursor.execute(self._q.first_last_written, written)
+                else:
+                    cursor.execute(self._q.replace_last_written, {**written, "expected": expected})
+                if check and cursor.rowcount != 1:
+                    return False  # another writer recorded first; its intent and ours stay until re-decided
+            cursor.execute(self._q.drop_intent, where)
             cursor.execute(
                 self._q.append_audit,
                 {
@@ -245,6 +263,7 @@ class Store:
                     "attributes_hash": write.attributes_hash,
                 },
             )
+        return True
 
     def forget_participants(self, live: set[tuple[str, str]]) -> int:
         """Drop last_written rows of participants not in `live` (conversation_id, participant_id); returns how many.
@@ -342,6 +361,25 @@ class Store:
             )
             for item_id, kind, key, payload, attempts, next_attempt_at, created_at, generation, previous_token in found
         ]
+
+    def renew_claim(self, items: Sequence[WorkItem], *, lease_s: float) -> int:
+        """Push the lease of claimed items on to `lease_s` from now; returns how many this claim still holds.
+
+        For a worker still on them (a slow Slack read, a batch's later items): while it renews, no other worker
+        takes them over, so slow work is not counted as a failed attempt. An item taken over already (its lease ran
+        out first) or finished is left alone."""
+        if lease_s <= 0:
+            raise ValueError(f"renew_claim: lease_s must be > 0 (got {lease_s})")
+        if not items:
+            return 0
+        until = self._clock() + lease_s
+        held = 0
+        with self._db.transaction("renew claimed work") as cursor:
+            for item in items:
+                cursor.execute(self._q.renew_claim, {"id": item.id, "lease_token": item.lease_token,
+                                                     "lease_until": until})
+                held += cursor.rowcount
+        return held
 
     def complete(self, item: WorkItem) -> None:
         """The item's work is done: delete it, unless a newer version was enqueued meanwhile (that stays pending)."""
@@ -476,6 +514,13 @@ class Store:
         alone (False). One statement decides, so of replicas asking at once exactly one wins. The holder renews well
         within `ttl_s`; `holder` must be unique per process, and replicas' clocks agree to a small part of `ttl_s`.
         """
+        return self.take_lease(name, holder, ttl_s) is not None
+
+    def take_lease(self, name: str, holder: str, ttl_s: float) -> Tenure | None:
+        """`hold_lease` that says which tenure `holder` holds now (None: someone else holds the lease).
+
+        The token is the one of the running tenure when `holder` renewed in time, a new one when the lease was free
+        or had run out: a caller whose earlier tenure's token differs lost the lease in between."""
         if ttl_s <= 0:
             raise ValueError(f"hold_lease: ttl_s must be > 0 (got {ttl_s})")
         now = self._clock()
@@ -484,7 +529,25 @@ class Store:
                 self._q.hold_lease,
                 {"name": name, "holder": holder, "token": uuid.uuid4().hex, "until": now + ttl_s, "now": now},
             )
+            row = cursor.fetchone()
+        return None if row is None else Tenure(name, holder, str(row[0]))
+
+    def renew_lease(self, tenure: Tenure, ttl_s: float) -> bool:
+        """Push the tenure's end to `ttl_s` from now; False when it ended (ran out or changed hands): not revived."""
+        if ttl_s <= 0:
+            raise ValueError(f"renew_lease: ttl_s must be > 0 (got {ttl_s})")
+        now = self._clock()
+        with self._db.transaction("renew a lease") as cursor:
+            cursor.execute(self._q.renew_lease, {"name": tenure.name, "holder": tenure.holder, "token": tenure.token,
+                                                 "until": now + ttl_s, "now": now})
             return cursor.rowcount == 1
+
+    def lease_holds(self, tenure: Tenure) -> bool:
+        """Whether the tenure still holds the lease right now (one indexed read: cheap before each write)."""
+        with self._db.reading("check a lease") as cursor:
+            cursor.execute(self._q.lease_holds, {"name": tenure.name, "holder": tenure.holder,
+                                                 "token": tenure.token, "now": self._clock()})
+            return cursor.fetchone() is not None
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up (a clean shutdown), so another replica takes it at once, not when it runs out.

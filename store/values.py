@@ -126,6 +126,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenure:
+    """One holding of a named lease: `holder` took it at some moment and `token` names that holding.
+
+    Renewals keep the token; the lease running out or changing hands ends the tenure for good, so a holder that
+    checks its tenure before acting (a fencing token) never acts on a lease another replica has taken since."""
+
+    name: str
+    holder: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     """One claimed unit of pending work; hand it back to `complete`, `retry_later` or `dead_letter`."""
 

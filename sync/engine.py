@@ -53,12 +53,14 @@ from store import (
     Retained,
     Store,
     StoreError,
+    Tenure,
     UserLink,
     WorkItem,
     WriteRecord,
 )
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
+from sync.leases import Heartbeat
 from sync.rejected import RejectedWrites
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ REFRESH = "refresh"
 
 POLL_LEASE = "genesys-poll"
 """The store lease that makes one replica at a time poll Genesys and write to the participants it sees."""
+
+WRITE_ROUNDS = 4
+"""Decisions of one participant write: the first, and re-decisions after another writer recorded first."""
 
 PERMANENT_SLACK_ERRORS = frozenset({"user_not_found", TEAM_NOT_ALLOWED})
 """Slack error codes no retry can fix: the work item becomes a dead letter at once."""
@@ -99,14 +104,17 @@ class EngineSettings:
     max_attempts: int = 8
     """Attempts of a work item before it becomes a dead letter."""
     lease_s: float = 10.0
-    """How long a claimed item stays this worker's; after a crash, its items return to the queue after this."""
+    """How long a claimed item stays this worker's without renewal; after a crash, its items return to the queue
+    after this. While the worker is on them, a heartbeat renews them every third of it, so a slow item (a Slack read
+    waiting out rate limits with its retries) stays this worker's however long it takes, up to `stalled_after_s`."""
     claim_batch: int = 3
     """Items claimed at a time: few, so a crash strands little work until its lease ends."""
     database_retry_s: float = 2.0
     """While the database is unreachable, or after a step of the loop failed unexpectedly, the engine waits this
     long before its next turn (so a failure that repeats cannot spin the loop)."""
     poll_lease_s: float = 15.0
-    """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this."""
+    """How long the poll lease lasts without renewal: a replica that dies hands the poll over within this. The
+    holder renews it every third of it from a heartbeat, also in the middle of a poll that takes minutes."""
     audit_retention_s: float = 30 * 86400.0
     """Audit rows older than this are deleted (AUDIT_RETENTION_DAYS), and so are write intents this old whose
     participant is no longer live."""
@@ -247,6 +255,12 @@ class SyncEngine:
         """The error id of the log line of the failed poll that began the current outage (`status` shows it)."""
         self._polling = False
         """Whether this replica holds the poll lease (always, with one process)."""
+        self._poll_tenure: Tenure | None = None
+        """The holding of the poll lease this replica's writes are fenced by (checked before each write)."""
+        self._poll_heartbeat: Heartbeat | None = None
+        # One participant is written by one thread of this process at a time (the engine's, a /genesys-sync's);
+        # other replicas are put in order by the store's compare-and-set. Striped: bounded, no per-call allocation.
+        self._write_locks = tuple(threading.Lock() for _ in range(64))
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
         self._unconfirmed = {(c, p): h for c, p, h in store.write_intents()}
 
@@ -272,6 +286,9 @@ class SyncEngine:
         """Read the user's profile, save it and write it to each of their live participants now."""
         record = self._slack.user(team_id, user_id)
         desired, row = self._save_desired(record)
+        # Write what the store kept: when this read was older than the profile stored (a late Slack answer, another
+        # replica's newer read), the store refused it, and writing it would put an older profile on the call.
+        row = self._store.desired(team_id, user_id) or row
         if not record.syncable:
             return SyncReport(desired, None, (), "this user is deactivated, a bot or an app user: not synced")
         if not desired.ok:
@@ -284,6 +301,8 @@ class SyncEngine:
                 return SyncReport(desired, None, (), conflict_text(conflict))
             email = record.email or "(no e-mail in Slack)"
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
+        if row.deleted or not row.attributes_hash:
+            return SyncReport(desired, genesys_user, (), "a newer read of this profile says it is not synced")
         legs = self._genesys.live_participants(genesys_user.id)
         return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
 
@@ -358,7 +377,9 @@ class SyncEngine:
             self._loop(stop)
         finally:
             self._running = False
-            if self._polling:  # hand the poll over at once instead of after the lease runs out
+            was_polling = self._polling
+            self._stop_polling()
+            if was_polling:  # hand the poll over at once instead of after the lease runs out
                 try:
                     self._store.release_lease(POLL_LEASE, self._settings.worker)
                 except StoreError as error:
@@ -394,7 +415,7 @@ class SyncEngine:
                 if not database_down:
                     log.error("the database is unreachable, sync paused until it answers again: %s", error)
                 database_down = str(error)
-                self._polling = False
+                self._stop_polling()
                 self._beat()  # waiting for the database is the engine doing its job; /healthz names the database
                 stop.wait(self._settings.database_retry_s)
                 continue
@@ -450,18 +471,56 @@ class SyncEngine:
         (which the poller writes on its next poll). A replica taking over reads the writes left unconfirmed by
         the one before it, so a write that one sent just before dying is checked instead of sent again.
         """
-        held = self._store.hold_lease(POLL_LEASE, self._settings.worker, ttl_s=self._settings.poll_lease_s)
-        if held and not self._polling:
+        tenure = self._store.take_lease(POLL_LEASE, self._settings.worker, ttl_s=self._settings.poll_lease_s)
+        if tenure is not None and tenure != self._poll_tenure:
+            # A new tenure (also when this replica's own ran out unnoticed and it took the lease again): another
+            # replica may have polled meanwhile and left writes in doubt.
             self._unconfirmed = {(c, p): h for c, p, h in self._store.write_intents()}
-            log.info("this replica (%s) now polls Genesys for live conversations", self._settings.worker)
-        elif self._polling and not held:
+            if not self._polling:
+                log.info("this replica (%s) now polls Genesys for live conversations", self._settings.worker)
+            self._stop_polling()
+            self._poll_tenure = tenure
+            self._poll_heartbeat = Heartbeat(
+                "the Genesys poll lease", lambda: self._store.renew_lease(tenure, self._settings.poll_lease_s),
+                self._settings.poll_lease_s / 3, progressing=self._progressing).start()
+        elif tenure is None and self._polling:
             log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
                      self._settings.worker)
+            self._stop_polling()
+        self._polling = tenure is not None
+        return self._polling
+
+    def _stop_polling(self) -> None:
+        """Let go of the poll turn: no heartbeat, no tenure, and no observations steering writes."""
+        if self._poll_heartbeat is not None:
+            self._poll_heartbeat.stop()
+        self._poll_heartbeat, self._poll_tenure = None, None
+        if self._polling:
             with self._live_lock:
                 self._live = ()  # observations this replica no longer renews must not steer writes
             self._last_poll_ok, self._last_poll_error = None, ""
-        self._polling = held
-        return held
+        self._polling = False
+
+    def _poll_lease_holds(self) -> bool:
+        """The fence before each write of the poller: this replica's tenure of the poll lease still holds.
+
+        Checked in the store, not only from the heartbeat's last answer: a renewal that came too late, or a process
+        paused past its lease, must not write beside the replica that took over. Without a tenure (one process used
+        directly, as by the preview and tests) there is nothing to check."""
+        tenure, heartbeat = self._poll_tenure, self._poll_heartbeat
+        if tenure is None:
+            return True
+        return not (heartbeat is not None and heartbeat.lost) and self._store.lease_holds(tenure)
+
+    def _lost_poll_lease(self, left: int) -> None:
+        log.warning("this replica (%s) lost the Genesys poll lease (another replica took it, or it ran out): stopped "
+                    "writing at once, %d participant(s) left to the poller", self._settings.worker, left)
+        self._stop_polling()
+
+    def _progressing(self) -> bool:
+        """Whether the engine is turning (as /healthz judges it): heartbeats renew leases only while it is."""
+        ticked = self._ticked_at
+        return ticked is None or self._monotonic() - ticked < self._settings.stalled_after_s
 
     def poll_once(self) -> int:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
@@ -478,6 +537,9 @@ class SyncEngine:
                 self._last_poll_error_id = logged_failure(log, "Genesys poll failed, retrying next interval", error)
                 self._poll_warned = True
             self._last_poll_ok, self._last_poll_error = False, str(error)
+            return 0
+        if not self._poll_lease_holds():  # the query outlived the lease and another replica polls now
+            self._lost_poll_lease(len(live))
             return 0
         if self._poll_warned:
             log.info("Genesys poll works again (%d live participants)", len(live))
@@ -520,13 +582,19 @@ class SyncEngine:
 
     def work_once(self, stop: threading.Event | None = None) -> int:
         """Claim due work items and run them; returns how many ran."""
-        items = self._store.claim(worker=self._settings.worker, lease_s=self._settings.lease_s,
-                                  limit=self._settings.claim_batch)
-        for item in items:
-            if stop is not None and stop.is_set():
-                break  # the claimed rest come back when their lease ends
-            self._run_item(item)
-            self._beat()  # a long batch (slow Slack, rate limits) is progress, not a hang
+        lease_s = self._settings.lease_s
+        items = self._store.claim(worker=self._settings.worker, lease_s=lease_s, limit=self._settings.claim_batch)
+        if not items:
+            return 0
+        # Renewed while this worker is on them (the batch's later items wait for the first): a slow Slack read must
+        # not hand an item to another worker, which would read it twice and count a failed attempt.
+        with Heartbeat("work item leases", lambda: self._store.renew_claim(items, lease_s=lease_s) > 0, lease_s / 3,
+                       progressing=self._progressing) as heartbeat:
+            for item in items:
+                if (stop is not None and stop.is_set()) or heartbeat.lost:
+                    break  # the claimed rest come back when their lease ends
+                self._run_item(item)
+                self._beat()  # a long batch (slow Slack, rate limits) is progress, not a hang
         return len(items)
 
     # ------------------------------------------------------------------ status
@@ -645,20 +713,57 @@ class SyncEngine:
             return self._live
 
     def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
+        """The poller's writes (the poll's, and a refreshed profile's to the participants the poll found): each one
+        fenced by the poll lease, so a replica that lost it stops before its next write."""
         written = 0
-        for leg in legs:
+        pending = list(legs)
+        for index, leg in enumerate(pending):
             self._beat()  # writing to many participants under the request budget takes minutes: progress
             for row in self._store.desired_for_genesys_user(leg.user_id):
                 if row.deleted or not row.attributes_hash:
                     continue
-                if self._write(leg, row).result == "written":
-                    written += 1
+                try:
+                    if self._write(leg, row, fence=self._poll_lease_holds).result == "written":
+                        written += 1
+                except _LeaseLost:
+                    self._lost_poll_lease(len(pending) - index)
+                    return written
                 break  # one Slack user per Genesys user: the first linked one with a profile
         return written
 
-    def _write(self, leg: LiveParticipant, row: DesiredRow) -> LegResult:
+    def _write(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None = None) -> LegResult:
+        """Write `row` to one participant unless it carries it already; `fence` (the poll lease) is checked right
+        before anything is sent, and _LeaseLost raised when it fails.
+
+        Writers of one participant take turns: one thread of this process at a time, and across replicas a write
+        is recorded only over the last write it was decided from (the store's compare-and-set). A writer that loses
+        re-decides from the profile the store keeps now, reading the participant first, since its write may have
+        landed after the one recorded: so an older profile never stays on the call after a newer one."""
+        key = (leg.conversation_id, leg.participant_id)
+        with self._write_locks[hash(key) % len(self._write_locks)]:
+            doubt = False
+            for _ in range(WRITE_ROUNDS):
+                result = self._write_once(leg, row, fence=fence, doubt=doubt)
+                if result is not None:
+                    return result
+                log.info("conversation %s participant %s: another write was recorded there meanwhile; deciding "
+                         "again from the stored profile", leg.conversation_id, leg.participant_id)
+                latest = self._store.desired(row.team_id, row.user_id)
+                if latest is None or latest.deleted or not latest.attributes_hash:
+                    break
+                row, doubt = latest, True
+            # Still contended (or the profile went): forget what is known, so that the next poll decides afresh.
+            self._store.forget_written(leg.conversation_id, leg.participant_id)
+            return LegResult(leg.conversation_id, leg.participant_id, leg.media_type, "failed",
+                             "other writes to this participant kept coming; the next poll writes it")
+
+    def _write_once(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
+                    doubt: bool) -> LegResult | None:
+        """One decision and its write; None when another writer recorded first (`doubt` then: decide again, and
+        read the participant before trusting what the store says it carries)."""
         where = (leg.conversation_id, leg.participant_id, leg.media_type)
-        if self._store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash:
+        expected = self._store.last_written(leg.conversation_id, leg.participant_id)
+        if expected == row.attributes_hash and not doubt:
             return LegResult(*where, "unchanged")
         if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
             return LegResult(*where, "rejected", "Genesys rejected these attributes before")
@@ -667,24 +772,38 @@ class SyncEngine:
             return LegResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
         attributes = checked.sendable()
         keys = tuple(sorted(row.attributes))
-        maybe_written = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
+        unconfirmed = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
 
-        def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
-                   error_id: str = "") -> LegResult:
-            """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
-            self._store.record_write(WriteRecord(
+        def audit(result: str, detail: str = "", context_id: str | None = None) -> WriteRecord:
+            return WriteRecord(
                 conversation_id=leg.conversation_id, participant_id=leg.participant_id,
                 genesys_user_id=leg.user_id, team_id=row.team_id, user_id=row.user_id,
                 attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
                 detail=detail, at=self._clock(),
-            ))
+            )
+
+        def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
+                   error_id: str = "") -> LegResult:
+            """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
+            self._store.record_write(audit(result, detail, context_id))
             return LegResult(*where, result, detail if told is None else told, context_id, error_id)
 
+        def record_written(detail: str = "", context_id: str | None = None) -> LegResult | None:
+            if not self._store.record_write_if(audit("written", detail, context_id), expected=expected):
+                return None
+            return LegResult(*where, "written", detail, context_id)
+
+        if fence is not None and not fence():
+            raise _LeaseLost
         try:
-            if maybe_written and self._already_there(leg, row.attributes):
-                log.info("conversation %s participant %s already has %s's attributes (sent before a restart)",
-                         leg.conversation_id, leg.participant_id, row.user_id)
-                return record("written", "confirmed after a restart: the write sent before it had landed")
+            # Compared with the map that is sent (values cut to the voice-safe limits now in force), not the stored
+            # one: a row saved under other limits would otherwise never match, and be sent again after a restart.
+            if (unconfirmed or doubt) and self._already_there(leg, attributes.attributes):
+                if unconfirmed:
+                    log.info("conversation %s participant %s already has %s's attributes (sent before a restart)",
+                             leg.conversation_id, leg.participant_id, row.user_id)
+                return record_written("confirmed after a restart: the write sent before it had landed" if unconfirmed
+                                      else "confirmed by reading the participant after another write")
             self._store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
             outcome = self._genesys.write_attributes(leg.conversation_id, leg.participant_id, attributes)
         except ConversationGone as error:
@@ -703,11 +822,15 @@ class SyncEngine:
             return LegResult(*where, "failed", "", None, error_id)
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
                  leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
-        return record("written", "", outcome.context_id)
+        return record_written("", outcome.context_id)
 
     def _already_there(self, leg: LiveParticipant, attributes: Mapping[str, str]) -> bool:
         current = self._genesys.participant_attributes(leg.conversation_id, leg.participant_id)
         return current is not None and all(current.get(key) == value for key, value in attributes.items())
+
+
+class _LeaseLost(Exception):
+    """Raised before a poller's write when its tenure of the poll lease no longer holds: it must not write."""
 
 
 def _describe(error: BaseException) -> str:

@@ -149,3 +149,47 @@ def test_an_unreachable_database_is_reported_and_survived(postgres_server: Postg
         finally:
             app.process.send_signal(signal.SIGTERM)
             app.process.wait(timeout=15)
+
+
+def test_a_poll_slower_than_the_lease_stays_with_one_replica(
+        postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With Genesys answering in 12 s, one poll (the query, then a write) outlasts the 15 s lease: the poller renews
+    it meanwhile, so the idle replica never polls and the change is written once."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        legs = []
+        for n in range(1):
+            slack.add_user(f"U0S{n:03d}", name=f"s{n}", email=f"s{n}@example.com", title=f"Title {n}")
+            legs.append((f"U0S{n:03d}", genesys.start_conversation(genesys.add_user(f"s{n}@example.com"))))
+        first = launch(slack, genesys, tmp_path_factory.mktemp("a"), name="a", database_url=postgres_url)
+        second = launch(slack, genesys, tmp_path_factory.mktemp("b"), name="b", database_url=postgres_url)
+        apps = (first, second)
+        try:
+            wait_for(lambda: poller(*apps) is not None, 20, "one replica to take the Genesys poll")
+            wait_for(lambda: carry(genesys, legs, "Title"), 30, "the first sync to reach every participant")
+            polling = poller(*apps)
+            assert polling is not None
+            other = second if polling is first else first
+            # The change's refresh stores the new profile, then its Genesys user lookup is refused at once (a dead
+            # letter; the person is linked already): so the other replica stays idle, asking for the poll every
+            # second, while the poller writes the stored profile in one slow poll (about 24 s).
+            genesys.fail_for(400, 60, path_prefix="/api/v2/users/search")
+            genesys.set_latency(12.0)  # under the client's 15 s read timeout: slow, not failing
+            started = time.monotonic()
+            for n, (user_id, _leg) in enumerate(legs):
+                user = slack.update_profile(user_id, title=f"Slow {n}")
+                assert other.event({"type": "user_change", "user": user}, event_id=f"EvSlow-{n}").status_code == 200
+            wait_for(lambda: carry(genesys, legs, "Slow"), 90,
+                     f"the slow poll to write the change; logs:\n{first.log()[-2000:]}\n{second.log()[-2000:]}")
+            took = time.monotonic() - started
+            genesys.set_latency(0)
+            assert took > 20, f"the changes were written within {took:.0f} s: no poll outlasted the lease"
+            assert poller(*apps) is polling
+            assert "now polls Genesys" not in other.log()
+            assert "lost the Genesys poll lease" not in polling.log()
+            assert set(writes_per_leg(genesys).values()) == {2}, writes_per_leg(genesys)
+        finally:
+            genesys.set_latency(0)
+            for app in apps:
+                if app.process.poll() is None:
+                    app.process.send_signal(signal.SIGTERM)
+                    app.process.wait(timeout=15)

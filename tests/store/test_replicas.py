@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from store import Store, open_store
+from store import Store, WriteRecord, open_store
 from tests.clocks import FakeClock
 from tests.store.conftest import RawSql
 
@@ -181,3 +181,86 @@ def test_replicas_taking_at_once_share_one_budget(database_url: str, clock: Fake
 
     granted = all_at_once(database_url, clock, [take_fifty_times] * 8)
     assert sum(granted) == 300
+
+
+# --- Lease tenures (fencing) ---------------------------------------------------------------------------------------
+
+
+def test_a_tenure_is_renewed_by_its_holder_until_it_runs_out(store: Store, clock: FakeClock) -> None:
+    """Renewing keeps the tenure; one that ran out is not revived, even when nobody took the lease meanwhile."""
+    tenure = store.take_lease("poll", "replica-a", ttl_s=15)
+    assert tenure is not None
+    assert store.lease_holds(tenure)
+    for _ in range(10):  # a slow poll renewed from a heartbeat outlives the lease's length many times over
+        clock.advance(10)
+        assert store.renew_lease(tenure, ttl_s=15)
+    assert store.take_lease("poll", "replica-b", ttl_s=15) is None
+    clock.advance(16)
+    assert store.lease_holds(tenure) is False
+    assert store.renew_lease(tenure, ttl_s=15) is False  # ran out: its holder must take the lease afresh
+    again = store.take_lease("poll", "replica-a", ttl_s=15)
+    assert again is not None
+    assert again.token != tenure.token
+    assert store.lease_holds(tenure) is False
+    assert store.lease_holds(again)
+
+
+def test_a_tenure_taken_over_fences_its_old_holder(store: Store, clock: FakeClock) -> None:
+    """Once another replica took the lease, the old tenure neither holds nor renews, and the taker keeps it."""
+    old = store.take_lease("poll", "replica-a", ttl_s=15)
+    assert old is not None
+    clock.advance(20)
+    new = store.take_lease("poll", "replica-b", ttl_s=15)
+    assert new is not None
+    assert (store.lease_holds(old), store.renew_lease(old, ttl_s=15)) == (False, False)
+    assert store.lease_holds(new)
+    assert store.take_lease("poll", "replica-a", ttl_s=15) is None
+
+
+# --- Compare-and-set of the last write -----------------------------------------------------------------------------
+
+
+def written(hash_: str, title: str = "") -> WriteRecord:
+    return WriteRecord(conversation_id="c1", participant_id="p1", genesys_user_id="g1", team_id="T1", user_id="U1",
+                       attributes_hash=hash_, keys=("slack.title",), result="written", context_id=None, detail=title,
+                       at=1.0)
+
+
+def test_a_write_is_recorded_only_over_the_hash_it_was_decided_from(store: Store) -> None:
+    """Two writers decided from nothing: the first records, the second is refused (re-decides); then on top."""
+    assert store.record_write_if(written("old"), expected=None) is True
+    assert store.record_write_if(written("new"), expected=None) is False
+    assert store.last_written("c1", "p1") == "old"
+    assert store.record_write_if(written("new"), expected="stale") is False
+    assert store.record_write_if(written("new"), expected="old") is True
+    assert store.last_written("c1", "p1") == "new"
+    assert [entry.attributes_hash for entry in store.audit()] == ["new", "old"]  # refused writes leave no audit row
+
+
+def test_a_refused_record_keeps_the_write_in_doubt(store: Store) -> None:
+    """The loser's intent stays (its write may be the one Genesys carries) until its re-decision records."""
+    store.record_write(written("new"))
+    store.intend_write("c1", "p1", "old")
+    assert store.record_write_if(written("old"), expected=None) is False
+    assert store.write_intents() == [("c1", "p1", "old")]
+
+
+@pytest.mark.parametrize("expected", [None, "h0"])
+def test_writers_recording_at_once_from_one_state_one_wins(database_url: str, clock: FakeClock,
+                                                           expected: str | None) -> None:
+    """Eight stores recording writes decided from the same last write at the same moment: exactly one records."""
+    for round_number in range(5):
+        participant = f"p{round_number}"
+        if expected is not None:
+            setup = open_store(database_url, clock=clock)
+            setup.record_write(WriteRecord(f"c-{expected}", participant, None, "T1", "U1", expected, (), "written",
+                                           None, "", 1.0))
+            setup.close()
+
+        def writer(n: int, participant: str) -> Callable[[Store], bool]:
+            return lambda store: store.record_write_if(
+                WriteRecord(f"c-{expected}", participant, None, "T1", "U1", f"h{n + 1}", (), "written", None, "",
+                            2.0), expected=expected)
+
+        won = all_at_once(database_url, clock, [writer(n, participant) for n in range(8)])
+        assert sorted(won) == [False] * 7 + [True]

@@ -267,3 +267,20 @@ def test_claim_rejects_nonsense_arguments(store: Store, lease_s: float, limit: i
     """A non-positive lease or limit is a caller bug."""
     with pytest.raises(ValueError, match="claim"):
         store.claim(worker="w", lease_s=lease_s, limit=limit)
+
+
+def test_renewing_a_claim_keeps_slow_work_from_other_workers(store: Store, clock: FakeClock) -> None:
+    """A worker renewing its items past their first lease keeps them: no other worker takes them, no attempt counts."""
+    store.enqueue("refresh", "T1:U1", {"n": 1})
+    store.enqueue("refresh", "T1:U2", {"n": 2})
+    items = store.claim(worker="slow", lease_s=10, limit=2)
+    for _ in range(6):  # a Slack read waiting out rate limits for a minute
+        clock.advance(8)
+        assert store.renew_claim(items, lease_s=10) == 2
+        assert store.claim(worker="other", lease_s=10) == []
+    store.complete(items[0])
+    assert store.renew_claim(items, lease_s=10) == 1  # a finished item is not renewed
+    clock.advance(11)
+    [taken] = store.claim(worker="other", lease_s=10)  # once renewals stop, the lease runs out as before
+    assert (taken.key, taken.attempts) == ("T1:U2", 1)
+    assert store.renew_claim(items, lease_s=10) == 0  # the slow worker's claim no longer holds it
