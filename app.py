@@ -1,8 +1,8 @@
-"""slack-genesys-sync: the composition root. Reads settings once, builds everything, runs a command."""
+"""slack-genesys-sync: the composition root. Builds everything a command runs on; cli/ reads the command line and
+the settings each command needs."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -10,10 +10,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -24,39 +23,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from cli import check as check_command
-from cli.check import check
-from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
-from cli.push import PushRequest, push
-from config import (
-    ConfigError,
-    GenesysSettings,
-    ServiceSettings,
-    Settings,
-    SettingsProblems,
-    SettingsTables,
-    configure_logging,
-    describe_problems,
-    read_environment,
-    read_genesys_settings,
-    read_service_settings,
-    read_settings,
-    read_settings_file,
-    secrets_of,
-    withhold_from_libraries,
-)
-from genesys import (
-    ClientCredentials,
-    GenesysClient,
-    GenesysEndpoints,
-    GenesysSettingsError,
-    SharedBudget,
-    VoiceSafeLimits,
-    VoiceSafeSettingsError,
-    endpoints_for,
-)
+import cli.main
+from config import ConfigError, GenesysSettings, ServiceSettings
+from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, SharedBudget
 from handlers import commands, errors, events, install, workspaces
-from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
 from sync import AttributeRules
@@ -67,38 +37,6 @@ from web import HealthReport, wsgi_application
 from web import server as web_server
 
 log = logging.getLogger("app")
-
-
-_SettingsErrors = (MappingSettingsError, FlattenSettingsError, VoiceSafeSettingsError)
-T = TypeVar("T")
-
-
-def _from_table(settings_file: SettingsTables, name: str, build: Callable[[Mapping[str, Any]], T]) -> T:
-    """Build one table's value; its package's settings error becomes a ConfigError naming file and setting."""
-    try:
-        return build(settings_file.table(name))
-    except _SettingsErrors as error:
-        raise ConfigError(f"{settings_file.where(name, error.setting)}: {error.problem}") from None
-
-
-def build_rules(settings_file: SettingsTables) -> AttributeRules:
-    """The attribute rules from the settings file's [attributes], [flatten] and [voice_safe] tables."""
-    mapping = _from_table(settings_file, "attributes", AttributeMapping.from_table)
-    flatten_limits = _from_table(settings_file, "flatten", FlattenLimits.from_table)
-    voice_safe = _from_table(settings_file, "voice_safe", VoiceSafeLimits.from_table)
-    if voice_safe.max_value_chars > flatten_limits.max_value_chars:
-        raise ConfigError(
-            f"{settings_file.where('voice_safe', 'max_value_chars')}: {voice_safe.max_value_chars:,} is above"
-            f" [flatten] max_value_chars ({flatten_limits.max_value_chars:,}); raise that one too"
-        )
-    return AttributeRules(mapping, flatten_limits, voice_safe)
-
-
-def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
-    try:
-        return endpoints_for(settings.region, settings.api_url, settings.login_url)
-    except GenesysSettingsError as error:
-        raise ConfigError(str(error)) from None
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
@@ -400,137 +338,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     return 0
 
 
-def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python app.py", description="Keep Slack profiles on Genesys Cloud participant attributes."
-    )
-    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    show = subcommands.add_parser(
-        "preview", help="show the attributes a Slack user object would become (writes nothing)",
-        description="Read a Slack user object, event envelope, users.info or users.profile.get response and print "
-        "the participant attributes it would become. Exit 0: valid; 1: validation problems; 2: unusable input.",
-    )
-    write = subcommands.add_parser(
-        "push", help="write a Slack user object's attributes to a Genesys user's live participants now",
-        description="Flatten and validate the Slack user object at PATH (as preview does) and write it to the live "
-        "participants of the Genesys user with that e-mail. Exit 0: written or nothing live; 1: not voice-safe or "
-        "rejected by Genesys; 2: unusable input or no such user; 3: Genesys unusable (credentials, permissions, "
-        "outage).",
-    )
-    for command in (show, write):
-        command.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
-        command.add_argument(
-            "--team-profile", metavar="FILE", help="a team.profile.get response, to key custom fields by label"
-        )
-        command.add_argument("--config", metavar="FILE",
-                             help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
-    show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
-    show.add_argument("--verbose", action="store_true", help="list every field the mapping left out, and why")
-    write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
-    subcommands.add_parser(
-        "serve", help="run the Slack app and the sync engine (the default)",
-        description="Receive Slack events and /genesys-sync (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on "
-        "PORT) and keep every live Genesys participant's attributes up to date.",
-    )
-    probe = subcommands.add_parser(
-        "check", help="check the Genesys credentials and role permissions against the configured org",
-        description=check_command.DESCRIPTION,
-    )
-    probe.add_argument("--timeout", type=check_command.seconds, default=check_command.DEFAULT_TIMEOUT_S,
-                       metavar="SECONDS", help="how long each request may take to connect (at most 5 s) and answer"
-                       f" (default {check_command.DEFAULT_TIMEOUT_S:g})")
-    demo_command = subcommands.add_parser(
-        "demo", help="run the whole product locally, against local stand-ins of Slack and Genesys Cloud",
-        description="Start local stand-ins of Slack and Genesys Cloud on 127.0.0.1 and the real app against them "
-        "(`serve`, as a child process with its own settings: no account, .env or SLACK_/GENESYS_ settings needed or "
-        "read), put a sample person on a voice call, change her Slack title and show it reach the call. Everything "
-        "is removed at the end. Exit 0: it worked; 1: a step failed (the reason and the app's last log lines).",
-    )
-    demo_command.add_argument("--keep", action="store_true",
-                          help="keep it running afterwards (until Ctrl-C), with the URLs and a command that changes "
-                          "the sample person's title")
-    subcommands.add_parser("help", help="show this help, or one command's (help COMMAND)")
-    return parser.parse_args(_help_as_flag(argv))
-
-
-def _help_as_flag(argv: Sequence[str]) -> list[str]:
-    """`help` and `help COMMAND` become `--help` and `COMMAND --help`, so argparse prints the very same text."""
-    if list(argv[:1]) == ["help"]:
-        return [*argv[1:2], "--help"]
-    return list(argv)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSettings:
-    """Everything a command may need, read and checked together so one answer names every problem."""
-
-    settings: Settings
-    service: ServiceSettings | None = None
-    genesys: GenesysSettings | None = None
-    endpoints: GenesysEndpoints | None = None
-    rules: AttributeRules | None = None
-
-
-def read_command_settings(environ: Mapping[str, str], *, service: bool = False, genesys: bool = False,
-                          rules_file: Path | None = None, rules: bool = False) -> CommandSettings:
-    """Read the settings a command needs; every missing or invalid one is named in a single ConfigError."""
-    problems = SettingsProblems()
-    settings = problems.attempt(read_settings, environ)
-    service_settings = problems.attempt(read_service_settings, environ) if service else None
-    genesys_settings = problems.attempt(read_genesys_settings, environ) if genesys else None
-    endpoints = problems.attempt(genesys_endpoints, genesys_settings) if genesys_settings else None
-    attribute_rules = None
-    if rules and settings is not None:
-        tables = problems.attempt(read_settings_file, rules_file or settings.settings_file)
-        attribute_rules = problems.attempt(build_rules, tables) if tables is not None else None
-    problems.raise_if_any()
-    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules)
-
-
-def asked_for(value: T | None) -> T:
-    """A setting the command asked `read_command_settings` for: present once it returned."""
-    if value is None:
-        raise AssertionError("read_command_settings was not asked for this setting")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    command = arguments.command = arguments.command or "serve"
-    if command == "demo":  # before .env and the settings: the demo needs none and reads none
-        from cli.demo import run as run_demo  # imports localdev/, which the production image leaves out
-
-        return run_demo(arguments.keep, out=sys.stdout, err=sys.stderr)
-    try:
-        environment = read_environment(Path.cwd())
-    except ConfigError as error:
-        print(f"{command}: configuration: {error}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    withhold_from_libraries()
-    environ = environment.values
-    try:
-        rules_file = Path(arguments.config) if getattr(arguments, "config", None) else None
-        needed = read_command_settings(
-            environ, service=command == "serve", genesys=command in ("serve", "check", "push"),
-            rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
-        if command == "check":
-            endpoints = asked_for(needed.endpoints)
-            with build_genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
-                                      timeout=check_command.timeout(arguments.timeout)) as client:
-                return check(client, endpoints, out=sys.stdout)
-        rules = asked_for(needed.rules)
-        if command == "serve":
-            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
-        if command == "preview":
-            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json, arguments.verbose)
-            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
-        with build_genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
-            return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
-                        stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
-    except ConfigError as error:
-        print(describe_problems(command, error, environment), file=sys.stderr)
-        return EXIT_UNUSABLE
+    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=build_genesys_client)
 
 
 if __name__ == "__main__":
