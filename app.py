@@ -1,104 +1,40 @@
-"""slack-genesys-sync: the composition root. Reads settings once, builds everything, runs a command."""
+"""slack-genesys-sync: the composition root. Settings in, objects built, listeners registered, serve.
+
+The command line and the settings each command reads are cli/'s; this file builds what the commands run on.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.error import BoltError
-from slack_bolt.oauth.oauth_settings import OAuthSettings
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from cli import check as check_command
-from cli.check import check
-from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
-from cli.push import PushRequest, push
-from config import (
-    ConfigError,
-    GenesysSettings,
-    ServiceSettings,
-    Settings,
-    SettingsProblems,
-    SettingsTables,
-    configure_logging,
-    describe_problems,
-    read_environment,
-    read_genesys_settings,
-    read_service_settings,
-    read_settings,
-    read_settings_file,
-    secrets_of,
-    withhold_from_libraries,
-)
-from genesys import (
-    ClientCredentials,
-    GenesysClient,
-    GenesysEndpoints,
-    GenesysSettingsError,
-    SharedBudget,
-    VoiceSafeLimits,
-    VoiceSafeSettingsError,
-    endpoints_for,
-)
-from handlers import commands, errors, events, install, workspaces
-from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
+import cli.main
+from config import ConfigError, GenesysSettings, ServiceSettings, describe_cause
+from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, SharedBudget
+from handlers.app import SlackAuthorization, build_slack_app, connect_socket_mode, log_slack_mode, verify_bot_token
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
-from sync.render import SlackText
 from sync.shared_budget import StoreBudget
-from web import HealthReport, wsgi_application
+from sync.workspaces import Uninstalls, bootstrap_in_background, workspaces_to_sync
+from web import WsgiApp, wsgi_application
 from web import server as web_server
+from web.health import health_report
 
 log = logging.getLogger("app")
-
-
-_SettingsErrors = (MappingSettingsError, FlattenSettingsError, VoiceSafeSettingsError)
-T = TypeVar("T")
-
-
-def _from_table(settings_file: SettingsTables, name: str, build: Callable[[Mapping[str, Any]], T]) -> T:
-    """Build one table's value; its package's settings error becomes a ConfigError naming file and setting."""
-    try:
-        return build(settings_file.table(name))
-    except _SettingsErrors as error:
-        raise ConfigError(f"{settings_file.where(name, error.setting)}: {error.problem}") from None
-
-
-def build_rules(settings_file: SettingsTables) -> AttributeRules:
-    """The attribute rules from the settings file's [attributes], [flatten] and [voice_safe] tables."""
-    mapping = _from_table(settings_file, "attributes", AttributeMapping.from_table)
-    flatten_limits = _from_table(settings_file, "flatten", FlattenLimits.from_table)
-    voice_safe = _from_table(settings_file, "voice_safe", VoiceSafeLimits.from_table)
-    if voice_safe.max_value_chars > flatten_limits.max_value_chars:
-        raise ConfigError(
-            f"{settings_file.where('voice_safe', 'max_value_chars')}: {voice_safe.max_value_chars:,} is above"
-            f" [flatten] max_value_chars ({flatten_limits.max_value_chars:,}); raise that one too"
-        )
-    return AttributeRules(mapping, flatten_limits, voice_safe)
-
-
-def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
-    try:
-        return endpoints_for(settings.region, settings.api_url, settings.login_url)
-    except GenesysSettingsError as error:
-        raise ConfigError(str(error)) from None
 
 
 def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints, *,
@@ -112,425 +48,105 @@ def build_genesys_client(settings: GenesysSettings, endpoints: GenesysEndpoints,
                          shared_budget=shared_budget, sleep=stop.wait if stop is not None else time.sleep, **options)
 
 
-BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read")
-"""The bot scopes the OAuth install asks for; manifest.yml lists the same (a test checks)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SlackIdentity:
-    """Who the bot token is, as auth.test answered at start (one workspace)."""
-
-    team_id: str
-    team: str
-    bot_user_id: str
-    enterprise_id: str | None = None
-
-
-class SlackAuthorization:
-    """Whether Slack requests can be authorized now: the identity verified at start (one workspace) and whether
-    the workspace has since uninstalled the app or revoked its token. OAuth: each request's installation."""
-
-    def __init__(self, identity: SlackIdentity | None) -> None:
-        self.identity = identity
-        self._revoked = threading.Event()
-
-    def revoke(self) -> None:
-        self._revoked.set()
-
-    def health(self) -> dict[str, object]:
-        if self.identity is None:
-            return {"ok": True, "auth": "each workspace's installation (OAuth)"}
-        if self._revoked.is_set():
-            return {"ok": False, "workspace": self.identity.team_id,
-                    "detail": "the app was uninstalled or its bot token revoked; reinstall it and update "
-                              "SLACK_BOT_TOKEN"}
-        return {"ok": True, "workspace": self.identity.team_id, "auth": "bot token verified at start (auth.test)"}
-
-
-def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdentity:
-    """auth.test with the bot token the app will serve with: a refused or unreachable Slack stops the start."""
-    try:
-        answer = client.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown_error") if error.response is not None else "unknown_error"
-        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it at start (auth.test: {code}); copy the Bot User OAuth "
-                          "Token again from the app's Install App page (reinstall the app if it was revoked)") from None
-    except (OSError, SlackClientError) as error:  # urllib's URLError is an OSError
-        where = service.api_url or "https://slack.com/api/"
-        raise ConfigError(f"SLACK_API_URL: cannot reach Slack at {where} ({_reason(error)}); check the network "
-                          "or the URL") from None
-    team_id, user_id = answer.get("team_id"), answer.get("user_id")
-    if not isinstance(team_id, str) or not isinstance(user_id, str):
-        raise ConfigError("SLACK_BOT_TOKEN: auth.test did not name the token's workspace and bot user; use the "
-                          "Bot User OAuth Token (xoxb-…), not a user or app-level token")
-    team, enterprise_id = answer.get("team"), answer.get("enterprise_id")
-    identity = SlackIdentity(team_id, team if isinstance(team, str) else team_id, user_id,
-                             enterprise_id if isinstance(enterprise_id, str) and enterprise_id else None)
-    # One workspace: SLACK_ALLOWED_TEAMS may stay empty (the token decides); set, it must not contradict the token.
-    if service.allowed_teams is not None and not service.allowed_teams.allows(identity.enterprise_id, team_id):
-        raise ConfigError(f"SLACK_ALLOWED_TEAMS: the bot token's workspace {identity.team} ({team_id}) is not listed "
-                          f"({service.allowed_teams.describe()}); add {team_id}, or leave SLACK_ALLOWED_TEAMS empty "
-                          "with one workspace")
-    return identity
-
-
-def build_slack_app(service: ServiceSettings, engine: SyncEngine, client: WebClient, *,
-                    authorization: SlackAuthorization,
-                    installations: StoreInstallationStore | None = None,
-                    oauth_states: StoreOAuthStateStore | None = None) -> App:
-    """The Bolt app with every listener registered, configured from `service` alone: every value Bolt needs is
-    passed here (the SLACK_* variables are withheld from it), so the mode is the one the settings decide.
-    One workspace: `client` carries the bot token verified at start. OAuth (`service.oauth`): installs at
-    /slack/install, kept in `installations`, tokens looked up per request."""
-    oauth_settings = None
-    if service.oauth is not None:
-        if installations is None or oauth_states is None:
-            raise ValueError("installing through OAuth needs an installation store and an OAuth state store")
-        oauth_settings = OAuthSettings(
-            client_id=service.oauth.client_id, client_secret=service.oauth.client_secret, scopes=list(BOT_SCOPES),
-            user_scopes=[], redirect_uri=service.oauth.redirect_uri, installation_store=installations,
-            state_store=oauth_states, install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
-            # A refused workspace's token is revoked with its own token: the tokenless client is enough.
-            callback_options=install.callback_options(lambda token: client.auth_revoke(token=token)),
-        )
-    try:
-        # process_before_response: Slack's 200 goes out after a listener recorded the work, so a crash after
-        # the answer loses nothing; the slash command does its slow part in a lazy listener after the ack.
-        # token_verification_enabled=False: verify_bot_token already ran auth.test with this very token.
-        app = App(client=client, signing_secret=service.signing_secret, process_before_response=True,
-                  oauth_settings=oauth_settings, installation_store=installations,
-                  token_verification_enabled=False, logger=bolt_logger())
-    except BoltError as error:
-        raise ConfigError(f"SLACK_CLIENT_ID: Bolt refused the OAuth settings ({error}); check them") from None
-
-    def uninstalled(enterprise_id: str | None, team_id: str) -> None:
-        if installations is not None:  # OAuth: forgetting the installation forgets the workspace (on_uninstalled)
-            installations.delete_all(enterprise_id=enterprise_id, team_id=team_id)
-        else:
-            log.error("the app was uninstalled from workspace %s or its bot token revoked: SLACK_BOT_TOKEN no "
-                      "longer works there; reinstall the app and update the token", team_id)
-            authorization.revoke()
-            engine.forget_workspace(team_id)
-
-    errors.register(app)
-    if service.allowed_teams is not None:
-        workspaces.register(app, service.allowed_teams.allows)
-    events.register(app, engine, uninstalled=uninstalled)
-    commands.register(app, engine, admins=service.admins, render=SlackText())
-    return app
-
-
-def bolt_logger() -> logging.Logger:
-    """The logger Bolt's own loggers copy their level from when it builds them (without one they copy the root's).
-    Bolt logs a refused request's whole body at INFO, e-mail addresses and any newline included; its warnings show."""
-    logger = logging.getLogger("slack_bolt")
-    logger.setLevel(max(logging.WARNING, logging.getLogger().level))
-    return logger
-
-
-def _reason(error: BaseException) -> str:
-    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-    return f"{type(error).__name__}: {reason}"
-
-
-def workspaces_to_sync(authorization: SlackAuthorization, installations: StoreInstallationStore | None, *,
-                       not_allowed: Callable[[str], None] = lambda team_id: None) -> list[str]:
-    """The workspaces whose first-start sync may be due: every installed one SLACK_ALLOWED_TEAMS allows (OAuth),
-    or the token's own. `not_allowed(team_id)` for each installed one it no longer allows, after a log line."""
-    if installations is not None:
-        due = []
-        for enterprise_id, team_id in installations.installed_workspaces():
-            if not team_id:
-                continue
-            if installations.allows(enterprise_id or None, team_id):
-                due.append(team_id)
-                continue
-            log.warning("Slack workspace %s is installed but not in SLACK_ALLOWED_TEAMS: not synced, its stored "
-                        "profiles are forgotten and its requests ignored (add its id and restart to sync it again)",
-                        team_id)
-            not_allowed(team_id)
-        return due
-    return [authorization.identity.team_id] if authorization.identity is not None else []
-
-
-def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
-                  authorization: SlackAuthorization,
-                  installations: StoreInstallationStore | None = None, *, details: bool = True,
-                  client_ids: Sequence[str] = ()) -> HealthReport:
-    """/healthz; without `details` (HEALTH_DETAILS) it names neither where the database is (path, user, host) nor
-    the OAuth `client_ids`, since anyone who reaches the port may read it."""
-    database = store.health()
-    poll_ok, poll_error = engine.genesys_status()
-    if not details:
-        for client_id in (client_id for client_id in client_ids if client_id):
-            poll_error = poll_error.replace(client_id, "***")
-    slack: dict[str, object] = {"mode": "http", **authorization.health()}
-    if installations is not None and database.ok:
-        slack["workspaces"] = len(installations.installed_workspaces())
-    if socket_mode is not None:
-        connected = bool(socket_mode.client.is_connected())
-        slack["mode"] = "socket"
-        slack["connection"] = "connected" if connected else "not connected"
-        slack["ok"] = bool(slack["ok"]) and connected
-    # Slack users not synced because their Genesys user is linked to another Slack user (/genesys-sync status).
-    links: dict[str, object] = {"detail": "the database is unreachable"}
-    # The database may stop answering after its part said ok: the links part then keeps its detail.
-    with contextlib.suppress(StoreError):
-        if database.ok:
-            links = {"conflicts": store.link_conflict_count()}
-    return HealthReport({
-        "database": {"ok": database.ok, "detail": database.detail if details else database.brief},
-        "engine": engine.liveness().report(),
-        "links": links,
-        "genesys": {"ok": poll_ok, "detail": poll_error or ("polling" if poll_ok else "not polled yet")
-                    if engine.polling or poll_ok is not None else "another replica polls"},
-        "slack": slack,
-    })
-
-
-def describe_slack_mode(service: ServiceSettings, authorization: SlackAuthorization) -> str:
-    """The one start-up line that says which Slack mode the settings chose."""
-    transport = "Socket Mode" if service.socket_mode else f"HTTP on port {service.port}"
-    if authorization.identity is None:
-        allowed = service.allowed_teams.describe() if service.allowed_teams is not None else "any workspace"
-        return (f"Slack: installable into many workspaces through OAuth (/slack/install), allowed: {allowed}; "
-                f"events over {transport}")
-    identity = authorization.identity
-    return (f"Slack: one workspace, {identity.team} ({identity.team_id}), bot user {identity.bot_user_id}, "
-            f"events over {transport}")
-
-
 def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints: GenesysEndpoints,
           rules: AttributeRules) -> int:
     """Run the Slack app and the sync engine until SIGTERM or SIGINT."""
-    try:
-        store = open_store(service.database_url)
-    except StoreError as error:
-        raise ConfigError(f"DATABASE_URL: {error}") from None
-    stop = threading.Event()
-    genesys = build_genesys_client(genesys_settings, endpoints, stop=stop,
-                                   shared_budget=StoreBudget(store, genesys_settings.requests_per_minute))
-    # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
-    # installation), and the engine's reads use each workspace's bot token.
-    slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)
-    installations = oauth_states = None
-    if service.oauth is not None:
-        installations = StoreInstallationStore(store, on_installed=lambda team_id: start_bootstrap(team_id),
-                                               on_uninstalled=lambda team_id: engine.forget_workspace(team_id),
-                                               allowed=service.allowed_teams.allows if service.allowed_teams
-                                               else lambda enterprise_id, team_id: True)
-        oauth_states = StoreOAuthStateStore(store)
-        directory = SlackDirectory(WorkspaceClients(
-            installations, lambda token: SlackDirectory.web_client(token, service.api_url)))
-    else:
-        directory = SlackDirectory(lambda team_id: slack_client)
-    engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
-        poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
-        audit_retention_s=service.audit_retention_days * 86400.0,
-        event_retention_s=service.event_retention_days * 86400.0))
-
-    def start_bootstrap(team_id: str) -> None:
-        # Off the request thread: listing a big workspace takes a while, and Slack waits for the redirect page.
-        threading.Thread(target=engine.bootstrap, args=(team_id,), name=f"bootstrap-{team_id}", daemon=True).start()
-
-    try:
-        authorization = SlackAuthorization(
-            verify_bot_token(slack_client, service) if service.oauth is None else None)
-        app = build_slack_app(service, engine, slack_client, authorization=authorization,
-                              installations=installations, oauth_states=oauth_states)
+    stop, serving = threading.Event(), threading.Event()
+    # Whatever fails, everything opened so far is closed, in the reverse order: the one clean-up path.
+    with contextlib.ExitStack() as lifecycle:
+        lifecycle.callback(_log_stopped, serving)  # last: a run that served ends its log with "stopped"
+        store = lifecycle.enter_context(contextlib.closing(_open_store(service.database_url)))
+        genesys = lifecycle.enter_context(build_genesys_client(
+            genesys_settings, endpoints, stop=stop,
+            shared_budget=StoreBudget(store, genesys_settings.requests_per_minute)))
+        # One workspace: one client, Bolt's too. OAuth: Bolt's has no token (it gets each request's from the
+        # installation), and the engine's reads use each workspace's bot token.
+        slack_client = SlackDirectory.web_client(service.bot_token, service.api_url)
+        allowed = service.allowed_teams.allows if service.allowed_teams is not None else (lambda *workspace: True)
+        if service.oauth is not None:
+            # The engine looks tokens up through a view of the installations with no callbacks: the callbacks of
+            # Bolt's (below) call the engine, which does not exist yet.
+            tokens = WorkspaceClients(StoreInstallationStore(store, allowed=allowed),
+                                      functools.partial(SlackDirectory.web_client, base_url=service.api_url))
+            directory = SlackDirectory(tokens)
+        else:
+            directory = SlackDirectory(lambda team_id: slack_client)
+        engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
+            poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
+            audit_retention_s=service.audit_retention_days * 86400.0,
+            event_retention_s=service.event_retention_days * 86400.0))
+        installations = oauth_states = None
+        if service.oauth is not None:
+            installations = StoreInstallationStore(
+                store, on_installed=functools.partial(bootstrap_in_background, engine),
+                on_uninstalled=engine.forget_workspace, allowed=allowed)
+            oauth_states = StoreOAuthStateStore(store)
+        authorization = SlackAuthorization(verify_bot_token(slack_client, service) if service.oauth is None else None)
+        app = build_slack_app(service, engine, slack_client, installations=installations, oauth_states=oauth_states,
+                              uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke))
         socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
         # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
         slack_http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
-        client_ids = (genesys_settings.client_id, service.oauth.client_id if service.oauth else "")
-        web = wsgi_application(slack_http, lambda: health_report(store, engine, socket_mode, authorization,
-                                                                   installations, details=service.health_details,
-                                                                   client_ids=client_ids),
+        health = functools.partial(
+            health_report, store, engine, socket_mode, authorization, installations, details=service.health_details,
+            client_ids=(genesys_settings.client_id, service.oauth.client_id if service.oauth else ""))
+        web = wsgi_application(slack_http, health,
                                verifier=SignatureVerifier(service.signing_secret) if slack_http else None)
-        try:
-            # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
-            server = web_server.create(web, port=service.port, threads=8, ident="slack-genesys-sync")
-        except OSError as error:
-            raise ConfigError(f"PORT: cannot listen on port {service.port} ({_reason(error)})") from None
-    except ConfigError:
-        store.close()
-        genesys.close()
-        raise
-    def shut_down(signum: int, _frame: object) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stop.set()
-        web_server.stop(server)
+        server = _listen(web, service.port)
+        lifecycle.callback(server.close)
 
-    signal.signal(signal.SIGTERM, shut_down)
-    signal.signal(signal.SIGINT, shut_down)
-    log.info("%s", describe_slack_mode(service, authorization))
-    if service.oauth is not None and service.allowed_teams is not None and service.allowed_teams.any_team:
-        log.warning("SLACK_ALLOWED_TEAMS=*: any Slack workspace can install the app, and its members are matched "
-                    "to your Genesys Cloud users by e-mail; list the allowed workspace ids instead to restrict it")
-    for team_id in workspaces_to_sync(authorization, installations, not_allowed=engine.forget_workspace):
-        start_bootstrap(team_id)
-    worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
-    worker.start()
-    if socket_mode is not None:
-        try:
-            socket_mode.connect()
-        except (OSError, SlackClientError) as error:
+        def shut_down(signum: int, _frame: object) -> None:
+            log.info("received %s; stopping", signal.Signals(signum).name)
             stop.set()
-            worker.join(timeout=10)
-            server.close()
-            genesys.close()
-            store.close()
-            raise ConfigError(f"SLACK_APP_TOKEN: could not open the Socket Mode connection ({_reason(error)}); "
-                              "check the app-level token (scope connections:write)") from None
-        log.info("connected to Slack in Socket Mode; health on port %d", service.port)
-    else:
-        log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz)", service.port)
-    try:
-        server.run()
-    except OSError:
-        if not stop.is_set():
-            raise
-    finally:
-        stop.set()
+            web_server.stop(server)
+
+        signal.signal(signal.SIGTERM, shut_down)
+        signal.signal(signal.SIGINT, shut_down)
+        log_slack_mode(service, authorization)
+        token_team_id = authorization.identity.team_id if authorization.identity is not None else None
+        for team_id in workspaces_to_sync(installations, token_team_id, not_allowed=engine.forget_workspace):
+            bootstrap_in_background(engine, team_id)
+        worker = threading.Thread(target=engine.run, args=(stop,), name="sync-engine", daemon=True)
+        worker.start()
+        lifecycle.callback(worker.join, timeout=10)
+        lifecycle.callback(stop.set)
         if socket_mode is not None:
-            socket_mode.close()
-        worker.join(timeout=10)
-        genesys.close()
-        store.close()
-        log.info("stopped")
+            connect_socket_mode(socket_mode)
+            lifecycle.callback(socket_mode.close)
+            log.info("connected to Slack in Socket Mode; health on port %d", service.port)
+        else:
+            log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz)", service.port)
+        serving.set()
+        try:
+            server.run()
+        except OSError:
+            if not stop.is_set():
+                raise
     return 0
 
 
-def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python app.py", description="Keep Slack profiles on Genesys Cloud participant attributes."
-    )
-    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    show = subcommands.add_parser(
-        "preview", help="show the attributes a Slack user object would become (writes nothing)",
-        description="Read a Slack user object, event envelope, users.info or users.profile.get response and print "
-        "the participant attributes it would become. Exit 0: valid; 1: validation problems; 2: unusable input.",
-    )
-    write = subcommands.add_parser(
-        "push", help="write a Slack user object's attributes to a Genesys user's live participants now",
-        description="Flatten and validate the Slack user object at PATH (as preview does) and write it to the live "
-        "participants of the Genesys user with that e-mail. Exit 0: written or nothing live; 1: not voice-safe or "
-        "rejected by Genesys; 2: unusable input or no such user; 3: Genesys unusable (credentials, permissions, "
-        "outage).",
-    )
-    for command in (show, write):
-        command.add_argument("path", metavar="PATH", help="JSON file, or - for standard input")
-        command.add_argument(
-            "--team-profile", metavar="FILE", help="a team.profile.get response, to key custom fields by label"
-        )
-        command.add_argument("--config", metavar="FILE",
-                             help="settings file (default: $SYNC_SETTINGS_FILE, else ./sync.toml)")
-    show.add_argument("--json", action="store_true", help="print exactly the JSON attribute object")
-    show.add_argument("--verbose", action="store_true", help="list every field the mapping left out, and why")
-    write.add_argument("--email", required=True, metavar="ADDRESS", help="the Genesys user's e-mail address")
-    subcommands.add_parser(
-        "serve", help="run the Slack app and the sync engine (the default)",
-        description="Receive Slack events and /genesys-sync (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on "
-        "PORT) and keep every live Genesys participant's attributes up to date.",
-    )
-    probe = subcommands.add_parser(
-        "check", help="check the Genesys credentials and role permissions against the configured org",
-        description=check_command.DESCRIPTION,
-    )
-    probe.add_argument("--timeout", type=check_command.seconds, default=check_command.DEFAULT_TIMEOUT_S,
-                       metavar="SECONDS", help="how long each request may take to connect (at most 5 s) and answer"
-                       f" (default {check_command.DEFAULT_TIMEOUT_S:g})")
-    demo_command = subcommands.add_parser(
-        "demo", help="run the whole product locally, against local stand-ins of Slack and Genesys Cloud",
-        description="Start local stand-ins of Slack and Genesys Cloud on 127.0.0.1 and the real app against them "
-        "(`serve`, as a child process with its own settings: no account, .env or SLACK_/GENESYS_ settings needed or "
-        "read), put a sample person on a voice call, change her Slack title and show it reach the call. Everything "
-        "is removed at the end. Exit 0: it worked; 1: a step failed (the reason and the app's last log lines).",
-    )
-    demo_command.add_argument("--keep", action="store_true",
-                          help="keep it running afterwards (until Ctrl-C), with the URLs and a command that changes "
-                          "the sample person's title")
-    subcommands.add_parser("help", help="show this help, or one command's (help COMMAND)")
-    return parser.parse_args(_help_as_flag(argv))
+def _open_store(database_url: str) -> Store:
+    try:
+        return open_store(database_url)
+    except StoreError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
 
 
-def _help_as_flag(argv: Sequence[str]) -> list[str]:
-    """`help` and `help COMMAND` become `--help` and `COMMAND --help`, so argparse prints the very same text."""
-    if list(argv[:1]) == ["help"]:
-        return [*argv[1:2], "--help"]
-    return list(argv)
+def _listen(web: WsgiApp, port: int) -> Any:
+    try:
+        # 8 threads: on 2 cores more threads only contend for the GIL (measured: p99 worse at 16 in a burst).
+        return web_server.create(web, port=port, threads=8, ident="slack-genesys-sync")
+    except OSError as error:
+        raise ConfigError(f"PORT: cannot listen on port {port} ({describe_cause(error)})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class CommandSettings:
-    """Everything a command may need, read and checked together so one answer names every problem."""
-
-    settings: Settings
-    service: ServiceSettings | None = None
-    genesys: GenesysSettings | None = None
-    endpoints: GenesysEndpoints | None = None
-    rules: AttributeRules | None = None
-
-
-def read_command_settings(environ: Mapping[str, str], *, service: bool = False, genesys: bool = False,
-                          rules_file: Path | None = None, rules: bool = False) -> CommandSettings:
-    """Read the settings a command needs; every missing or invalid one is named in a single ConfigError."""
-    problems = SettingsProblems()
-    settings = problems.attempt(read_settings, environ)
-    service_settings = problems.attempt(read_service_settings, environ) if service else None
-    genesys_settings = problems.attempt(read_genesys_settings, environ) if genesys else None
-    endpoints = problems.attempt(genesys_endpoints, genesys_settings) if genesys_settings else None
-    attribute_rules = None
-    if rules and settings is not None:
-        tables = problems.attempt(read_settings_file, rules_file or settings.settings_file)
-        attribute_rules = problems.attempt(build_rules, tables) if tables is not None else None
-    problems.raise_if_any()
-    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules)
-
-
-def asked_for(value: T | None) -> T:
-    """A setting the command asked `read_command_settings` for: present once it returned."""
-    if value is None:
-        raise AssertionError("read_command_settings was not asked for this setting")
-    return value
+def _log_stopped(serving: threading.Event) -> None:
+    if serving.is_set():  # a start that failed said why instead
+        log.info("stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    command = arguments.command = arguments.command or "serve"
-    if command == "demo":  # before .env and the settings: the demo needs none and reads none
-        from cli.demo import run as run_demo  # imports localdev/, which the production image leaves out
-
-        return run_demo(arguments.keep, out=sys.stdout, err=sys.stderr)
-    try:
-        environment = read_environment(Path.cwd())
-    except ConfigError as error:
-        print(f"{command}: configuration: {error}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    withhold_from_libraries()
-    environ = environment.values
-    try:
-        rules_file = Path(arguments.config) if getattr(arguments, "config", None) else None
-        needed = read_command_settings(
-            environ, service=command == "serve", genesys=command in ("serve", "check", "push"),
-            rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
-        if command == "check":
-            endpoints = asked_for(needed.endpoints)
-            with build_genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
-                                      timeout=check_command.timeout(arguments.timeout)) as client:
-                return check(client, endpoints, out=sys.stdout)
-        rules = asked_for(needed.rules)
-        if command == "serve":
-            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
-        if command == "preview":
-            request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json, arguments.verbose)
-            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
-        with build_genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
-            return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
-                        stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
-    except ConfigError as error:
-        print(describe_problems(command, error, environment), file=sys.stderr)
-        return EXIT_UNUSABLE
+    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=build_genesys_client)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ class ConfigError(Exception):
         return "\n".join(self.problems)
 
 
+def describe_cause(error: BaseException) -> str:
+    """The cause a ConfigError quotes when the network or the system refused what a setting names (a port, a URL)."""
+    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+    return f"{type(error).__name__}: {reason}"
+
+
 class SettingsProblems:
     """Collects the problems of several readers, so one answer names every missing or invalid setting at once."""
 

@@ -4,7 +4,7 @@ Prints one line per probe, each failure with its real cause (DNS, refused connec
 credentials, or the permission Genesys refused), then a summary line counting passed, failed and unverified checks.
 Exit 0: every check passed; 1: something failed (a permission refused, or Genesys unreachable or refusing the
 credentials); 3: nothing failed, but something could not be verified (e.g. no conversation to read).
-Configuration errors exit 2 in `app.py`, before any request.
+Configuration errors exit 2 in `cli/main.py`, before any request.
 """
 
 from __future__ import annotations

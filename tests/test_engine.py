@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app import SlackAuthorization, health_report
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, RetryPolicy
+from handlers.app import SlackAuthorization
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack
 from slack_directory import SlackDirectory
@@ -20,6 +20,7 @@ from store import Store, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
 from sync.render import SlackText
+from web.health import health_report
 
 
 @dataclass

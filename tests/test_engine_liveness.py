@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from app import SlackAuthorization, health_report
 from genesys import (
     AttributesRejected,
     GenesysError,
@@ -27,6 +26,7 @@ from genesys import (
     RequestRejected,
     WriteResult,
 )
+from handlers.app import SlackAuthorization
 from localdev.app_process import wait_for
 from profiles import FieldLabels
 from slack_directory import SlackDirectoryError, SlackUserRecord
@@ -36,6 +36,7 @@ from sync.engine import EngineSettings, SyncEngine
 from sync.rejected import RejectedWrites
 from tests.clocks import FakeClock
 from web import wsgi_application
+from web.health import health_report
 
 ADA = {"id": "U0ADA", "name": "ada", "profile": {"email": "ada@example.com", "title": "Agent"}}
 

@@ -21,8 +21,8 @@ import pytest
 from slack_sdk import WebClient
 
 import config
-from app import SlackAuthorization, build_slack_app
 from config import read_environment, read_service_settings, withhold_from_libraries
+from handlers.app import build_slack_app
 from localdev.app_process import (
     REPO,
     SIGNING_SECRET,
@@ -263,7 +263,7 @@ def test_bolt_never_sees_a_setting_the_app_did_not_pass(monkeypatch: pytest.Monk
     service = read_service_settings(environment.values)
     caplog.set_level(logging.DEBUG)
     app = build_slack_app(service, engine=object(), client=WebClient(token=service.bot_token),  # type: ignore[arg-type]
-                          authorization=SlackAuthorization(None))
+                          uninstalled=lambda enterprise_id, team_id: None)
     assert app.oauth_flow is None
     assert app.installation_store is None
     assert app.client.token == "xoxb-ours"

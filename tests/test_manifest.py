@@ -11,7 +11,7 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
-from app import BOT_SCOPES
+from handlers.app import BOT_SCOPES
 from handlers.events import SUBSCRIBED_EVENTS
 from tests.conftest import REPO
 

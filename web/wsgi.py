@@ -140,7 +140,8 @@ def _malformed(timestamp: str | None, signature: str | None) -> bool:
 
 def _logging_refusals(start_response: Callable[..., Any], path: str) -> Callable[..., Any]:
     """`start_response` that also logs Bolt's 401 (a wrong or stale signature) in one line, as every refusal is;
-    Bolt's own line about it carries the whole body, so it is kept below the app's log level (app.bolt_logger)."""
+    Bolt's own line about it carries the whole body, so it is kept below the app's log level
+    (config.LIBRARY_LOG_FLOORS)."""
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         if status.startswith("401"):
