@@ -28,7 +28,7 @@ then for the redeliveries to end, the queue to empty and the writes to stop, and
   genesys-503     every Genesys request answered 503 for --outage seconds
   429-storm       every Genesys API request answered 429 (Retry-After 2) for --outage seconds
   tokens-expired  Genesys drops every access token at six instants and issues 15-second tokens meanwhile
-  db-restart      PostgreSQL stopped (fast shutdown) for --db-down seconds and started again (n/a on SQLite)
+  db-restart      PostgreSQL stopped (fast shutdown) for --db-down seconds, then started (n/a on SQLite)
   lease-kill      the replica holding the Genesys poll lease SIGKILLed, restarted 5 s later (n/a on SQLite)
   slack-cut       Slack answers to users.profile.get and users.info cut off mid-body, 8 rounds
 
@@ -679,7 +679,8 @@ def plan_from(arguments: argparse.Namespace) -> Plan:
     return Plan(
         people=arguments.people or (60 if quick else 300), events=arguments.events or (200 if quick else 1000),
         rate=arguments.rate, kills=arguments.kills or (4 if quick else 10),
-        outage_s=arguments.outage or (15.0 if quick else 60.0), db_down_s=arguments.db_down or (5.0 if quick else 15.0),
+        outage_s=arguments.outage or (15.0 if quick else 60.0),
+        db_down_s=arguments.db_down or (5.0 if quick else 20.0),
         converge_timeout_s=arguments.converge_timeout, seed=arguments.seed)
 
 
@@ -710,7 +711,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="deliveries per second (open loop)")
     parser.add_argument("--kills", type=int, default=0, help="SIGKILLs in the sigkill scenario (default 10; --quick 4)")
     parser.add_argument("--outage", type=float, default=0.0, help="seconds of 503 / 429 (default 60; --quick 15)")
-    parser.add_argument("--db-down", type=float, default=0.0, help="seconds PostgreSQL is down (default 15; --quick 5)")
+    parser.add_argument("--db-down", type=float, default=0.0,
+                        help="seconds PostgreSQL is down (default 20: longer than the 15 s poll lease, so which "
+                             "replica polls afterwards is a race; --quick 5)")
     parser.add_argument("--converge-timeout", type=float, default=120.0)
     parser.add_argument("--json", action="store_true", help="print the outcomes as JSON instead of the table")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the apps' logs here")
