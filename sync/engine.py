@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -43,8 +43,8 @@ from genesys import (
     WriteResult,
     check_attributes,
 )
-from profiles import SlackUser
-from slack_directory import TEAM_NOT_ALLOWED, SlackDirectory, SlackDirectoryError, SlackUserRecord
+from profiles import FieldLabels, SlackUser
+from slack_directory import TEAM_NOT_ALLOWED, SlackDirectoryError, SlackUserRecord
 from store import (
     AuditEntry,
     Cutoffs,
@@ -62,6 +62,7 @@ from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
 from sync.leases import Heartbeat
 from sync.rejected import RejectedWrites
+from sync.timer import SYSTEM_TIMER, Timer
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,15 @@ class GenesysPort(Protocol):
     def write_attributes(self, conversation_id: str, participant_id: str,
                          attributes: VoiceSafeAttributes) -> WriteResult: ...
     def participant_attributes(self, conversation_id: str, participant_id: str) -> Mapping[str, str] | None: ...
+
+
+class SlackPort(Protocol):
+    """The part of `slack_directory.SlackDirectory` the engine uses: reads raise `SlackDirectoryError`."""
+
+    def user(self, team_id: str, user_id: str) -> SlackUserRecord: ...
+    def labels(self, team_id: str) -> FieldLabels: ...
+    def user_ids(self, team_id: str) -> Iterator[str]: ...
+    def forget(self, team_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,20 +160,15 @@ class Liveness:
     def ok(self) -> bool:
         return self.running and self.last_tick_s_ago is not None and self.last_tick_s_ago < self.stalled_after_s
 
-    def report(self) -> dict[str, object]:
-        """The `engine` part of /healthz."""
-        part: dict[str, object] = {"ok": self.ok}
-        if self.last_tick_s_ago is not None:
-            part["last_tick_s_ago"] = round(self.last_tick_s_ago, 1)
-        if not self.running:
-            part["detail"] = "the sync engine is not running" if self.last_tick_s_ago is None \
-                else "the sync engine stopped"
-        elif not self.ok:
-            part["detail"] = (f"the sync engine has not turned for {self.last_tick_s_ago:.0f} s (stuck; more than "
-                              f"{self.stalled_after_s:.0f} s): restart the app")
-        if self.failing:
-            part["failing"] = dict(self.failing)
-        return part
+
+@dataclass(frozen=True, slots=True)
+class GenesysStatus:
+    """How the engine's last poll of Genesys went, for /healthz and `/genesys-sync status`."""
+
+    ok: bool | None
+    """Whether it worked; None before the first poll, or while another replica polls."""
+    error: str = ""
+    """When it did not: Genesys' answer or the failure, for operators (may name a client id: /healthz masks it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +195,38 @@ class SyncReport:
     genesys_user: GenesysUser | None
     legs: tuple[LegResult, ...]
     problem: str = ""
+    conflict: LinkConflict | None = None
+    """Set when nothing was written because their Genesys user is linked to another Slack user (the renderer
+    says so: `problem` is then empty)."""
 
 
-def conflict_text(conflict: LinkConflict) -> str:
-    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
-    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
-            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
-            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
+@dataclass(frozen=True, slots=True)
+class ResyncProgress:
+    """How far a `/genesys-sync all` has got: told to the person twice at most (a response_url takes five posts)."""
+
+    queued: int
+    pending: int | None = None
+    """Items still to read; None right after queueing, before any was read."""
+
+    @property
+    def done(self) -> float:
+        """The share of the resync done (0 to 1)."""
+        return 0.0 if self.pending is None else 1 - self.pending / max(self.queued, self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncSummary:
+    """The outcome of `resync_all`."""
+
+    queued: int
+    waited: bool
+    """Whether it waited for the queue to drain; without waiting, the other counts are zero."""
+    pending: int = 0
+    """Items still to read when it stopped waiting (the worker carries on with them)."""
+    written: int = 0
+    """Participant writes made while it waited."""
+    dead_letters: int = 0
+    """Dead letters in total (not only this resync's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,17 +259,19 @@ def attributes_hash(attributes: Mapping[str, str]) -> str:
 class SyncEngine:
     """Desired × observed → writes. Thread-safe for its callers: handlers record work, one thread runs it."""
 
-    def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackDirectory, rules: AttributeRules,
+    def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 timer: Timer = SYSTEM_TIMER) -> None:
         self._store = store
         self._genesys = genesys
         self._slack = slack
         self._rules = rules
         self._settings = settings or EngineSettings()
         self._clock = clock
-        self._monotonic = monotonic
-        """Liveness is measured on it: a wall clock set back or forward must not make the engine look stuck."""
+        """The wall clock: it stamps what is stored (profiles read, links resolved, audit rows)."""
+        self._timer = timer
+        """Liveness, the poll's pace and every wait are measured on it: a wall clock set back or forward must not
+        make the engine look stuck (see `sync.timer`)."""
         self._live: tuple[LiveParticipant, ...] = ()
         self._live_lock = threading.Lock()
         self._rejected = RejectedWrites(self._settings.rejected_limit)
@@ -298,7 +330,7 @@ class SyncEngine:
         if genesys_user is None:
             conflict = self._store.link_conflict(team_id, user_id)
             if conflict is not None:
-                return SyncReport(desired, None, (), conflict_text(conflict))
+                return SyncReport(desired, None, (), conflict=conflict)
             email = record.email or "(no e-mail in Slack)"
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
         if row.deleted or not row.attributes_hash:
@@ -308,7 +340,7 @@ class SyncEngine:
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
-        poll_ok, _error = self.genesys_status()
+        poll_ok = self.genesys_status().ok
         return SyncStatus(
             user_id=user_id, profile=self._store.desired(team_id, user_id),
             link=self._store.genesys_user_for(team_id, user_id),
@@ -324,12 +356,12 @@ class SyncEngine:
         if self._store.workspace_has_profiles(team_id):
             return 0
         try:
-            queued = self.resync_all(team_id, lambda text: None, wait_s=0)
+            queued = self.resync_all(team_id, lambda progress: None, wait_s=0).queued
         except SlackDirectoryError as error:
             log.warning("first start: could not list the workspace's members (%s); profiles are read as they "
                         "change, or run /genesys-sync all", error)
             return 0
-        log.info("first start: queued the workspace's members for their first sync (%s)", queued)
+        log.info("first start: queued the workspace's %d members for their first sync", queued)
         return self._store.pending_count()
 
     def forget_workspace(self, team_id: str) -> None:
@@ -338,31 +370,29 @@ class SyncEngine:
         self._slack.forget(team_id)
         log.info("workspace %s: forgot %d profiles; its people are no longer synced", team_id, forgotten)
 
-    def resync_all(self, team_id: str, progress: Callable[[str], None], *, wait_s: float = 25 * 60.0,
-                   check_every_s: float = 5.0) -> str:
+    def resync_all(self, team_id: str, progress: Callable[[ResyncProgress], None], *, wait_s: float = 25 * 60.0,
+                   check_every_s: float = 5.0) -> ResyncSummary:
         """Queue every member of the workspace for a refresh (the worker paces them); with `wait_s`, report
-        progress as the queue drains (twice at most: a response_url takes five posts) and return a summary."""
+        progress as the queue drains (at half and 90 %) and return a summary (`sync.render` words both)."""
         started = self._clock()
         queued = 0
         for user_id in self._slack.user_ids(team_id):
             self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
             queued += 1
         if wait_s <= 0:
-            return (f"Queued {queued} people for a resync; each live participant is brought up to date as their "
-                    f"profile is read. `/genesys-sync status` shows pending work.")
-        progress(f"Queued {queued} people for a resync; reading their profiles now…")
-        deadline, marks = time.monotonic() + wait_s, [0.5, 0.9]
-        while (pending := self._store.pending_count()) and time.monotonic() < deadline:
-            done = 1 - pending / max(queued, pending)
-            if marks and done >= marks[0]:
-                progress(f"Resync {done:.0%} done ({pending} still to read)…")
+            return ResyncSummary(queued, waited=False)
+        progress(ResyncProgress(queued))
+        deadline, marks = self._timer.monotonic() + wait_s, [0.5, 0.9]
+        while (pending := self._store.pending_count()) and self._timer.monotonic() < deadline:
+            now = ResyncProgress(queued, pending)
+            if marks and now.done >= marks[0]:
+                progress(now)
                 marks.pop(0)
-            time.sleep(check_every_s)
+            self._timer.sleep(check_every_s)
         writes = [entry for entry in self._store.audit(limit=10_000) if entry.at >= started]
         written = sum(entry.result == "written" for entry in writes)
-        finished = "finished" if not pending else f"still running ({pending} to read; it carries on by itself)"
-        return (f"Resync {finished}: {queued} people queued, {written} participant write(s) made, "
-                f"{self._store.dead_letter_count()} dead letter(s) in total.")
+        return ResyncSummary(queued, waited=True, pending=pending, written=written,
+                             dead_letters=self._store.dead_letter_count())
 
     # ------------------------------------------------------------------ background work
 
@@ -393,7 +423,7 @@ class SyncEngine:
         while not stop.is_set():
             failed = False
             try:
-                now = time.monotonic()
+                now = self._timer.monotonic()
                 if now >= next_poll:
                     next_poll = now + self._settings.poll_interval_s
                     failed |= self._step("polling Genesys", self._poll_turn) is None
@@ -417,16 +447,16 @@ class SyncEngine:
                 database_down = str(error)
                 self._stop_polling()
                 self._beat()  # waiting for the database is the engine doing its job; /healthz names the database
-                stop.wait(self._settings.database_retry_s)
+                self._timer.wait(stop, self._settings.database_retry_s)
                 continue
             if database_down:
                 log.info("the database answers again; sync resumed")
                 database_down = ""
             self._beat()
             if failed:
-                stop.wait(self._settings.database_retry_s)
+                self._timer.wait(stop, self._settings.database_retry_s)
             elif not worked:
-                stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
+                self._timer.wait(stop, min(0.5, max(0.0, next_poll - self._timer.monotonic())))
 
     def _step(self, doing: str, step: Callable[[], T]) -> T | None:
         """Run one step of the loop; an unexpected failure is logged (in full the first time, then one line each
@@ -456,12 +486,12 @@ class SyncEngine:
         return True
 
     def _beat(self) -> None:
-        self._ticked_at = self._monotonic()
+        self._ticked_at = self._timer.monotonic()
 
     def liveness(self) -> Liveness:
         """Whether the loop is turning: /healthz answers 503 when it has not for `stalled_after_s`."""
         ticked = self._ticked_at
-        age = None if ticked is None else max(0.0, self._monotonic() - ticked)
+        age = None if ticked is None else max(0.0, self._timer.monotonic() - ticked)
         return Liveness(self._running, age, self._settings.stalled_after_s, dict(self._failing))
 
     def take_poll_turn(self) -> bool:
@@ -482,7 +512,7 @@ class SyncEngine:
             self._poll_tenure = tenure
             self._poll_heartbeat = Heartbeat(
                 "the Genesys poll lease", lambda: self._store.renew_lease(tenure, self._settings.poll_lease_s),
-                self._settings.poll_lease_s / 3, progressing=self._progressing).start()
+                self._settings.poll_lease_s / 3, progressing=self._progressing, timer=self._timer).start()
         elif tenure is None and self._polling:
             log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
                      self._settings.worker)
@@ -520,7 +550,7 @@ class SyncEngine:
     def _progressing(self) -> bool:
         """Whether the engine is turning (as /healthz judges it): heartbeats renew leases only while it is."""
         ticked = self._ticked_at
-        return ticked is None or self._monotonic() - ticked < self._settings.stalled_after_s
+        return ticked is None or self._timer.monotonic() - ticked < self._settings.stalled_after_s
 
     def poll_once(self) -> int:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
@@ -589,7 +619,7 @@ class SyncEngine:
         # Renewed while this worker is on them (the batch's later items wait for the first): a slow Slack read must
         # not hand an item to another worker, which would read it twice and count a failed attempt.
         with Heartbeat("work item leases", lambda: self._store.renew_claim(items, lease_s=lease_s) > 0, lease_s / 3,
-                       progressing=self._progressing) as heartbeat:
+                       progressing=self._progressing, timer=self._timer) as heartbeat:
             for item in items:
                 if (stop is not None and stop.is_set()) or heartbeat.lost:
                     break  # the claimed rest come back when their lease ends
@@ -599,9 +629,9 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ status
 
-    def genesys_status(self) -> tuple[bool | None, str]:
-        """(last poll succeeded, its error): None before the first poll, or while another replica polls."""
-        return self._last_poll_ok, self._last_poll_error
+    def genesys_status(self) -> GenesysStatus:
+        """How the last poll went: `ok` None before the first poll, or while another replica polls."""
+        return GenesysStatus(self._last_poll_ok, self._last_poll_error)
 
     @property
     def polling(self) -> bool:
@@ -663,11 +693,10 @@ class SyncEngine:
         attributes = dict(desired.report.attributes) if desired.ok else {}
         if attributes:
             attributes = self._with_cleared_keys(record, attributes)
-        updated = record.user.get("updated")
         row = DesiredRow(
             team_id=record.team_id, user_id=record.user_id, email=record.email, deleted=not record.syncable,
             attributes=attributes, attributes_hash=attributes_hash(attributes) if desired.ok else "",
-            profile_updated=updated if isinstance(updated, int) else None, refreshed_at=self._clock(),
+            profile_updated=record.updated, refreshed_at=self._clock(),
         )
         if self._store.save_desired(row):
             log.info("Slack user %s: %d attribute(s) to write%s", record.user_id, len(attributes),

@@ -1,12 +1,14 @@
-"""Slack text for the engine's results (ephemeral `/genesys-sync` answers).
+"""Slack text for the engine's results (ephemeral `/genesys-sync` answers): the engine returns values, and every
+word a person reads in Slack about them is chosen here.
 
 Nothing here prints an exception's text: failures arrive as error ids (see `sync.failures`).
 """
 
 from __future__ import annotations
 
+from store import LinkConflict
 from sync.desired import DesiredAttributes
-from sync.engine import SyncReport, SyncStatus, conflict_text
+from sync.engine import ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 
 _MAX_LINES = 40
 
@@ -15,6 +17,8 @@ class SlackText:
     """Renders sync reports and previews as Slack mrkdwn."""
 
     def sync_report(self, report: SyncReport, *, whose: str) -> str:
+        if report.conflict is not None:  # worded as before the conflict was a value (its double stop included)
+            return f"Nothing written for {whose} profile: {conflict_text(report.conflict)}."
         if report.problem:
             return f"Nothing written for {whose} profile: {report.problem}."
         written = [leg for leg in report.legs if leg.result == "written"]
@@ -61,6 +65,28 @@ class SlackText:
             else "unreachable")
         lines.append(f"Pending work: {status.pending}; dead letters: {status.dead_letters}; Genesys: {genesys}.")
         return "\n".join(lines)
+
+
+    def resync_progress(self, progress: ResyncProgress) -> str:
+        if progress.pending is None:
+            return f"Queued {progress.queued} people for a resync; reading their profiles now…"
+        return f"Resync {progress.done:.0%} done ({progress.pending} still to read)…"
+
+    def resync_summary(self, summary: ResyncSummary) -> str:
+        if not summary.waited:
+            return (f"Queued {summary.queued} people for a resync; each live participant is brought up to date as "
+                    f"their profile is read. `/genesys-sync status` shows pending work.")
+        finished = "finished" if not summary.pending \
+            else f"still running ({summary.pending} to read; it carries on by itself)"
+        return (f"Resync {finished}: {summary.queued} people queued, {summary.written} participant write(s) made, "
+                f"{summary.dead_letters} dead letter(s) in total.")
+
+
+def conflict_text(conflict: LinkConflict) -> str:
+    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
+    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
+            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
+            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
 
 
 def _status_lines(status: SyncStatus) -> list[str]:
