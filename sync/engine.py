@@ -172,7 +172,7 @@ class GenesysStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class LegResult:
+class ParticipantResult:
     """What happened to one participant in a sync."""
 
     conversation_id: str
@@ -193,7 +193,7 @@ class SyncReport:
 
     desired: DesiredAttributes | None
     genesys_user: GenesysUser | None
-    legs: tuple[LegResult, ...]
+    participants: tuple[ParticipantResult, ...]
     problem: str = ""
     conflict: LinkConflict | None = None
     """Set when nothing was written because their Genesys user is linked to another Slack user (the renderer
@@ -335,8 +335,8 @@ class SyncEngine:
             return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
         if row.deleted or not row.attributes_hash:
             return SyncReport(desired, genesys_user, (), "a newer read of this profile says it is not synced")
-        legs = self._genesys.live_participants(genesys_user.id)
-        return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
+        participants = self._genesys.live_participants(genesys_user.id)
+        return SyncReport(desired, genesys_user, tuple(self._write(participant, row) for participant in participants))
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
@@ -577,7 +577,7 @@ class SyncEngine:
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
-        live_keys = {(leg.conversation_id, leg.participant_id) for leg in live}
+        live_keys = {(participant.conversation_id, participant.participant_id) for participant in live}
         self._store.forget_participants(live_keys)
         self._rejected.keep_only(live_keys)
         return self._write_all(live)
@@ -591,7 +591,7 @@ class SyncEngine:
         participant before writing again), so one whose participant is live stays, however old."""
         now, settings = self._clock(), self._settings
         with self._live_lock:
-            live = frozenset((leg.conversation_id, leg.participant_id) for leg in self._live)
+            live = frozenset((participant.conversation_id, participant.participant_id) for participant in self._live)
         deleted = self._store.delete_older_than(Cutoffs(
             events=now - settings.event_retention_s, audit=now - settings.audit_retention_s,
             write_intents=now - settings.audit_retention_s if self._polling and self._last_poll_ok else None,
@@ -651,7 +651,8 @@ class SyncEngine:
             if record.syncable and desired.ok:
                 genesys_user = self._link(record)
                 if genesys_user is not None:
-                    self._write_all(leg for leg in self._live_legs() if leg.user_id == genesys_user.id)
+                    self._write_all(participant for participant in self._live_participants()
+                                    if participant.user_id == genesys_user.id)
             elif not desired.ok:
                 log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
                             "; ".join(str(p) for p in desired.report.problems[:3]))
@@ -724,7 +725,7 @@ class SyncEngine:
     def _link(self, record: SlackUserRecord) -> GenesysUser | None:
         email = record.email
         genesys_user = self._genesys.find_user_by_email(email) if email else None
-        linked = self._store.map_user(record.team_id, record.user_id, email,
+        linked = self._store.link_user(record.team_id, record.user_id, email,
                                       genesys_user.id if genesys_user else None, resolved_at=self._clock())
         if linked.conflict is not None:
             if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
@@ -737,22 +738,22 @@ class SyncEngine:
             return None
         return genesys_user
 
-    def _live_legs(self) -> tuple[LiveParticipant, ...]:
+    def _live_participants(self) -> tuple[LiveParticipant, ...]:
         with self._live_lock:
             return self._live
 
-    def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
+    def _write_all(self, participants: Iterable[LiveParticipant]) -> int:
         """The poller's writes (the poll's, and a refreshed profile's to the participants the poll found): each one
         fenced by the poll lease, so a replica that lost it stops before its next write."""
         written = 0
-        pending = list(legs)
-        for index, leg in enumerate(pending):
+        pending = list(participants)
+        for index, participant in enumerate(pending):
             self._beat()  # writing to many participants under the request budget takes minutes: progress
-            for row in self._store.desired_for_genesys_user(leg.user_id):
+            for row in self._store.desired_for_genesys_user(participant.user_id):
                 if row.deleted or not row.attributes_hash:
                     continue
                 try:
-                    if self._write(leg, row, fence=self._poll_lease_holds).result == "written":
+                    if self._write(participant, row, fence=self._poll_lease_holds).result == "written":
                         written += 1
                 except _LeaseLost:
                     self._lost_poll_lease(len(pending) - index)
@@ -760,7 +761,8 @@ class SyncEngine:
                 break  # one Slack user per Genesys user: the first linked one with a profile
         return written
 
-    def _write(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None = None) -> LegResult:
+    def _write(self, participant: LiveParticipant, row: DesiredRow, *,
+               fence: Callable[[], bool] | None = None) -> ParticipantResult:
         """Write `row` to one participant unless it carries it already; `fence` (the poll lease) is checked right
         before anything is sent, and _LeaseLost raised when it fails.
 
@@ -768,93 +770,94 @@ class SyncEngine:
         is recorded only over the last write it was decided from (the store's compare-and-set). A writer that loses
         re-decides from the profile the store keeps now, reading the participant first, since its write may have
         landed after the one recorded: so an older profile never stays on the call after a newer one."""
-        key = (leg.conversation_id, leg.participant_id)
+        key = (participant.conversation_id, participant.participant_id)
         with self._write_locks[hash(key) % len(self._write_locks)]:
             doubt = False
             for _ in range(WRITE_ROUNDS):
-                result = self._write_once(leg, row, fence=fence, doubt=doubt)
+                result = self._write_once(participant, row, fence=fence, doubt=doubt)
                 if result is not None:
                     return result
                 log.info("conversation %s participant %s: another write was recorded there meanwhile; deciding "
-                         "again from the stored profile", leg.conversation_id, leg.participant_id)
+                         "again from the stored profile", participant.conversation_id, participant.participant_id)
                 latest = self._store.desired(row.team_id, row.user_id)
                 if latest is None or latest.deleted or not latest.attributes_hash:
                     break
                 row, doubt = latest, True
             # Still contended (or the profile went): forget what is known, so that the next poll decides afresh.
-            self._store.forget_written(leg.conversation_id, leg.participant_id)
-            return LegResult(leg.conversation_id, leg.participant_id, leg.media_type, "failed",
-                             "other writes to this participant kept coming; the next poll writes it")
+            self._store.forget_written(participant.conversation_id, participant.participant_id)
+            return ParticipantResult(participant.conversation_id, participant.participant_id, participant.media_type,
+                                     "failed", "other writes to this participant kept coming; the next poll writes it")
 
-    def _write_once(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
-                    doubt: bool) -> LegResult | None:
+    def _write_once(self, participant: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
+                    doubt: bool) -> ParticipantResult | None:
         """One decision and its write; None when another writer recorded first (`doubt` then: decide again, and
         read the participant before trusting what the store says it carries)."""
-        where = (leg.conversation_id, leg.participant_id, leg.media_type)
-        expected = self._store.last_written(leg.conversation_id, leg.participant_id)
+        key = (participant.conversation_id, participant.participant_id)
+        where = (*key, participant.media_type)
+        expected = self._store.last_written(*key)
         if expected == row.attributes_hash and not doubt:
-            return LegResult(*where, "unchanged")
-        if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
-            return LegResult(*where, "rejected", "Genesys rejected these attributes before")
+            return ParticipantResult(*where, "unchanged")
+        if (*key, row.attributes_hash) in self._rejected:
+            return ParticipantResult(*where, "rejected", "Genesys rejected these attributes before")
         checked = check_attributes(row.attributes, self._rules.voice_safe)
         if not checked.ok:  # the limits changed since the row was saved: it is refreshed on its next read
-            return LegResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
+            return ParticipantResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
         attributes = checked.sendable()
         keys = tuple(sorted(row.attributes))
-        unconfirmed = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
+        unconfirmed = self._unconfirmed.pop(key, None) == row.attributes_hash
 
         def audit(result: str, detail: str = "", context_id: str | None = None) -> WriteRecord:
             return WriteRecord(
-                conversation_id=leg.conversation_id, participant_id=leg.participant_id,
-                genesys_user_id=leg.user_id, team_id=row.team_id, user_id=row.user_id,
+                conversation_id=participant.conversation_id, participant_id=participant.participant_id,
+                genesys_user_id=participant.user_id, team_id=row.team_id, user_id=row.user_id,
                 attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
                 detail=detail, at=self._clock(),
             )
 
         def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
-                   error_id: str = "") -> LegResult:
+                   error_id: str = "") -> ParticipantResult:
             """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
             self._store.record_write(audit(result, detail, context_id))
-            return LegResult(*where, result, detail if told is None else told, context_id, error_id)
+            return ParticipantResult(*where, result, detail if told is None else told, context_id, error_id)
 
-        def record_written(detail: str = "", context_id: str | None = None) -> LegResult | None:
+        def record_written(detail: str = "", context_id: str | None = None) -> ParticipantResult | None:
             if not self._store.record_write_if(audit("written", detail, context_id), expected=expected):
                 return None
-            return LegResult(*where, "written", detail, context_id)
+            return ParticipantResult(*where, "written", detail, context_id)
 
         if fence is not None and not fence():
             raise _LeaseLost
         try:
             # Compared with the map that is sent (values cut to the voice-safe limits now in force), not the stored
             # one: a row saved under other limits would otherwise never match, and be sent again after a restart.
-            if (unconfirmed or doubt) and self._already_there(leg, attributes.attributes):
+            if (unconfirmed or doubt) and self._already_there(participant, attributes.attributes):
                 if unconfirmed:
                     log.info("conversation %s participant %s already has %s's attributes (sent before a restart)",
-                             leg.conversation_id, leg.participant_id, row.user_id)
+                             participant.conversation_id, participant.participant_id, row.user_id)
                 return record_written("confirmed after a restart: the write sent before it had landed" if unconfirmed
                                       else "confirmed by reading the participant after another write")
-            self._store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
-            outcome = self._genesys.write_attributes(leg.conversation_id, leg.participant_id, attributes)
+            self._store.intend_write(participant.conversation_id, participant.participant_id, row.attributes_hash)
+            outcome = self._genesys.write_attributes(*key, attributes)
         except ConversationGone as error:
             # Expected (the call ended between the poll and the write): no log line, so no error id.
             return record("gone", str(error), error.context_id, told="the conversation ended")
         except AttributesRejected as error:
-            self._rejected.add((leg.conversation_id, leg.participant_id, row.attributes_hash))
+            self._rejected.add((participant.conversation_id, participant.participant_id, row.attributes_hash))
             error_id = logged_failure(log, f"Genesys rejected the attributes of Slack user {row.user_id} on "
-                                           f"conversation {leg.conversation_id}", error)
+                                           f"conversation {participant.conversation_id}", error)
             return record("rejected", str(error), error.context_id, told="", error_id=error_id)
         except GenesysError as error:
             # During an outage the client's one line says it all; a line per participant per poll would bury it.
             error_id = logged_failure(log, f"writing Slack user {row.user_id} to conversation "
-                                           f"{leg.conversation_id} failed, retried next poll", error,
+                                           f"{participant.conversation_id} failed, retried next poll", error,
                                       level=logging.DEBUG if error.retryable else logging.WARNING)
-            return LegResult(*where, "failed", "", None, error_id)
+            return ParticipantResult(*where, "failed", "", None, error_id)
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
-                 leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
+                 participant.conversation_id, participant.participant_id, len(keys), outcome.context_id)
         return record_written("", outcome.context_id)
 
-    def _already_there(self, leg: LiveParticipant, attributes: Mapping[str, str]) -> bool:
-        current = self._genesys.participant_attributes(leg.conversation_id, leg.participant_id)
+    def _already_there(self, participant: LiveParticipant, attributes: Mapping[str, str]) -> bool:
+        current = self._genesys.participant_attributes(participant.conversation_id, participant.participant_id)
         return current is not None and all(current.get(key) == value for key, value in attributes.items())
 
 

@@ -11,6 +11,9 @@ from sync.desired import DesiredAttributes
 from sync.engine import ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 
 _MAX_LINES = 40
+_MARKS = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
+          "rejected": "REJECTED by Genesys", "failed": "failed, retried automatically"}
+"""How each participant's outcome reads in a sync report."""
 
 
 class SlackText:
@@ -21,22 +24,21 @@ class SlackText:
             return f"Nothing written for {whose} profile: {conflict_text(report.conflict)}."
         if report.problem:
             return f"Nothing written for {whose} profile: {report.problem}."
-        written = [leg for leg in report.legs if leg.result == "written"]
-        unchanged = [leg for leg in report.legs if leg.result == "unchanged"]
-        if not report.legs:
+        written = [outcome for outcome in report.participants if outcome.result == "written"]
+        unchanged = [outcome for outcome in report.participants if outcome.result == "unchanged"]
+        if not report.participants:
             return (f"No live Genesys conversation right now; {whose} next conversation gets the current profile "
                     "automatically.")
         count = len(report.desired.report.attributes) if report.desired else 0
-        lines = [f"Synced {whose} profile ({count} attributes) to {len(report.legs)} live participant(s):"]
-        for leg in report.legs:
-            mark = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
-                    "rejected": "REJECTED by Genesys", "failed": "failed, retried automatically"}.get(leg.result,
-                                                                                                    leg.result)
-            detail = f" — {leg.detail}" if leg.detail and leg.result in ("rejected", "failed") else ""
-            if leg.error_id:
-                detail += f" (error id {leg.error_id})"
-            lines.append(f"• {leg.media_type} conversation `{leg.conversation_id}`: {mark}{detail}")
-        if not written and unchanged and len(unchanged) == len(report.legs):
+        lines = [f"Synced {whose} profile ({count} attributes) to {len(report.participants)} live participant(s):"]
+        for outcome in report.participants:
+            mark = _MARKS.get(outcome.result, outcome.result)
+            shown = outcome.detail and outcome.result in ("rejected", "failed")
+            detail = f" — {outcome.detail}" if shown else ""
+            if outcome.error_id:
+                detail += f" (error id {outcome.error_id})"
+            lines.append(f"• {outcome.media_type} conversation `{outcome.conversation_id}`: {mark}{detail}")
+        if not written and unchanged and len(unchanged) == len(report.participants):
             lines.append("Nothing had changed since the last write.")
         return "\n".join(lines)
 

@@ -143,13 +143,13 @@ def test_an_unknown_slack_user_becomes_a_dead_letter(world: World) -> None:
     assert "user_not_found" in letter.reason
 
 
-def test_sync_now_reports_each_leg(world: World) -> None:
+def test_sync_now_reports_each_participant(world: World) -> None:
     """sync_now writes at once to each live participant and says so."""
     conversation, _ = ada_on_a_call(world)
     report = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [(leg.conversation_id, leg.result) for leg in report.legs] == [(conversation, "written")]
+    assert [(leg.conversation_id, leg.result) for leg in report.participants] == [(conversation, "written")]
     again = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [leg.result for leg in again.legs] == ["unchanged"]
+    assert [leg.result for leg in again.participants] == ["unchanged"]
 
 
 def test_sync_now_without_a_genesys_user_says_so(world: World) -> None:
@@ -338,7 +338,7 @@ def test_two_workspaces_users_with_one_email_do_not_overwrite_each_other(
     world.engine.poll_once()
     assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
     assert {patch.attributes.get("slack.title") for patch in world.genesys.patches} == {"Support Engineer"}
-    assert report.legs == ()
+    assert report.participants == ()
     assert report.conflict is not None
     assert "linked to Slack user `U0ADA` of workspace `TCONTACT` already" in SlackText().sync_report(report,
                                                                                                  whose="your")

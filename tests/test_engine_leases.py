@@ -271,7 +271,7 @@ def test_sync_now_writes_the_profile_the_store_kept(replicas: Replicas) -> None:
     replicas.store.save_desired(replace(stored, attributes=newer, attributes_hash=attributes_hash(newer),
                                         profile_updated=stored.profile_updated + 3600))
     report = engine.sync_now("T0FAKE", "U0P000")  # Slack still answers the older profile
-    assert [result.result for result in report.legs] == ["written"]
+    assert [result.result for result in report.participants] == ["written"]
     assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Newer"
 
 
