@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from genesys import (
     AttributesRejected,
@@ -187,6 +187,12 @@ class ParticipantResult:
     """Set when Genesys refused or failed the write: the id of the log line that holds its answer."""
 
 
+NotSynced = Literal["not_syncable", "not_voice_safe", "no_genesys_user", "link_conflict", "newer_read_not_synced"]
+"""Why `sync_now` wrote nothing: a deactivated user, bot or app user; attributes that are not voice-safe (the
+problems are in `desired`); no Genesys user with their e-mail; their Genesys user linked to another Slack user; a
+newer read of the profile, stored meanwhile, that says it is not synced."""
+
+
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """The outcome of syncing one person now (for `/genesys-sync`)."""
@@ -194,10 +200,12 @@ class SyncReport:
     desired: DesiredAttributes | None
     genesys_user: GenesysUser | None
     participants: tuple[ParticipantResult, ...]
-    problem: str = ""
+    not_synced: NotSynced | None = None
+    """Why nothing was written, when nothing could be (`sync.render` words it)."""
+    email: str | None = None
+    """With "no_genesys_user": the e-mail no Genesys user has (None: there is none in Slack)."""
     conflict: LinkConflict | None = None
-    """Set when nothing was written because their Genesys user is linked to another Slack user (the renderer
-    says so: `problem` is then empty)."""
+    """With "link_conflict": the Slack user who holds the link to their Genesys user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,19 +330,17 @@ class SyncEngine:
         # replica's newer read), the store refused it, and writing it would put an older profile on the call.
         row = self._store.desired(team_id, user_id) or row
         if not record.syncable:
-            return SyncReport(desired, None, (), "this user is deactivated, a bot or an app user: not synced")
+            return SyncReport(desired, None, (), "not_syncable")
         if not desired.ok:
-            return SyncReport(desired, None, (), "the attributes are not voice-safe: "
-                              + "; ".join(str(p) for p in desired.report.problems[:3]))
+            return SyncReport(desired, None, (), "not_voice_safe")
         genesys_user = self._link(record)
         if genesys_user is None:
             conflict = self._store.link_conflict(team_id, user_id)
             if conflict is not None:
-                return SyncReport(desired, None, (), conflict=conflict)
-            email = record.email or "(no e-mail in Slack)"
-            return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
+                return SyncReport(desired, None, (), "link_conflict", conflict=conflict)
+            return SyncReport(desired, None, (), "no_genesys_user", email=record.email)
         if row.deleted or not row.attributes_hash:
-            return SyncReport(desired, genesys_user, (), "a newer read of this profile says it is not synced")
+            return SyncReport(desired, genesys_user, (), "newer_read_not_synced")
         participants = self._genesys.live_participants(genesys_user.id)
         return SyncReport(desired, genesys_user, tuple(self._write(participant, row) for participant in participants))
 

@@ -20,10 +20,8 @@ class SlackText:
     """Renders sync reports and previews as Slack mrkdwn."""
 
     def sync_report(self, report: SyncReport, *, whose: str) -> str:
-        if report.conflict is not None:  # worded as before the conflict was a value (its double stop included)
-            return f"Nothing written for {whose} profile: {conflict_text(report.conflict)}."
-        if report.problem:
-            return f"Nothing written for {whose} profile: {report.problem}."
+        if report.not_synced is not None:  # a conflict's text ends a sentence already: its double stop is old
+            return f"Nothing written for {whose} profile: {_not_synced_text(report)}."
         written = [outcome for outcome in report.participants if outcome.result == "written"]
         unchanged = [outcome for outcome in report.participants if outcome.result == "unchanged"]
         if not report.participants:
@@ -82,6 +80,21 @@ class SlackText:
             else f"still running ({summary.pending} to read; it carries on by itself)"
         return (f"Resync {finished}: {summary.queued} people queued, {summary.written} participant write(s) made, "
                 f"{summary.dead_letters} dead letter(s) in total.")
+
+
+def _not_synced_text(report: SyncReport) -> str:
+    why = report.not_synced
+    if why == "link_conflict":
+        return conflict_text(report.conflict) if report.conflict is not None \
+            else "another Slack user is linked to the same Genesys user"
+    if why == "not_voice_safe":
+        problems = report.desired.report.problems[:3] if report.desired is not None else ()
+        return "the attributes are not voice-safe: " + "; ".join(str(problem) for problem in problems)
+    if why == "no_genesys_user":
+        return f"Genesys Cloud has no user with the e-mail {report.email or '(no e-mail in Slack)'}"
+    if why == "newer_read_not_synced":
+        return "a newer read of this profile says it is not synced"
+    return "this user is deactivated, a bot or an app user: not synced"  # not_syncable
 
 
 def conflict_text(conflict: LinkConflict) -> str:

@@ -156,7 +156,9 @@ def test_sync_now_without_a_genesys_user_says_so(world: World) -> None:
     """A Slack user whose e-mail Genesys does not know gets a clear problem."""
     world.slack.add_user("U0NEW", name="new", email="new@example.com")
     report = world.engine.sync_now("T0FAKE", "U0NEW")
-    assert report.problem == "Genesys Cloud has no user with the e-mail new@example.com"
+    assert (report.not_synced, report.email) == ("no_genesys_user", "new@example.com")
+    assert SlackText().sync_report(report, whose="your") == ("Nothing written for your profile: Genesys Cloud has no "
+                                                             "user with the e-mail new@example.com.")
 
 
 def test_run_stops_promptly(world: World) -> None:

@@ -241,3 +241,19 @@ def test_the_run_loop_paces_itself_on_the_timer(memory: Memory) -> None:
     assert 0.5 in waits  # the loop's pause between idle turns
     assert 5.0 in waits  # the poll lease's heartbeat: a third of its 15 s
     assert not engine.liveness().running
+
+
+@pytest.mark.parametrize(("deleted", "in_genesys", "said"), [
+    (True, True, "Nothing written for your profile: this user is deactivated, a bot or an app user: not synced."),
+    (False, False, "Nothing written for your profile: Genesys Cloud has no user with the e-mail ada@example.com."),
+])
+def test_sync_now_says_why_nothing_was_written(memory: Memory, deleted: bool, in_genesys: bool, said: str) -> None:
+    """The engine reports why as a value; the renderer words it."""
+    memory.slack.add("U0ADA", "ada@example.com", "Support Engineer")
+    memory.slack.users["U0ADA"]["deleted"] = deleted
+    if in_genesys:
+        memory.genesys.on_call("ada@example.com")
+    report = memory.engine.sync_now(TEAM, "U0ADA")
+    assert report.participants == ()
+    assert SlackText().sync_report(report, whose="your") == said
+    assert memory.genesys.writes == []
