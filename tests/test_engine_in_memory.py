@@ -112,6 +112,10 @@ class DrainingTimer(FakeClock):
         while self._engine[0].work_once():
             pass
 
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """The item leases' heartbeat waits here, on its own thread: until `work_once` stops it, never spinning."""
+        return event.wait(timeout)
+
 
 @dataclass
 class Memory:
