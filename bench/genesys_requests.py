@@ -6,7 +6,7 @@ Runs the real GenesysClient against the local Genesys Cloud (localdev/genesys_cl
 127.0.0.1, with one user on one live voice call, and counts the requests the fake received:
 - "targeted write" is what `push` (and a `/genesys-sync` for one person) does: find the user by e-mail
   (cached after the first), find their live participants (analytics query + conversation read), PATCH;
-- "write only" is the PATCH alone, as the sync engine does when its org-wide poll already knows the leg.
+- "write only" is the PATCH alone, as the sync engine does when its org-wide poll already knows the participant.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def main() -> None:
             write_only = (fake.request_count() - before) / arguments.writes
             write_ms = (time.perf_counter() - start) * 1000 / arguments.writes
     print(f"{arguments.writes} writes, one user, one live voice call, token and user cached")
-    print(f"targeted write (user lookup + live legs + PATCH): {targeted:.2f} requests/write, {targeted_ms:.1f} ms")
-    print(f"write only (leg known from the org poll):          {write_only:.2f} requests/write, {write_ms:.1f} ms")
+    print(f"targeted write (user lookup + live participants + PATCH): "
+          f"{targeted:.2f} requests/write, {targeted_ms:.1f} ms")
+    print(f"write only (participant known from the org poll):         "
+          f"{write_only:.2f} requests/write, {write_ms:.1f} ms")
     print(f"target: at most 3 requests per write -> {'met' if targeted <= 3 else 'NOT met'}")
 
 

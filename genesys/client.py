@@ -160,7 +160,7 @@ class GenesysClient:
             raise self._error(response, operation, PERMISSIONS_USERS_SEARCH)
         return pick_user(self._json(response, operation), email)
 
-    # ---------------------------------------------------------- live legs
+    # ---------------------------------------------------------- live participants
 
     def live_participants(self, user_id: str) -> tuple[LiveParticipant, ...]:
         """Every live participant of `user_id`: analytics finds candidates, a conversation GET confirms each."""

@@ -24,6 +24,8 @@ from slack_sdk.errors import SlackApiError
 from genesys import GenesysError
 from slack_directory import SlackDirectoryError
 from store import StoreError
+from sync.desired import DesiredAttributes
+from sync.engine import ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 from sync.failures import logged_failure
 
 log = logging.getLogger(__name__)
@@ -75,12 +77,12 @@ def _mentioned(word: str) -> str | None:
 
 
 class CommandEngine(Protocol):
-    """What the command needs from the sync engine; results are rendered by the engine's own values."""
+    """What the command needs from the sync engine: values, which the `Renderer` words."""
 
-    def sync_now(self, team_id: str, user_id: str) -> Any: ...
-    def preview(self, team_id: str, user_id: str) -> Any: ...
-    def status(self, team_id: str, user_id: str) -> Any: ...
-    def resync_all(self, team_id: str, progress: Callable[[str], None]) -> str: ...
+    def sync_now(self, team_id: str, user_id: str) -> SyncReport: ...
+    def preview(self, team_id: str, user_id: str) -> DesiredAttributes: ...
+    def status(self, team_id: str, user_id: str) -> SyncStatus: ...
+    def resync_all(self, team_id: str, progress: Callable[[ResyncProgress], None]) -> ResyncSummary: ...
 
 
 def register(app: App, engine: CommandEngine, *, admins: frozenset[str], render: Renderer) -> None:
@@ -108,11 +110,13 @@ def acknowledgement(request: Request) -> str:
 
 
 class Renderer(Protocol):
-    """Turns engine results into Slack text."""
+    """Turns engine results into Slack text (`sync.render.SlackText`)."""
 
-    def sync_report(self, report: Any, *, whose: str) -> str: ...
-    def preview(self, desired: Any, *, whose: str) -> str: ...
-    def status(self, status: Any, *, whose: str, full: bool) -> str: ...
+    def sync_report(self, report: SyncReport, *, whose: str) -> str: ...
+    def preview(self, desired: DesiredAttributes, *, whose: str) -> str: ...
+    def status(self, status: SyncStatus, *, whose: str, full: bool) -> str: ...
+    def resync_progress(self, progress: ResyncProgress) -> str: ...
+    def resync_summary(self, summary: ResyncSummary) -> str: ...
 
 
 def run(engine: CommandEngine, render: Renderer, command: Mapping[str, Any], respond: Callable[..., Any], *,
@@ -155,7 +159,8 @@ def _answer(engine: CommandEngine, render: Renderer, request: Request, team_id: 
     if request.action == "status":
         return render.status(engine.status(team_id, target), whose=whose,
                              full=speaks_for(caller, target, is_admin))
-    return engine.resync_all(team_id, lambda text: respond(text=text, response_type="ephemeral"))
+    return render.resync_summary(engine.resync_all(
+        team_id, lambda progress: respond(text=render.resync_progress(progress), response_type="ephemeral")))
 
 
 def speaks_for(caller: str, target: str, is_admin: Callable[[str], bool]) -> bool:

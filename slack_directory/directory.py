@@ -37,6 +37,14 @@ class SlackUserRecord:
     team_id: str
     user_id: str
     user: Mapping[str, Any]
+    updated: int | None = None
+    """When the profile last changed (Slack's `updated`, epoch seconds): the store keeps the newest read of it."""
+
+    @classmethod
+    def of(cls, team_id: str, user_id: str, user: Mapping[str, Any]) -> SlackUserRecord:
+        """A record of the user object as Slack sent it."""
+        updated = user.get("updated")
+        return cls(team_id, user_id, user, updated if isinstance(updated, int) else None)
 
     @property
     def email(self) -> str | None:
@@ -91,7 +99,7 @@ class SlackDirectory:
         profile = self._call("users.profile.get", lambda: client.users_profile_get(user=user_id))
         user = dict(info.get("user") or {})
         user["profile"] = profile.get("profile") or {}
-        return SlackUserRecord(team_id, user_id, user)
+        return SlackUserRecord.of(team_id, user_id, user)
 
     def labels(self, team_id: str) -> FieldLabels:
         """The workspace's custom field definitions, cached for a while."""
@@ -122,7 +130,7 @@ class SlackDirectory:
             page = self._call("users.list", lambda c=cursor: client.users_list(limit=200, cursor=c))
             for member in page.get("members") or []:
                 if isinstance(member, Mapping) and isinstance(member.get("id"), str):
-                    record = SlackUserRecord(team_id, member["id"], member)
+                    record = SlackUserRecord.of(team_id, member["id"], member)
                     if record.syncable:
                         yield member["id"]
             cursor = (page.get("response_metadata") or {}).get("next_cursor")

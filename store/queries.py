@@ -98,7 +98,7 @@ class Queries:
         self.forget_workspace_links = sql("DELETE FROM user_links WHERE team_id = :team_id")
 
         # --- User links.
-        self.map_user = sql(
+        self.link_user = sql(
             dialect.upsert(
                 "user_links", _LINK_COLUMNS, ("team_id", "user_id"), _excluded(_LINK_COLUMNS, ("team_id", "user_id"))
             )

@@ -17,7 +17,7 @@ from store.errors import StoreError
 from store.queries import Queries
 from store.schema import schema_version
 from store.values import (
-    WRITE_RESULTS,
+    WRITE_OUTCOMES,
     AuditEntry,
     Cutoffs,
     DeadLetter,
@@ -136,7 +136,7 @@ class Store:
 
     # --- User links ----------------------------------------------------------------------------------------------
 
-    def map_user(
+    def link_user(
         self, team_id: str, user_id: str, email: str | None, genesys_user_id: str | None, *, resolved_at: float
     ) -> LinkResult:
         """Remember which Genesys user a Slack user is; None records "no Genesys user has this e-mail" for now.
@@ -152,7 +152,7 @@ class Store:
                     cursor.execute(self._q.lock_genesys_user, {"genesys_user_id": genesys_user_id})
                 cursor.execute(self._q.link_holder, {**key, "genesys_user_id": genesys_user_id})
                 holder = cursor.fetchone()
-            cursor.execute(self._q.map_user, {**key, "email": email, "resolved_at": resolved_at,
+            cursor.execute(self._q.link_user, {**key, "email": email, "resolved_at": resolved_at,
                                               "genesys_user_id": None if holder else genesys_user_id})
             if holder is None or genesys_user_id is None:
                 cursor.execute(self._q.drop_link_conflict, key)
@@ -232,8 +232,8 @@ class Store:
                            {"conversation_id": conversation_id, "participant_id": participant_id})
 
     def _record(self, write: WriteRecord, *, check: bool, expected: str | None) -> bool:
-        if write.result not in WRITE_RESULTS:
-            raise ValueError(f"record_write: result {write.result!r} is not one of {sorted(WRITE_RESULTS)}")
+        if write.result not in WRITE_OUTCOMES:
+            raise ValueError(f"record_write: result {write.result!r} is not one of {sorted(WRITE_OUTCOMES)}")
         where = {"conversation_id": write.conversation_id, "participant_id": write.participant_id}
         with self._db.transaction("record a write") as cursor:
             if write.result == "written":

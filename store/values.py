@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-WriteResult = Literal["written", "gone", "rejected", "failed"]
-WRITE_RESULTS: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
+WriteOutcome = Literal["written", "gone", "rejected", "failed"]
+"""What became of a recorded write (not `genesys.WriteResult`, which is Genesys' answer to an accepted PATCH)."""
+WRITE_OUTCOMES: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ class LinkConflict:
 
 @dataclass(frozen=True, slots=True)
 class LinkResult:
-    """What `Store.map_user` did: the Genesys user the Slack user is linked to now, or the conflict that kept it
+    """What `Store.link_user` did: the Genesys user the Slack user is linked to now, or the conflict that kept it
     unlinked (`new_conflict`: first seen by this call, so it is logged once)."""
 
     genesys_user_id: str | None
@@ -101,7 +102,7 @@ class WriteRecord:
     user_id: str
     attributes_hash: str
     keys: tuple[str, ...]
-    result: WriteResult
+    result: WriteOutcome
     context_id: str | None
     detail: str
     at: float

@@ -27,9 +27,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from genesys import (
     AttributesRejected,
@@ -43,8 +43,8 @@ from genesys import (
     WriteResult,
     check_attributes,
 )
-from profiles import SlackUser
-from slack_directory import TEAM_NOT_ALLOWED, SlackDirectory, SlackDirectoryError, SlackUserRecord
+from profiles import FieldLabels, SlackUser
+from slack_directory import TEAM_NOT_ALLOWED, SlackDirectoryError, SlackUserRecord
 from store import (
     AuditEntry,
     Cutoffs,
@@ -62,6 +62,7 @@ from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
 from sync.leases import Heartbeat
 from sync.rejected import RejectedWrites
+from sync.timer import SYSTEM_TIMER, Timer
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,15 @@ class GenesysPort(Protocol):
     def write_attributes(self, conversation_id: str, participant_id: str,
                          attributes: VoiceSafeAttributes) -> WriteResult: ...
     def participant_attributes(self, conversation_id: str, participant_id: str) -> Mapping[str, str] | None: ...
+
+
+class SlackPort(Protocol):
+    """The part of `slack_directory.SlackDirectory` the engine uses: reads raise `SlackDirectoryError`."""
+
+    def user(self, team_id: str, user_id: str) -> SlackUserRecord: ...
+    def labels(self, team_id: str) -> FieldLabels: ...
+    def user_ids(self, team_id: str) -> Iterator[str]: ...
+    def forget(self, team_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,24 +160,19 @@ class Liveness:
     def ok(self) -> bool:
         return self.running and self.last_tick_s_ago is not None and self.last_tick_s_ago < self.stalled_after_s
 
-    def report(self) -> dict[str, object]:
-        """The `engine` part of /healthz."""
-        part: dict[str, object] = {"ok": self.ok}
-        if self.last_tick_s_ago is not None:
-            part["last_tick_s_ago"] = round(self.last_tick_s_ago, 1)
-        if not self.running:
-            part["detail"] = "the sync engine is not running" if self.last_tick_s_ago is None \
-                else "the sync engine stopped"
-        elif not self.ok:
-            part["detail"] = (f"the sync engine has not turned for {self.last_tick_s_ago:.0f} s (stuck; more than "
-                              f"{self.stalled_after_s:.0f} s): restart the app")
-        if self.failing:
-            part["failing"] = dict(self.failing)
-        return part
+
+@dataclass(frozen=True, slots=True)
+class GenesysStatus:
+    """How the engine's last poll of Genesys went, for /healthz and `/genesys-sync status`."""
+
+    ok: bool | None
+    """Whether it worked; None before the first poll, or while another replica polls."""
+    error: str = ""
+    """When it did not: Genesys' answer or the failure, for operators (may name a client id: /healthz masks it)."""
 
 
 @dataclass(frozen=True, slots=True)
-class LegResult:
+class ParticipantResult:
     """What happened to one participant in a sync."""
 
     conversation_id: str
@@ -182,21 +187,54 @@ class LegResult:
     """Set when Genesys refused or failed the write: the id of the log line that holds its answer."""
 
 
+NotSynced = Literal["not_syncable", "not_voice_safe", "no_genesys_user", "link_conflict", "newer_read_not_synced"]
+"""Why `sync_now` wrote nothing: a deactivated user, bot or app user; attributes that are not voice-safe (the
+problems are in `desired`); no Genesys user with their e-mail; their Genesys user linked to another Slack user; a
+newer read of the profile, stored meanwhile, that says it is not synced."""
+
+
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """The outcome of syncing one person now (for `/genesys-sync`)."""
 
     desired: DesiredAttributes | None
     genesys_user: GenesysUser | None
-    legs: tuple[LegResult, ...]
-    problem: str = ""
+    participants: tuple[ParticipantResult, ...]
+    not_synced: NotSynced | None = None
+    """Why nothing was written, when nothing could be (`sync.render` words it)."""
+    email: str | None = None
+    """With "no_genesys_user": the e-mail no Genesys user has (None: there is none in Slack)."""
+    conflict: LinkConflict | None = None
+    """With "link_conflict": the Slack user who holds the link to their Genesys user."""
 
 
-def conflict_text(conflict: LinkConflict) -> str:
-    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
-    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
-            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
-            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
+@dataclass(frozen=True, slots=True)
+class ResyncProgress:
+    """How far a `/genesys-sync all` has got: told to the person twice at most (a response_url takes five posts)."""
+
+    queued: int
+    pending: int | None = None
+    """Items still to read; None right after queueing, before any was read."""
+
+    @property
+    def done(self) -> float:
+        """The share of the resync done (0 to 1)."""
+        return 0.0 if self.pending is None else 1 - self.pending / max(self.queued, self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncSummary:
+    """The outcome of `resync_all`."""
+
+    queued: int
+    waited: bool
+    """Whether it waited for the queue to drain; without waiting, the other counts are zero."""
+    pending: int = 0
+    """Items still to read when it stopped waiting (the worker carries on with them)."""
+    written: int = 0
+    """Participant writes made while it waited."""
+    dead_letters: int = 0
+    """Dead letters in total (not only this resync's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,17 +267,19 @@ def attributes_hash(attributes: Mapping[str, str]) -> str:
 class SyncEngine:
     """Desired × observed → writes. Thread-safe for its callers: handlers record work, one thread runs it."""
 
-    def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackDirectory, rules: AttributeRules,
+    def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 timer: Timer = SYSTEM_TIMER) -> None:
         self._store = store
         self._genesys = genesys
         self._slack = slack
         self._rules = rules
         self._settings = settings or EngineSettings()
         self._clock = clock
-        self._monotonic = monotonic
-        """Liveness is measured on it: a wall clock set back or forward must not make the engine look stuck."""
+        """The wall clock: it stamps what is stored (profiles read, links resolved, audit rows)."""
+        self._timer = timer
+        """Liveness, the poll's pace and every wait are measured on it: a wall clock set back or forward must not
+        make the engine look stuck (see `sync.timer`)."""
         self._live: tuple[LiveParticipant, ...] = ()
         self._live_lock = threading.Lock()
         self._rejected = RejectedWrites(self._settings.rejected_limit)
@@ -290,25 +330,23 @@ class SyncEngine:
         # replica's newer read), the store refused it, and writing it would put an older profile on the call.
         row = self._store.desired(team_id, user_id) or row
         if not record.syncable:
-            return SyncReport(desired, None, (), "this user is deactivated, a bot or an app user: not synced")
+            return SyncReport(desired, None, (), "not_syncable")
         if not desired.ok:
-            return SyncReport(desired, None, (), "the attributes are not voice-safe: "
-                              + "; ".join(str(p) for p in desired.report.problems[:3]))
+            return SyncReport(desired, None, (), "not_voice_safe")
         genesys_user = self._link(record)
         if genesys_user is None:
             conflict = self._store.link_conflict(team_id, user_id)
             if conflict is not None:
-                return SyncReport(desired, None, (), conflict_text(conflict))
-            email = record.email or "(no e-mail in Slack)"
-            return SyncReport(desired, None, (), f"Genesys Cloud has no user with the e-mail {email}")
+                return SyncReport(desired, None, (), "link_conflict", conflict=conflict)
+            return SyncReport(desired, None, (), "no_genesys_user", email=record.email)
         if row.deleted or not row.attributes_hash:
-            return SyncReport(desired, genesys_user, (), "a newer read of this profile says it is not synced")
-        legs = self._genesys.live_participants(genesys_user.id)
-        return SyncReport(desired, genesys_user, tuple(self._write(leg, row) for leg in legs))
+            return SyncReport(desired, genesys_user, (), "newer_read_not_synced")
+        participants = self._genesys.live_participants(genesys_user.id)
+        return SyncReport(desired, genesys_user, tuple(self._write(participant, row) for participant in participants))
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
-        poll_ok, _error = self.genesys_status()
+        poll_ok = self.genesys_status().ok
         return SyncStatus(
             user_id=user_id, profile=self._store.desired(team_id, user_id),
             link=self._store.genesys_user_for(team_id, user_id),
@@ -324,12 +362,12 @@ class SyncEngine:
         if self._store.workspace_has_profiles(team_id):
             return 0
         try:
-            queued = self.resync_all(team_id, lambda text: None, wait_s=0)
+            queued = self.resync_all(team_id, lambda progress: None, wait_s=0).queued
         except SlackDirectoryError as error:
             log.warning("first start: could not list the workspace's members (%s); profiles are read as they "
                         "change, or run /genesys-sync all", error)
             return 0
-        log.info("first start: queued the workspace's members for their first sync (%s)", queued)
+        log.info("first start: queued the workspace's %d members for their first sync", queued)
         return self._store.pending_count()
 
     def forget_workspace(self, team_id: str) -> None:
@@ -338,31 +376,29 @@ class SyncEngine:
         self._slack.forget(team_id)
         log.info("workspace %s: forgot %d profiles; its people are no longer synced", team_id, forgotten)
 
-    def resync_all(self, team_id: str, progress: Callable[[str], None], *, wait_s: float = 25 * 60.0,
-                   check_every_s: float = 5.0) -> str:
+    def resync_all(self, team_id: str, progress: Callable[[ResyncProgress], None], *, wait_s: float = 25 * 60.0,
+                   check_every_s: float = 5.0) -> ResyncSummary:
         """Queue every member of the workspace for a refresh (the worker paces them); with `wait_s`, report
-        progress as the queue drains (twice at most: a response_url takes five posts) and return a summary."""
+        progress as the queue drains (at half and 90 %) and return a summary (`sync.render` words both)."""
         started = self._clock()
         queued = 0
         for user_id in self._slack.user_ids(team_id):
             self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
             queued += 1
         if wait_s <= 0:
-            return (f"Queued {queued} people for a resync; each live participant is brought up to date as their "
-                    f"profile is read. `/genesys-sync status` shows pending work.")
-        progress(f"Queued {queued} people for a resync; reading their profiles now…")
-        deadline, marks = time.monotonic() + wait_s, [0.5, 0.9]
-        while (pending := self._store.pending_count()) and time.monotonic() < deadline:
-            done = 1 - pending / max(queued, pending)
-            if marks and done >= marks[0]:
-                progress(f"Resync {done:.0%} done ({pending} still to read)…")
+            return ResyncSummary(queued, waited=False)
+        progress(ResyncProgress(queued))
+        deadline, marks = self._timer.monotonic() + wait_s, [0.5, 0.9]
+        while (pending := self._store.pending_count()) and self._timer.monotonic() < deadline:
+            now = ResyncProgress(queued, pending)
+            if marks and now.done >= marks[0]:
+                progress(now)
                 marks.pop(0)
-            time.sleep(check_every_s)
+            self._timer.sleep(check_every_s)
         writes = [entry for entry in self._store.audit(limit=10_000) if entry.at >= started]
         written = sum(entry.result == "written" for entry in writes)
-        finished = "finished" if not pending else f"still running ({pending} to read; it carries on by itself)"
-        return (f"Resync {finished}: {queued} people queued, {written} participant write(s) made, "
-                f"{self._store.dead_letter_count()} dead letter(s) in total.")
+        return ResyncSummary(queued, waited=True, pending=pending, written=written,
+                             dead_letters=self._store.dead_letter_count())
 
     # ------------------------------------------------------------------ background work
 
@@ -393,7 +429,7 @@ class SyncEngine:
         while not stop.is_set():
             failed = False
             try:
-                now = time.monotonic()
+                now = self._timer.monotonic()
                 if now >= next_poll:
                     next_poll = now + self._settings.poll_interval_s
                     failed |= self._step("polling Genesys", self._poll_turn) is None
@@ -417,16 +453,16 @@ class SyncEngine:
                 database_down = str(error)
                 self._stop_polling()
                 self._beat()  # waiting for the database is the engine doing its job; /healthz names the database
-                stop.wait(self._settings.database_retry_s)
+                self._timer.wait(stop, self._settings.database_retry_s)
                 continue
             if database_down:
                 log.info("the database answers again; sync resumed")
                 database_down = ""
             self._beat()
             if failed:
-                stop.wait(self._settings.database_retry_s)
+                self._timer.wait(stop, self._settings.database_retry_s)
             elif not worked:
-                stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
+                self._timer.wait(stop, min(0.5, max(0.0, next_poll - self._timer.monotonic())))
 
     def _step(self, doing: str, step: Callable[[], T]) -> T | None:
         """Run one step of the loop; an unexpected failure is logged (in full the first time, then one line each
@@ -456,12 +492,12 @@ class SyncEngine:
         return True
 
     def _beat(self) -> None:
-        self._ticked_at = self._monotonic()
+        self._ticked_at = self._timer.monotonic()
 
     def liveness(self) -> Liveness:
         """Whether the loop is turning: /healthz answers 503 when it has not for `stalled_after_s`."""
         ticked = self._ticked_at
-        age = None if ticked is None else max(0.0, self._monotonic() - ticked)
+        age = None if ticked is None else max(0.0, self._timer.monotonic() - ticked)
         return Liveness(self._running, age, self._settings.stalled_after_s, dict(self._failing))
 
     def take_poll_turn(self) -> bool:
@@ -482,7 +518,7 @@ class SyncEngine:
             self._poll_tenure = tenure
             self._poll_heartbeat = Heartbeat(
                 "the Genesys poll lease", lambda: self._store.renew_lease(tenure, self._settings.poll_lease_s),
-                self._settings.poll_lease_s / 3, progressing=self._progressing).start()
+                self._settings.poll_lease_s / 3, progressing=self._progressing, timer=self._timer).start()
         elif tenure is None and self._polling:
             log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
                      self._settings.worker)
@@ -520,7 +556,7 @@ class SyncEngine:
     def _progressing(self) -> bool:
         """Whether the engine is turning (as /healthz judges it): heartbeats renew leases only while it is."""
         ticked = self._ticked_at
-        return ticked is None or self._monotonic() - ticked < self._settings.stalled_after_s
+        return ticked is None or self._timer.monotonic() - ticked < self._settings.stalled_after_s
 
     def poll_once(self) -> int:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
@@ -547,7 +583,7 @@ class SyncEngine:
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
-        live_keys = {(leg.conversation_id, leg.participant_id) for leg in live}
+        live_keys = {(participant.conversation_id, participant.participant_id) for participant in live}
         self._store.forget_participants(live_keys)
         self._rejected.keep_only(live_keys)
         return self._write_all(live)
@@ -561,7 +597,7 @@ class SyncEngine:
         participant before writing again), so one whose participant is live stays, however old."""
         now, settings = self._clock(), self._settings
         with self._live_lock:
-            live = frozenset((leg.conversation_id, leg.participant_id) for leg in self._live)
+            live = frozenset((participant.conversation_id, participant.participant_id) for participant in self._live)
         deleted = self._store.delete_older_than(Cutoffs(
             events=now - settings.event_retention_s, audit=now - settings.audit_retention_s,
             write_intents=now - settings.audit_retention_s if self._polling and self._last_poll_ok else None,
@@ -589,7 +625,7 @@ class SyncEngine:
         # Renewed while this worker is on them (the batch's later items wait for the first): a slow Slack read must
         # not hand an item to another worker, which would read it twice and count a failed attempt.
         with Heartbeat("work item leases", lambda: self._store.renew_claim(items, lease_s=lease_s) > 0, lease_s / 3,
-                       progressing=self._progressing) as heartbeat:
+                       progressing=self._progressing, timer=self._timer) as heartbeat:
             for item in items:
                 if (stop is not None and stop.is_set()) or heartbeat.lost:
                     break  # the claimed rest come back when their lease ends
@@ -599,9 +635,9 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ status
 
-    def genesys_status(self) -> tuple[bool | None, str]:
-        """(last poll succeeded, its error): None before the first poll, or while another replica polls."""
-        return self._last_poll_ok, self._last_poll_error
+    def genesys_status(self) -> GenesysStatus:
+        """How the last poll went: `ok` None before the first poll, or while another replica polls."""
+        return GenesysStatus(self._last_poll_ok, self._last_poll_error)
 
     @property
     def polling(self) -> bool:
@@ -621,7 +657,8 @@ class SyncEngine:
             if record.syncable and desired.ok:
                 genesys_user = self._link(record)
                 if genesys_user is not None:
-                    self._write_all(leg for leg in self._live_legs() if leg.user_id == genesys_user.id)
+                    self._write_all(participant for participant in self._live_participants()
+                                    if participant.user_id == genesys_user.id)
             elif not desired.ok:
                 log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
                             "; ".join(str(p) for p in desired.report.problems[:3]))
@@ -663,11 +700,10 @@ class SyncEngine:
         attributes = dict(desired.report.attributes) if desired.ok else {}
         if attributes:
             attributes = self._with_cleared_keys(record, attributes)
-        updated = record.user.get("updated")
         row = DesiredRow(
             team_id=record.team_id, user_id=record.user_id, email=record.email, deleted=not record.syncable,
             attributes=attributes, attributes_hash=attributes_hash(attributes) if desired.ok else "",
-            profile_updated=updated if isinstance(updated, int) else None, refreshed_at=self._clock(),
+            profile_updated=record.updated, refreshed_at=self._clock(),
         )
         if self._store.save_desired(row):
             log.info("Slack user %s: %d attribute(s) to write%s", record.user_id, len(attributes),
@@ -695,7 +731,7 @@ class SyncEngine:
     def _link(self, record: SlackUserRecord) -> GenesysUser | None:
         email = record.email
         genesys_user = self._genesys.find_user_by_email(email) if email else None
-        linked = self._store.map_user(record.team_id, record.user_id, email,
+        linked = self._store.link_user(record.team_id, record.user_id, email,
                                       genesys_user.id if genesys_user else None, resolved_at=self._clock())
         if linked.conflict is not None:
             if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
@@ -708,22 +744,22 @@ class SyncEngine:
             return None
         return genesys_user
 
-    def _live_legs(self) -> tuple[LiveParticipant, ...]:
+    def _live_participants(self) -> tuple[LiveParticipant, ...]:
         with self._live_lock:
             return self._live
 
-    def _write_all(self, legs: Iterable[LiveParticipant]) -> int:
+    def _write_all(self, participants: Iterable[LiveParticipant]) -> int:
         """The poller's writes (the poll's, and a refreshed profile's to the participants the poll found): each one
         fenced by the poll lease, so a replica that lost it stops before its next write."""
         written = 0
-        pending = list(legs)
-        for index, leg in enumerate(pending):
+        pending = list(participants)
+        for index, participant in enumerate(pending):
             self._beat()  # writing to many participants under the request budget takes minutes: progress
-            for row in self._store.desired_for_genesys_user(leg.user_id):
+            for row in self._store.desired_for_genesys_user(participant.user_id):
                 if row.deleted or not row.attributes_hash:
                     continue
                 try:
-                    if self._write(leg, row, fence=self._poll_lease_holds).result == "written":
+                    if self._write(participant, row, fence=self._poll_lease_holds).result == "written":
                         written += 1
                 except _LeaseLost:
                     self._lost_poll_lease(len(pending) - index)
@@ -731,7 +767,8 @@ class SyncEngine:
                 break  # one Slack user per Genesys user: the first linked one with a profile
         return written
 
-    def _write(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None = None) -> LegResult:
+    def _write(self, participant: LiveParticipant, row: DesiredRow, *,
+               fence: Callable[[], bool] | None = None) -> ParticipantResult:
         """Write `row` to one participant unless it carries it already; `fence` (the poll lease) is checked right
         before anything is sent, and _LeaseLost raised when it fails.
 
@@ -739,93 +776,94 @@ class SyncEngine:
         is recorded only over the last write it was decided from (the store's compare-and-set). A writer that loses
         re-decides from the profile the store keeps now, reading the participant first, since its write may have
         landed after the one recorded: so an older profile never stays on the call after a newer one."""
-        key = (leg.conversation_id, leg.participant_id)
+        key = (participant.conversation_id, participant.participant_id)
         with self._write_locks[hash(key) % len(self._write_locks)]:
             doubt = False
             for _ in range(WRITE_ROUNDS):
-                result = self._write_once(leg, row, fence=fence, doubt=doubt)
+                result = self._write_once(participant, row, fence=fence, doubt=doubt)
                 if result is not None:
                     return result
                 log.info("conversation %s participant %s: another write was recorded there meanwhile; deciding "
-                         "again from the stored profile", leg.conversation_id, leg.participant_id)
+                         "again from the stored profile", participant.conversation_id, participant.participant_id)
                 latest = self._store.desired(row.team_id, row.user_id)
                 if latest is None or latest.deleted or not latest.attributes_hash:
                     break
                 row, doubt = latest, True
             # Still contended (or the profile went): forget what is known, so that the next poll decides afresh.
-            self._store.forget_written(leg.conversation_id, leg.participant_id)
-            return LegResult(leg.conversation_id, leg.participant_id, leg.media_type, "failed",
-                             "other writes to this participant kept coming; the next poll writes it")
+            self._store.forget_written(participant.conversation_id, participant.participant_id)
+            return ParticipantResult(participant.conversation_id, participant.participant_id, participant.media_type,
+                                     "failed", "other writes to this participant kept coming; the next poll writes it")
 
-    def _write_once(self, leg: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
-                    doubt: bool) -> LegResult | None:
+    def _write_once(self, participant: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
+                    doubt: bool) -> ParticipantResult | None:
         """One decision and its write; None when another writer recorded first (`doubt` then: decide again, and
         read the participant before trusting what the store says it carries)."""
-        where = (leg.conversation_id, leg.participant_id, leg.media_type)
-        expected = self._store.last_written(leg.conversation_id, leg.participant_id)
+        key = (participant.conversation_id, participant.participant_id)
+        where = (*key, participant.media_type)
+        expected = self._store.last_written(*key)
         if expected == row.attributes_hash and not doubt:
-            return LegResult(*where, "unchanged")
-        if (leg.conversation_id, leg.participant_id, row.attributes_hash) in self._rejected:
-            return LegResult(*where, "rejected", "Genesys rejected these attributes before")
+            return ParticipantResult(*where, "unchanged")
+        if (*key, row.attributes_hash) in self._rejected:
+            return ParticipantResult(*where, "rejected", "Genesys rejected these attributes before")
         checked = check_attributes(row.attributes, self._rules.voice_safe)
         if not checked.ok:  # the limits changed since the row was saved: it is refreshed on its next read
-            return LegResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
+            return ParticipantResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
         attributes = checked.sendable()
         keys = tuple(sorted(row.attributes))
-        unconfirmed = self._unconfirmed.pop((leg.conversation_id, leg.participant_id), None) == row.attributes_hash
+        unconfirmed = self._unconfirmed.pop(key, None) == row.attributes_hash
 
         def audit(result: str, detail: str = "", context_id: str | None = None) -> WriteRecord:
             return WriteRecord(
-                conversation_id=leg.conversation_id, participant_id=leg.participant_id,
-                genesys_user_id=leg.user_id, team_id=row.team_id, user_id=row.user_id,
+                conversation_id=participant.conversation_id, participant_id=participant.participant_id,
+                genesys_user_id=participant.user_id, team_id=row.team_id, user_id=row.user_id,
                 attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
                 detail=detail, at=self._clock(),
             )
 
         def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
-                   error_id: str = "") -> LegResult:
+                   error_id: str = "") -> ParticipantResult:
             """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
             self._store.record_write(audit(result, detail, context_id))
-            return LegResult(*where, result, detail if told is None else told, context_id, error_id)
+            return ParticipantResult(*where, result, detail if told is None else told, context_id, error_id)
 
-        def record_written(detail: str = "", context_id: str | None = None) -> LegResult | None:
+        def record_written(detail: str = "", context_id: str | None = None) -> ParticipantResult | None:
             if not self._store.record_write_if(audit("written", detail, context_id), expected=expected):
                 return None
-            return LegResult(*where, "written", detail, context_id)
+            return ParticipantResult(*where, "written", detail, context_id)
 
         if fence is not None and not fence():
             raise _LeaseLost
         try:
             # Compared with the map that is sent (values cut to the voice-safe limits now in force), not the stored
             # one: a row saved under other limits would otherwise never match, and be sent again after a restart.
-            if (unconfirmed or doubt) and self._already_there(leg, attributes.attributes):
+            if (unconfirmed or doubt) and self._already_there(participant, attributes.attributes):
                 if unconfirmed:
                     log.info("conversation %s participant %s already has %s's attributes (sent before a restart)",
-                             leg.conversation_id, leg.participant_id, row.user_id)
+                             participant.conversation_id, participant.participant_id, row.user_id)
                 return record_written("confirmed after a restart: the write sent before it had landed" if unconfirmed
                                       else "confirmed by reading the participant after another write")
-            self._store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
-            outcome = self._genesys.write_attributes(leg.conversation_id, leg.participant_id, attributes)
+            self._store.intend_write(participant.conversation_id, participant.participant_id, row.attributes_hash)
+            outcome = self._genesys.write_attributes(*key, attributes)
         except ConversationGone as error:
             # Expected (the call ended between the poll and the write): no log line, so no error id.
             return record("gone", str(error), error.context_id, told="the conversation ended")
         except AttributesRejected as error:
-            self._rejected.add((leg.conversation_id, leg.participant_id, row.attributes_hash))
+            self._rejected.add((participant.conversation_id, participant.participant_id, row.attributes_hash))
             error_id = logged_failure(log, f"Genesys rejected the attributes of Slack user {row.user_id} on "
-                                           f"conversation {leg.conversation_id}", error)
+                                           f"conversation {participant.conversation_id}", error)
             return record("rejected", str(error), error.context_id, told="", error_id=error_id)
         except GenesysError as error:
             # During an outage the client's one line says it all; a line per participant per poll would bury it.
             error_id = logged_failure(log, f"writing Slack user {row.user_id} to conversation "
-                                           f"{leg.conversation_id} failed, retried next poll", error,
+                                           f"{participant.conversation_id} failed, retried next poll", error,
                                       level=logging.DEBUG if error.retryable else logging.WARNING)
-            return LegResult(*where, "failed", "", None, error_id)
+            return ParticipantResult(*where, "failed", "", None, error_id)
         log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
-                 leg.conversation_id, leg.participant_id, len(keys), outcome.context_id)
+                 participant.conversation_id, participant.participant_id, len(keys), outcome.context_id)
         return record_written("", outcome.context_id)
 
-    def _already_there(self, leg: LiveParticipant, attributes: Mapping[str, str]) -> bool:
-        current = self._genesys.participant_attributes(leg.conversation_id, leg.participant_id)
+    def _already_there(self, participant: LiveParticipant, attributes: Mapping[str, str]) -> bool:
+        current = self._genesys.participant_attributes(participant.conversation_id, participant.participant_id)
         return current is not None and all(current.get(key) == value for key, value in attributes.items())
 
 

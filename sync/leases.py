@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from store import StoreError
+from sync.timer import SYSTEM_TIMER, Timer
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,15 @@ class Heartbeat:
     StoreError counts as a missed beat, not a loss (the lease may well still hold; the next beat tries again)."""
 
     def __init__(self, what: str, renew: Callable[[], bool], every_s: float, *,
-                 progressing: Callable[[], bool] = lambda: True) -> None:
+                 progressing: Callable[[], bool] = lambda: True, timer: Timer = SYSTEM_TIMER) -> None:
         if every_s <= 0:
             raise ValueError(f"Heartbeat: every_s must be > 0 (got {every_s})")
         self._what = what
         self._renew = renew
         self._every_s = every_s
         self._progressing = progressing
+        self._timer = timer
+        """Its beats are waited out on it: a test's timer beats without sleeping."""
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat: {what}", daemon=True)
@@ -64,7 +67,7 @@ class Heartbeat:
         self.stop()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._every_s):
+        while not self._timer.wait(self._stop, self._every_s):
             if not self._progressing():
                 continue  # the worker is stuck: let the lease run out so that another replica takes over
             try:

@@ -1,38 +1,42 @@
-"""Slack text for the engine's results (ephemeral `/genesys-sync` answers).
+"""Slack text for the engine's results (ephemeral `/genesys-sync` answers): the engine returns values, and every
+word a person reads in Slack about them is chosen here.
 
 Nothing here prints an exception's text: failures arrive as error ids (see `sync.failures`).
 """
 
 from __future__ import annotations
 
+from store import LinkConflict
 from sync.desired import DesiredAttributes
-from sync.engine import SyncReport, SyncStatus, conflict_text
+from sync.engine import ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 
 _MAX_LINES = 40
+_MARKS = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
+          "rejected": "REJECTED by Genesys", "failed": "failed, retried automatically"}
+"""How each participant's outcome reads in a sync report."""
 
 
 class SlackText:
     """Renders sync reports and previews as Slack mrkdwn."""
 
     def sync_report(self, report: SyncReport, *, whose: str) -> str:
-        if report.problem:
-            return f"Nothing written for {whose} profile: {report.problem}."
-        written = [leg for leg in report.legs if leg.result == "written"]
-        unchanged = [leg for leg in report.legs if leg.result == "unchanged"]
-        if not report.legs:
+        if report.not_synced is not None:  # a conflict's text ends a sentence already: its double stop is old
+            return f"Nothing written for {whose} profile: {_not_synced_text(report)}."
+        written = [outcome for outcome in report.participants if outcome.result == "written"]
+        unchanged = [outcome for outcome in report.participants if outcome.result == "unchanged"]
+        if not report.participants:
             return (f"No live Genesys conversation right now; {whose} next conversation gets the current profile "
                     "automatically.")
         count = len(report.desired.report.attributes) if report.desired else 0
-        lines = [f"Synced {whose} profile ({count} attributes) to {len(report.legs)} live participant(s):"]
-        for leg in report.legs:
-            mark = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
-                    "rejected": "REJECTED by Genesys", "failed": "failed, retried automatically"}.get(leg.result,
-                                                                                                    leg.result)
-            detail = f" — {leg.detail}" if leg.detail and leg.result in ("rejected", "failed") else ""
-            if leg.error_id:
-                detail += f" (error id {leg.error_id})"
-            lines.append(f"• {leg.media_type} conversation `{leg.conversation_id}`: {mark}{detail}")
-        if not written and unchanged and len(unchanged) == len(report.legs):
+        lines = [f"Synced {whose} profile ({count} attributes) to {len(report.participants)} live participant(s):"]
+        for outcome in report.participants:
+            mark = _MARKS.get(outcome.result, outcome.result)
+            shown = outcome.detail and outcome.result in ("rejected", "failed")
+            detail = f" — {outcome.detail}" if shown else ""
+            if outcome.error_id:
+                detail += f" (error id {outcome.error_id})"
+            lines.append(f"• {outcome.media_type} conversation `{outcome.conversation_id}`: {mark}{detail}")
+        if not written and unchanged and len(unchanged) == len(report.participants):
             lines.append("Nothing had changed since the last write.")
         return "\n".join(lines)
 
@@ -61,6 +65,43 @@ class SlackText:
             else "unreachable")
         lines.append(f"Pending work: {status.pending}; dead letters: {status.dead_letters}; Genesys: {genesys}.")
         return "\n".join(lines)
+
+
+    def resync_progress(self, progress: ResyncProgress) -> str:
+        if progress.pending is None:
+            return f"Queued {progress.queued} people for a resync; reading their profiles now…"
+        return f"Resync {progress.done:.0%} done ({progress.pending} still to read)…"
+
+    def resync_summary(self, summary: ResyncSummary) -> str:
+        if not summary.waited:
+            return (f"Queued {summary.queued} people for a resync; each live participant is brought up to date as "
+                    f"their profile is read. `/genesys-sync status` shows pending work.")
+        finished = "finished" if not summary.pending \
+            else f"still running ({summary.pending} to read; it carries on by itself)"
+        return (f"Resync {finished}: {summary.queued} people queued, {summary.written} participant write(s) made, "
+                f"{summary.dead_letters} dead letter(s) in total.")
+
+
+def _not_synced_text(report: SyncReport) -> str:
+    why = report.not_synced
+    if why == "link_conflict":
+        return conflict_text(report.conflict) if report.conflict is not None \
+            else "another Slack user is linked to the same Genesys user"
+    if why == "not_voice_safe":
+        problems = report.desired.report.problems[:3] if report.desired is not None else ()
+        return "the attributes are not voice-safe: " + "; ".join(str(problem) for problem in problems)
+    if why == "no_genesys_user":
+        return f"Genesys Cloud has no user with the e-mail {report.email or '(no e-mail in Slack)'}"
+    if why == "newer_read_not_synced":
+        return "a newer read of this profile says it is not synced"
+    return "this user is deactivated, a bot or an app user: not synced"  # not_syncable
+
+
+def conflict_text(conflict: LinkConflict) -> str:
+    """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
+    return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
+            f"`{conflict.holder_user_id}` of workspace `{conflict.holder_team_id}` already, and the first link stays. "
+            "Ask an admin to give each person their own e-mail in Slack or Genesys Cloud.")
 
 
 def _status_lines(status: SyncStatus) -> list[str]:

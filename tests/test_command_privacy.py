@@ -20,7 +20,7 @@ from localdev.slack_api import FakeSlack
 from slack_directory import SlackDirectory
 from store import open_store
 from sync import AttributeRules
-from sync.engine import EngineSettings, LegResult, SyncEngine, SyncReport
+from sync.engine import EngineSettings, ParticipantResult, SyncEngine, SyncReport
 from sync.render import SlackText
 
 TEAM = "T0FAKE"
@@ -65,7 +65,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         slack.add_user("UADMIN", name="listed", email="listed@example.com")
         genesys_user_id = genesys.add_user("ada@example.com")
         leg = genesys.start_conversation(genesys_user_id)
-        assert [r.result for r in engine.sync_now(TEAM, "U0ADA").legs] == ["written"]
+        assert [r.result for r in engine.sync_now(TEAM, "U0ADA").participants] == ["written"]
         assert engine.sync_now(TEAM, "U0BOB").genesys_user is None
         yield Office(slack, genesys, engine, leg.conversation_id, genesys_user_id)
         client.close()
@@ -140,6 +140,6 @@ def test_a_rejected_write_shows_an_error_id_instead_of_genesys_words(office: Off
      ("rejected", "REJECTED by Genesys (error id 0badc0de)")],
 )
 def test_failed_legs_render_their_error_id(result: str, shown: str) -> None:
-    """A failed or rejected leg is rendered with the error id of its log line."""
-    leg = LegResult("c1", "p1", "voice", result, context_id="ctx", error_id="0badc0de")
-    assert shown in SlackText().sync_report(SyncReport(None, None, (leg,)), whose="your")
+    """A failed or rejected participant is rendered with the error id of its log line."""
+    participant = ParticipantResult("c1", "p1", "voice", result, context_id="ctx", error_id="0badc0de")
+    assert shown in SlackText().sync_report(SyncReport(None, None, (participant,)), whose="your")

@@ -18,7 +18,7 @@ from localdev.slack_api import FakeSlack
 from slack_directory import SlackDirectory
 from store import Store, open_store
 from sync import AttributeRules
-from sync.engine import EngineSettings, SyncEngine
+from sync.engine import EngineSettings, GenesysStatus, SyncEngine
 from sync.render import SlackText
 from web.health import health_report
 
@@ -114,11 +114,11 @@ def test_a_genesys_outage_delays_writes_but_loses_none(world: World) -> None:
     world.drain()
     world.genesys.fail_for(503, 0.5, path_prefix="/api/v2/analytics")
     assert world.engine.poll_once() == 0
-    assert world.engine.genesys_status()[0] is False
+    assert world.engine.genesys_status().ok is False
     assert "slack.title" not in world.genesys.attributes(conversation, participant)
     time.sleep(0.6)
     assert world.engine.poll_once() == 1
-    assert world.engine.genesys_status() == (True, "")
+    assert world.engine.genesys_status() == GenesysStatus(True, "")
     assert world.genesys.attributes(conversation, participant)["slack.title"] == "Support Engineer"
 
 
@@ -143,20 +143,22 @@ def test_an_unknown_slack_user_becomes_a_dead_letter(world: World) -> None:
     assert "user_not_found" in letter.reason
 
 
-def test_sync_now_reports_each_leg(world: World) -> None:
+def test_sync_now_reports_each_participant(world: World) -> None:
     """sync_now writes at once to each live participant and says so."""
     conversation, _ = ada_on_a_call(world)
     report = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [(leg.conversation_id, leg.result) for leg in report.legs] == [(conversation, "written")]
+    assert [(leg.conversation_id, leg.result) for leg in report.participants] == [(conversation, "written")]
     again = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [leg.result for leg in again.legs] == ["unchanged"]
+    assert [leg.result for leg in again.participants] == ["unchanged"]
 
 
 def test_sync_now_without_a_genesys_user_says_so(world: World) -> None:
     """A Slack user whose e-mail Genesys does not know gets a clear problem."""
     world.slack.add_user("U0NEW", name="new", email="new@example.com")
     report = world.engine.sync_now("T0FAKE", "U0NEW")
-    assert report.problem == "Genesys Cloud has no user with the e-mail new@example.com"
+    assert (report.not_synced, report.email) == ("no_genesys_user", "new@example.com")
+    assert SlackText().sync_report(report, whose="your") == ("Nothing written for your profile: Genesys Cloud has no "
+                                                             "user with the e-mail new@example.com.")
 
 
 def test_run_stops_promptly(world: World) -> None:
@@ -190,7 +192,9 @@ def test_resync_all_reports_progress_and_a_summary(world: World) -> None:
     worker.start()
     messages: list[str] = []
     try:
-        summary = world.engine.resync_all("T0FAKE", messages.append, wait_s=20, check_every_s=0.05)
+        summary = SlackText().resync_summary(world.engine.resync_all(
+            "T0FAKE", lambda progress: messages.append(SlackText().resync_progress(progress)), wait_s=20,
+            check_every_s=0.05))
     finally:
         stop.set()
         worker.join(timeout=5)
@@ -336,8 +340,10 @@ def test_two_workspaces_users_with_one_email_do_not_overwrite_each_other(
     world.engine.poll_once()
     assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
     assert {patch.attributes.get("slack.title") for patch in world.genesys.patches} == {"Support Engineer"}
-    assert report.legs == ()
-    assert "linked to Slack user `U0ADA` of workspace `TCONTACT` already" in report.problem
+    assert report.participants == ()
+    assert report.conflict is not None
+    assert "linked to Slack user `U0ADA` of workspace `TCONTACT` already" in SlackText().sync_report(report,
+                                                                                                 whose="your")
     conflicts = [record.getMessage() for record in caplog.records if "already" in record.getMessage()]
     assert len(conflicts) == 1, conflicts
     assert "Slack user U0EVE (workspace TABC)" in conflicts[0]

@@ -271,7 +271,7 @@ def test_sync_now_writes_the_profile_the_store_kept(replicas: Replicas) -> None:
     replicas.store.save_desired(replace(stored, attributes=newer, attributes_hash=attributes_hash(newer),
                                         profile_updated=stored.profile_updated + 3600))
     report = engine.sync_now("T0FAKE", "U0P000")  # Slack still answers the older profile
-    assert [result.result for result in report.legs] == ["written"]
+    assert [result.result for result in report.participants] == ["written"]
     assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Newer"
 
 
@@ -316,14 +316,36 @@ def test_the_heartbeat_renews_only_while_the_work_progresses(progressing: bool, 
                                                              lost: bool) -> None:
     """It renews while the worker turns, reports a lease found gone, and lets a stuck worker's lease run out."""
     renewals: list[float] = []
+    timer = BeatsThenBlocks(5)
 
     def renew() -> bool:
-        renewals.append(time.monotonic())
+        renewals.append(timer.monotonic())
+        if not held:
+            timer.settled.set()  # a lost lease ends the beat: no further wait to signal it
         return held
 
-    with Heartbeat("a test lease", renew, 0.02, progressing=lambda: progressing) as heartbeat:
-        time.sleep(0.2)
+    with Heartbeat("a test lease", renew, 20.0, progressing=lambda: progressing, timer=timer) as heartbeat:
+        assert timer.settled.wait(10)
     assert bool(renewals) is renewed
     assert heartbeat.lost is lost
     if lost:
         assert len(renewals) == 1  # a lost lease is not renewed again
+    elif renewed:
+        assert renewals == [20.0, 40.0, 60.0, 80.0, 100.0]  # one beat per period of the timer, none in between
+
+
+class BeatsThenBlocks(FakeClock):
+    """A timer whose first `beats` waits pass at once (moving the clock a period each), then wait for real: the
+    heartbeat beats that often with no sleeping, and `settled` is set once it stopped beating."""
+
+    def __init__(self, beats: int) -> None:
+        super().__init__(0.0)
+        self.beats = beats
+        self.settled = threading.Event()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if self.beats > 0:
+            self.beats -= 1
+            return super().wait(event, timeout)
+        self.settled.set()
+        return event.wait()

@@ -32,9 +32,10 @@ from profiles import FieldLabels
 from slack_directory import SlackDirectoryError, SlackUserRecord
 from store import Store, open_store
 from sync import AttributeRules
-from sync.engine import EngineSettings, SyncEngine
+from sync.engine import EngineSettings, GenesysStatus, SyncEngine
 from sync.rejected import RejectedWrites
-from tests.clocks import FakeClock
+from sync.timer import SYSTEM_TIMER
+from tests.clocks import FakeClock, RealWaits
 from web import wsgi_application
 from web.health import health_report
 
@@ -96,7 +97,7 @@ def engine_with(store: Store, clock: FakeClock, slack: StubSlack, genesys: StubG
                 monotonic: FakeClock | None = None, **settings: Any) -> SyncEngine:
     return SyncEngine(store=store, genesys=genesys or StubGenesys(), slack=slack, rules=AttributeRules(),  # type: ignore[arg-type]
                       settings=EngineSettings(worker="test", **settings), clock=clock,
-                      monotonic=monotonic or FakeClock(0.0))
+                      timer=SYSTEM_TIMER if monotonic is None else RealWaits(monotonic))
 
 
 def engine_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -208,7 +209,7 @@ def test_a_failing_step_is_logged_and_the_loop_goes_on(store: Store, clock: Fake
         try:
             wait_for(polled.is_set, 10, "a poll that works")
             wait_for(lambda: store.pending_count() == 0, 10, "the queued item to be worked on")
-            wait_for(lambda: engine.genesys_status() == (True, ""), 10, "the poll to be reported working")
+            wait_for(lambda: engine.genesys_status() == GenesysStatus(True, ""), 10, "the poll to be reported working")
             assert worker.is_alive()
             assert engine.liveness().failing == {}
         finally:
@@ -229,8 +230,8 @@ def test_a_failing_poll_is_reported_by_health(store: Store, clock: FakeClock) ->
     engine = engine_with(store, clock, StubSlack(), genesys, poll_interval_s=0.05, database_retry_s=0.05)
     stop, worker = run_in_thread(engine)
     try:
-        wait_for(lambda: engine.genesys_status()[0] is False, 10, "the poll failure to be reported")
-        assert engine.genesys_status()[1] == "the poll failed unexpectedly: ValueError: bad page"
+        wait_for(lambda: engine.genesys_status().ok is False, 10, "the poll failure to be reported")
+        assert engine.genesys_status().error == "the poll failed unexpectedly: ValueError: bad page"
         liveness = engine.liveness()
         assert liveness.ok
         assert liveness.failing == {"polling Genesys": "ValueError: bad page"}

@@ -58,6 +58,12 @@ class EchoRenderer:
     def status(self, status: Any, *, whose: str, full: bool) -> str:
         return f"{whose}: {status}" + ("" if full else " (limited)")
 
+    def resync_progress(self, progress: Any) -> str:
+        return str(progress)
+
+    def resync_summary(self, summary: Any) -> str:
+        return str(summary)
+
 
 @pytest.mark.parametrize(
     ("text", "request_"),

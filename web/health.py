@@ -45,6 +45,22 @@ class LinksPart:
         return {"conflicts": self.conflicts}
 
 
+def engine_json(liveness: Liveness) -> dict[str, object]:
+    """The `engine` part: whether the loop turns, how long ago it last did, and which of its steps fail."""
+    part: dict[str, object] = {"ok": liveness.ok}
+    if liveness.last_tick_s_ago is not None:
+        part["last_tick_s_ago"] = round(liveness.last_tick_s_ago, 1)
+    if not liveness.running:
+        part["detail"] = "the sync engine is not running" if liveness.last_tick_s_ago is None \
+            else "the sync engine stopped"
+    elif not liveness.ok:
+        part["detail"] = (f"the sync engine has not turned for {liveness.last_tick_s_ago:.0f} s (stuck; more than "
+                          f"{liveness.stalled_after_s:.0f} s): restart the app")
+    if liveness.failing:
+        part["failing"] = dict(liveness.failing)
+    return part
+
+
 @dataclass(frozen=True, slots=True)
 class GenesysPart:
     """The engine's last poll of Genesys: None before the first one, or while another replica polls."""
@@ -88,7 +104,7 @@ class Health:
     slack: SlackPart
 
     def report(self) -> HealthReport:
-        return HealthReport({"database": self.database.json(), "engine": self.engine.report(),
+        return HealthReport({"database": self.database.json(), "engine": engine_json(self.engine),
                              "links": self.links.json(), "genesys": self.genesys.json(), "slack": self.slack.json()})
 
 
@@ -116,7 +132,8 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
 
 def genesys_part(engine: SyncEngine, *, client_ids: Sequence[str] = ()) -> GenesysPart:
     """The last poll's outcome; `client_ids` are masked in its error (a refused client's id is in Genesys' text)."""
-    ok, error = engine.genesys_status()
+    status = engine.genesys_status()
+    ok, error = status.ok, status.error
     for client_id in (client_id for client_id in client_ids if client_id):
         error = error.replace(client_id, "***")
     if not engine.polling and ok is None:

@@ -83,7 +83,7 @@ def test_workspace_profiles_are_known_per_workspace_and_forgotten_on_uninstall(s
     assert store.workspace_has_profiles("T1") is False
     store.save_desired(desired_row("U1"))
     store.save_desired(desired_row("U2", team_id="T2"))
-    store.map_user("T1", "U1", "u1@example.com", "g1", resolved_at=1.0)
+    store.link_user("T1", "U1", "u1@example.com", "g1", resolved_at=1.0)
     assert store.workspace_has_profiles("T1") is True
     assert store.forget_workspace("T1") == 1
     assert store.workspace_has_profiles("T1") is False

@@ -135,12 +135,12 @@ def test_users_due_for_refresh_oldest_first_with_limit(store: Store) -> None:
 # --- User links ----------------------------------------------------------------------------------------------------
 
 
-def test_map_user_links_both_ways(store: Store) -> None:
+def test_link_user_links_both_ways(store: Store) -> None:
     """A link reads back from the Slack side and the Genesys side; desired rows are found through it."""
     store.save_desired(desired_row("U1"))
     store.save_desired(desired_row("U2"))
-    store.map_user("T1", "U1", "u1@example.com", "g1", resolved_at=10.0)
-    store.map_user("T1", "U2", "u2@example.com", "g2", resolved_at=11.0)
+    store.link_user("T1", "U1", "u1@example.com", "g1", resolved_at=10.0)
+    store.link_user("T1", "U2", "u2@example.com", "g2", resolved_at=11.0)
     assert store.genesys_user_for("T1", "U1") == UserLink("T1", "U1", "u1@example.com", "g1", 10.0)
     assert store.slack_users_for("g1") == [UserLink("T1", "U1", "u1@example.com", "g1", 10.0)]
     assert store.desired_for_genesys_user("g1") == [desired_row("U1")]
@@ -148,13 +148,13 @@ def test_map_user_links_both_ways(store: Store) -> None:
     assert store.genesys_user_for("T1", "U9") is None
 
 
-def test_map_user_remembers_no_match_and_can_be_resolved_later(store: Store) -> None:
+def test_link_user_remembers_no_match_and_can_be_resolved_later(store: Store) -> None:
     """genesys_user_id None is stored as a negative answer, then replaced when a match appears."""
-    store.map_user("T1", "U1", "u1@example.com", None, resolved_at=10.0)
+    store.link_user("T1", "U1", "u1@example.com", None, resolved_at=10.0)
     assert store.genesys_user_for("T1", "U1") == UserLink("T1", "U1", "u1@example.com", None, 10.0)
-    store.map_user("T1", "U1", "u1@example.com", "g1", resolved_at=20.0)
+    store.link_user("T1", "U1", "u1@example.com", "g1", resolved_at=20.0)
     assert store.genesys_user_for("T1", "U1") == UserLink("T1", "U1", "u1@example.com", "g1", 20.0)
-    store.map_user("T1", "U1", "new@example.com", "g7", resolved_at=30.0)
+    store.link_user("T1", "U1", "new@example.com", "g7", resolved_at=30.0)
     assert store.slack_users_for("g1") == []
     assert [link.user_id for link in store.slack_users_for("g7")] == ["U1"]
 
