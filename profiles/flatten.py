@@ -23,9 +23,9 @@ import decimal
 import math
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
 
@@ -110,11 +110,10 @@ class Exclusion:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What a selection does with one source key: a value there is written under `target` (an attribute key)
     or left out (`target` is the Exclusion saying why); a container there is walked unless `skipped` says why
-    nothing below it can be kept."""
+    nothing below it can be kept. A named tuple: the walk unpacks one per value, faster than three lookups."""
 
     key: str
     target: str | Exclusion
@@ -158,7 +157,7 @@ class Placement:
     (cut when too long, suffixed on collision), each change noted. The one place any value is written."""
 
     __slots__ = ("_key_notes", "_max_key_chars", "_max_value_chars", "_notes", "_origins", "_selection",
-                 "left_out", "placed")
+                 "decided_below", "left_out", "placed")
 
     def __init__(self, notes: NoteList, *, max_key_chars: int, max_value_chars: int = sys.maxsize,
                  selection: Selection | None = None, key_notes: NoteList | None = None) -> None:
@@ -169,6 +168,10 @@ class Placement:
         self._max_value_chars = max_value_chars
         self._selection = selection
         self._key_notes = notes if key_notes is None else key_notes
+        # Bound once: the walk asks for each container it enters.
+        self.decided_below: Callable[[str], dict[str, Decision]] = (
+            _nothing_decided if selection is None else selection.decided_below
+        )
         self._origins: dict[str, str] = {}
         self.placed: dict[str, str] = {}
         self.left_out: list[Exclusion] = []
@@ -185,10 +188,6 @@ class Placement:
             raise TypeError(f"{type(segment).__name__} key under {parent_key!r}: JSON object keys are strings")
         decision = known[segment] = self.decide((parent_key + "." if parent_key else "") + clean_key_segment(segment))
         return decision
-
-    def decided_below(self, parent_key: str) -> dict[str, Decision]:
-        """The selection's decisions by segment below a key; without a selection, nothing is kept."""
-        return {} if self._selection is None else self._selection.decided_below(parent_key)
 
     def put(self, decision: Decision, text: str, origin: str | None = None) -> None:
         """Write one value where its decision says (`origin`: its place in the input, for notes)."""
@@ -231,6 +230,11 @@ class Placement:
                                     f" kept as {candidate!r}")
                 return candidate
             number += 1
+
+
+def _nothing_decided(parent_key: str) -> dict[str, Decision]:
+    """Without a selection nothing is kept: a fresh table each time."""
+    return {}
 
 
 def clean_key_segment(segment: str) -> str:
@@ -305,13 +309,15 @@ def walk(value: JsonValue, placement: Placement, limits: FlattenLimits, notes: N
     # Locals, not attribute lookups, in the loop: it runs for each value of every profile.
     placed, place, leave_out = placement.placed, placement.place, placement.left_out.append
     max_values, max_keys, visited = limits.max_values, limits.max_keys, budget.visited
+    # A value places at most one key, so the key count needs counting only once this many values are seen.
+    first_check = min(max_values, max_keys)
     stack: list[tuple[str, Children, int]] = [("", children, 1)]
     while stack:
         key, children, depth = stack[-1]
         known = placement.decided_below(key)
         for segment, child in children:
             visited += 1
-            if visited > max_values or len(placed) >= max_keys:
+            if visited > first_check and (visited > max_values or len(placed) >= max_keys):
                 budget.visited = visited
                 budget.stop()
                 return
@@ -320,25 +326,26 @@ def walk(value: JsonValue, placement: Placement, limits: FlattenLimits, notes: N
             decision = known.get(segment)
             if decision is None:
                 decision = placement.decide_below(key, segment, known)
+            child_key, target, skipped = decision
             if not isinstance(child, CONTAINERS):
-                if isinstance(decision.target, str):
-                    place(decision.target, child if type(child) is str else text_of(child), decision.key)
+                if isinstance(target, str):
+                    place(target, child if type(child) is str else text_of(child), child_key)
                 else:
-                    leave_out(decision.target)
+                    leave_out(target)
                 continue
-            if decision.key == skip:
+            if child_key == skip:
                 continue
-            if decision.skipped is not None:
-                leave_out(decision.skipped)
+            if skipped is not None:
+                leave_out(skipped)
                 continue
             if depth >= limits.max_depth:
-                notes.add("depth", decision.key, f"nested deeper than {limits.max_depth} levels; dropped")
+                notes.add("depth", child_key, f"nested deeper than {limits.max_depth} levels; dropped")
                 continue
             budget.visited = visited
             grandchildren = _children(decision, child, placement, limits, notes, budget)
             visited = budget.visited
             if grandchildren is not None:
-                stack.append((decision.key, grandchildren, depth + 1))
+                stack.append((child_key, grandchildren, depth + 1))
                 break
         else:
             stack.pop()
