@@ -258,9 +258,9 @@ def _plain_keys(keys: Collection[str], limits: VoiceSafeLimits) -> bool:
 class VoiceSafeChecker:
     """`check_attributes` for map after map under one set of limits, remembering the keys that passed.
 
-    Attribute keys repeat from profile to profile, values do not: known keys skip the key rules (about 3 µs of
-    a profile's 35 in bench/profile_layer.py). Whoever checks many maps keeps one (`sync.AttributeRules` does).
-    Bounded: cleared when full.
+    Attribute keys repeat from profile to profile, values do not: known keys skip the key rules (about 4 µs of
+    a profile's 48 in bench/profile_layer.py; docs/performance.md). Whoever checks many maps keeps one
+    (`sync.AttributeRules` does). Bounded: cleared when full.
     """
 
     __slots__ = ("_good_keys", "limits")
