@@ -25,6 +25,7 @@ from genesys.retries import RetryPolicy
 from genesys.users import GenesysUser
 from genesys.voice_safe import (
     VoiceSafeAttributes,
+    VoiceSafeChecker,
     VoiceSafeLimits,
     VoiceSafeSettingsError,
     VoiceSafetyProblem,
@@ -59,6 +60,7 @@ __all__ = [
     "SharedBudget",
     "Stopping",
     "VoiceSafeAttributes",
+    "VoiceSafeChecker",
     "VoiceSafeLimits",
     "VoiceSafeSettingsError",
     "VoiceSafetyProblem",

@@ -4,12 +4,21 @@ No I/O and no Slack or Genesys clients here; voice-safe validation belongs to `g
 """
 
 from profiles.fields import FieldDefinition, FieldLabels, TeamProfileError
-from profiles.flatten import Flattened, FlattenLimits, FlattenNote, FlattenSettingsError, flatten, scalar_text
+from profiles.flatten import (
+    Exclusion,
+    Flattened,
+    FlattenLimits,
+    FlattenNote,
+    FlattenSettingsError,
+    JsonValue,
+    flatten,
+    scalar_text,
+)
 from profiles.mapping import (
     DEFAULT_INCLUDE,
     SENSITIVE_GROUPS,
+    AttributeMapper,
     AttributeMapping,
-    Exclusion,
     Mapped,
     MappingSettingsError,
 )
@@ -18,6 +27,7 @@ from profiles.user import NotAUserObject, SlackUser, find_user, flatten_user
 __all__ = [
     "DEFAULT_INCLUDE",
     "SENSITIVE_GROUPS",
+    "AttributeMapper",
     "AttributeMapping",
     "Exclusion",
     "FieldDefinition",
@@ -26,6 +36,7 @@ __all__ = [
     "FlattenNote",
     "FlattenSettingsError",
     "Flattened",
+    "JsonValue",
     "Mapped",
     "MappingSettingsError",
     "NotAUserObject",

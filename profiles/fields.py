@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-_KEYS_CACHED = 4_096
 
 
 class TeamProfileError(ValueError):
@@ -29,7 +27,6 @@ class FieldLabels:
     """The workspace's custom field definitions, by field id."""
 
     by_id: Mapping[str, FieldDefinition]
-    _keys: dict[tuple[str, str], CustomFieldKeys] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> FieldLabels:
@@ -66,32 +63,6 @@ class FieldLabels:
         """Sort key: the workspace's own order, then unknown fields by id."""
         definition = self.by_id.get(field_id)
         return (definition.ordering, field_id) if definition else (1 << 30, field_id)
-
-    def keys_for(self, field_id: str, naming: str, name: str) -> CustomFieldKeys:
-        """The flattened keys of one custom field (built once per field; profiles repeat them)."""
-        keys = self._keys.get((field_id, naming))
-        if keys is None:
-            if len(self._keys) >= _KEYS_CACHED:
-                self._keys.clear()
-            keys = self._keys[(field_id, naming)] = CustomFieldKeys(
-                key=name, alt_key=f"{name}.alt", origin=f"profile.fields.{field_id}",
-                alt_origin=f"profile.fields.{field_id}.alt", ordering=self.ordering(field_id),
-            )
-        return keys
-
-
-@dataclass(frozen=True, slots=True)
-class CustomFieldKeys:
-    """Where one custom field's value and alt text go, and its place in the workspace's order."""
-
-    key: str
-    alt_key: str
-    origin: str
-    alt_origin: str
-    ordering: tuple[int, str]
-
-    def __lt__(self, other: CustomFieldKeys) -> bool:
-        return self.ordering < other.ordering
 
 
 def _fields_list(document: object) -> list[Any]:

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from profiles.fields import FieldLabels
-from profiles.flatten import FlattenLimits, FlattenNote, KeyCache, NoteList, SelectingPlacer, clean_key_segment
+from profiles.flatten import (
+    Decision,
+    Exclusion,
+    FlattenLimits,
+    FlattenNote,
+    JsonValue,
+    NoteList,
+    Placement,
+    clean_key_segment,
+)
 from profiles.user import CustomFieldNames, flatten_user_into
 
 # Fields worth seeing next to a conversation; anything else needs an explicit include.
@@ -37,7 +46,9 @@ SENSITIVE_GROUPS: dict[str, tuple[str, ...]] = {
     "status": ("profile.status_*", "profile.huddle_*", "presence", "profile.always_active"),
 }
 DEFAULT_RENAME: dict[str, str] = {"id": "user_id", "tz": "timezone", "tz_label": "timezone_label"}
-_DECISION_CACHE_SIZE = 4_096
+# Bounds on the decisions kept: a Slack user object has under 30 containers and 100 keys.
+_PARENTS_KEPT = 256
+_DECISIONS_KEPT_PER_PARENT = 128
 
 
 class MappingSettingsError(ValueError):
@@ -47,14 +58,6 @@ class MappingSettingsError(ValueError):
         super().__init__(f"{setting}: {problem}")
         self.setting = setting
         self.problem = problem
-
-
-@dataclass(frozen=True, slots=True)
-class Exclusion:
-    """A source field the mapping left out, and why."""
-
-    source_key: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +80,6 @@ class AttributeMapping:
     rename: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RENAME))
     opt_in: frozenset[str] = frozenset()
     custom_fields: CustomFieldNames = "label"
-    _decisions: dict[str, tuple[str | None, Exclusion | None]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _matchers: tuple[Any, ...] = field(default=(), init=False, repr=False, compare=False)
-    _key_cache: KeyCache = field(default_factory=KeyCache, init=False, repr=False, compare=False)
-    _include_literals: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_key_text("prefix", self.prefix, allow_empty=True)
@@ -99,21 +96,11 @@ class AttributeMapping:
             )
         if self.custom_fields not in ("label", "id"):
             raise MappingSettingsError("custom_fields", f'must be "label" or "id", not {self.custom_fields!r}')
-        # Compiled once: per key, one regex search instead of a loop over fnmatch patterns.
-        sensitive = tuple(
-            (group, _compile(patterns, ignore_case=True))
-            for group, patterns in SENSITIVE_GROUPS.items() if group not in self.opt_in
-        )
-        literals = tuple(re.split(r"[*?\[]", pattern, maxsplit=1)[0] for pattern in self.include)
-        object.__setattr__(self, "_include_literals", literals)
-        object.__setattr__(self, "_matchers", (
-            _compile(self.include), _compile(self.exclude), sensitive,
-        ))
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> AttributeMapping:
         """Build a mapping from an `[attributes]` settings table; unknown keys and wrong types are refused."""
-        known = {f.name for f in fields(cls) if f.init}
+        known = {f.name for f in fields(cls)}
         for key in table:
             if key not in known:
                 raise MappingSettingsError(
@@ -147,72 +134,93 @@ class AttributeMapping:
             values["opt_in"] = frozenset(group for group, enabled in opt_in.items() if enabled)
         return cls(**values)
 
-    def decide(self, source_key: str) -> tuple[str | None, Exclusion | None]:
-        """(attribute key, None) for a source key that is written, or (None, why) for one left out."""
-        cached = self._decisions.get(source_key)
-        if cached is not None:
-            return cached
-        decision = self._decide(source_key)
-        if len(self._decisions) >= _DECISION_CACHE_SIZE:
-            self._decisions.clear()
-        self._decisions[source_key] = decision
-        return decision
 
-    def prune(self, container_key: str) -> Exclusion | None:
-        """None when an include pattern could match this key or a key below it; else why to skip it all.
+class AttributeMapper:
+    """An `AttributeMapping` compiled for use, with the one cache the profile layer keeps.
 
-        Every key a glob matches starts with the glob's literal prefix (the text before its first
-        wildcard), so a container can be skipped when no literal prefix is compatible with its key.
+    The cache holds the decision for each key seen, by parent key and raw segment: profiles repeat the same
+    keys, and one dictionary lookup then replaces cleaning and joining the key and matching it against the
+    include, exclude and sensitive patterns (docs/performance.md says what it buys). Whoever maps many
+    profiles keeps one mapper (`sync.AttributeRules` does). Bounded, so hostile key names cost time, not memory.
+    """
+
+    __slots__ = ("_decided", "_exclude", "_include", "_include_literals", "_sensitive", "mapping")
+
+    def __init__(self, mapping: AttributeMapping) -> None:
+        self.mapping = mapping
+        # Compiled once: per key, one regex search instead of a loop over fnmatch patterns.
+        self._include = _compile(mapping.include)
+        self._exclude = _compile(mapping.exclude)
+        self._sensitive = tuple(
+            (group, _compile(patterns, ignore_case=True))
+            for group, patterns in SENSITIVE_GROUPS.items() if group not in mapping.opt_in
+        )
+        # Every key a glob matches starts with the glob's literal prefix (the text before its first wildcard).
+        self._include_literals = tuple(re.split(r"[*?\[]", pattern, maxsplit=1)[0] for pattern in mapping.include)
+        self._decided: dict[str, dict[str, Decision]] = {}
+
+    def decide(self, source_key: str) -> Decision:
+        """Where a value under this key is written (or why not), and whether a container there is walked."""
+        return Decision(source_key, self._target(source_key), self._skipped(source_key))
+
+    def decided_below(self, parent_key: str) -> dict[str, Decision]:
+        """The decisions kept for the segments below a key, for the walk to read and add to."""
+        known = self._decided.get(parent_key)
+        if known is None:
+            if len(self._decided) >= _PARENTS_KEPT:
+                self._decided.clear()
+            known = self._decided[parent_key] = {}
+        return known if len(known) < _DECISIONS_KEPT_PER_PARENT else {}  # full: decide afresh, keep nothing
+
+    def map_user(self, user: Mapping[str, JsonValue], labels: FieldLabels, *, limits: FlattenLimits,
+                 max_key_chars: int) -> tuple[Mapped, tuple[FlattenNote, ...]]:
+        """Flatten and map a user object in one walk: each leaf is decided before it is converted.
+
+        Gives what `apply(flatten_user(...))` gives, except that containers nothing is wanted from are left
+        out whole (one exclusion, not one per value below). Returns the mapped attributes and the flattening
+        notes.
         """
+        flatten_notes, mapping_notes = NoteList(), NoteList()
+        placement = Placement(flatten_notes, max_key_chars=max_key_chars, max_value_chars=limits.max_value_chars,
+                              selection=self, key_notes=mapping_notes)
+        flatten_user_into(user, labels, self.mapping.custom_fields, limits, placement, flatten_notes)
+        return _mapped(placement, mapping_notes), flatten_notes.freeze()
+
+    def apply(self, flat: Mapping[str, str], *, max_key_chars: int) -> Mapped:
+        """Select and rename flattened attributes; collisions after renaming get a suffix and a note."""
+        notes = NoteList()
+        placement = Placement(notes, max_key_chars=max_key_chars, selection=self)
+        for source_key, value in flat.items():
+            placement.put(self.decide(source_key), value)
+        return _mapped(placement, notes)
+
+    def _skipped(self, container_key: str) -> Exclusion | None:
+        """None when an include pattern could match this key or a key below it; else why to skip it all."""
         for literal in self._include_literals:
             if container_key.startswith(literal) or literal.startswith(container_key + ".") or literal == container_key:
                 return None
         return Exclusion(container_key, "not in include (nor anything below it)")
 
-    def _decide(self, source_key: str) -> tuple[str | None, Exclusion | None]:
-        include, exclude, sensitive = self._matchers
-        if include is None or not include.match(source_key):
-            return None, Exclusion(source_key, "not in include")
-        if exclude is not None and exclude.match(source_key):
-            return None, Exclusion(source_key, "matches exclude")
-        for group, matcher in sensitive:
-            if matcher.match(source_key):
-                return None, Exclusion(
-                    source_key, f"sensitive ({group}); opt in with [attributes.opt_in] {group} = true"
-                )
-        target = self.rename.get(source_key)
+    def _target(self, source_key: str) -> str | Exclusion:
+        if self._include is None or not self._include.match(source_key):
+            return Exclusion(source_key, "not in include")
+        if self._exclude is not None and self._exclude.match(source_key):
+            return Exclusion(source_key, "matches exclude")
+        for group, matcher in self._sensitive:
+            if matcher is not None and matcher.match(source_key):
+                return Exclusion(source_key, f"sensitive ({group}); opt in with [attributes.opt_in] {group} = true")
+        target = self.mapping.rename.get(source_key)
         if target is None:
             target = source_key
-            for strip in self.strip_prefixes:
+            for strip in self.mapping.strip_prefixes:
                 if target.startswith(strip) and len(target) > len(strip):
                     target = target[len(strip):]
                     break
-        return self.prefix + target, None
+        return self.mapping.prefix + target
 
-    def map_user(self, user: Mapping[str, Any], labels: FieldLabels, *, limits: FlattenLimits,
-                 max_key_chars: int) -> tuple[Mapped, tuple[FlattenNote, ...]]:
-        """Flatten and map a user object in one walk: each leaf is decided before it is converted.
 
-        Gives what `apply(flatten_user(...))` gives, except that two source fields colliding on one key are
-        told apart by their attribute key (`slack.x~2`) rather than their source key. Returns the mapped
-        attributes and the flattening notes.
-        """
-        flatten_notes, mapping_notes = NoteList(), NoteList()
-        placer = SelectingPlacer(self.decide, self.prune, self._key_cache, max_key_chars, mapping_notes)
-        flatten_user_into(user, labels, self.custom_fields, limits, placer, flatten_notes)
-        return self._mapped(placer, mapping_notes), flatten_notes.freeze()
-
-    def apply(self, flat: Mapping[str, str], *, max_key_chars: int) -> Mapped:
-        """Select and rename flattened attributes; collisions after renaming get a suffix and a note."""
-        notes = NoteList()
-        placer = SelectingPlacer(self.decide, self.prune, self._key_cache, max_key_chars, notes)
-        for source_key, value in flat.items():
-            placer.place(source_key, value, source_key)
-        return self._mapped(placer, notes)
-
-    @staticmethod
-    def _mapped(placer: SelectingPlacer, notes: NoteList) -> Mapped:
-        return Mapped(dict(sorted(placer.placed.items())), tuple(placer.left_out), notes.freeze())
+def _mapped(placement: Placement, notes: NoteList) -> Mapped:
+    return Mapped(dict(sorted(placement.placed.items())), tuple(placement.left_out), notes.freeze())
 
 
 def _compile(patterns: tuple[str, ...], *, ignore_case: bool = False) -> re.Pattern[str] | None:

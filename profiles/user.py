@@ -8,14 +8,13 @@ from typing import Any, Literal
 
 from profiles.fields import FieldLabels
 from profiles.flatten import (
+    CONTAINERS,
     Flattened,
     FlattenLimits,
-    KeyPlacer,
+    JsonValue,
     NoteList,
-    SelectingPlacer,
-    clean_key_segment,
-    clip_value,
-    scalar_text,
+    Placement,
+    text_of,
     walk,
 )
 
@@ -88,8 +87,8 @@ def _from_event(event: Mapping[str, Any], where: str) -> SlackUser:
     return SlackUser(user, f"{kind} {where}")
 
 
-def flatten_user(user: Mapping[str, Any], labels: FieldLabels, *, custom_field_names: CustomFieldNames = "label",
-                 limits: FlattenLimits | None = None) -> Flattened:
+def flatten_user(user: Mapping[str, JsonValue], labels: FieldLabels, *,
+                 custom_field_names: CustomFieldNames = "label", limits: FlattenLimits | None = None) -> Flattened:
     """Flatten a user object; custom fields (`profile.fields`) become `custom.<label>` (or `custom.<id>`).
 
     Slack sends `profile.fields` as `{id: {"value", "alt"}}`, `[]` or `null`; all three are handled. An `alt`
@@ -97,90 +96,45 @@ def flatten_user(user: Mapping[str, Any], labels: FieldLabels, *, custom_field_n
     """
     limits = limits or FlattenLimits()
     notes = NoteList()
-    placer = KeyPlacer(limits.max_key_chars, notes)
-    flatten_user_into(user, labels, custom_field_names, limits, placer, notes)
-    return Flattened(dict(sorted(placer.placed.items())), notes.freeze())
+    placement = Placement(notes, max_key_chars=limits.max_key_chars, max_value_chars=limits.max_value_chars)
+    flatten_user_into(user, labels, custom_field_names, limits, placement, notes)
+    return Flattened(dict(sorted(placement.placed.items())), notes.freeze())
 
 
-def flatten_user_into(user: Mapping[str, Any], labels: FieldLabels, custom_field_names: CustomFieldNames,
-                      limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
-    """`flatten_user` into a given placer (a mapping's `SelectingPlacer` maps while it flattens)."""
+def flatten_user_into(user: Mapping[str, JsonValue], labels: FieldLabels, custom_field_names: CustomFieldNames,
+                      limits: FlattenLimits, placement: Placement, notes: NoteList) -> None:
+    """`flatten_user` into a given placement (a mapper's placement maps while it flattens)."""
     profile = user.get("profile")
-    custom = profile.get("fields") if isinstance(profile, Mapping) else None
-    walk(user, "", 0, limits, placer, notes, skip="profile.fields")
-    if isinstance(custom, Mapping):
-        _place_custom_fields(custom, labels, custom_field_names, limits, placer, notes)
+    custom = profile.get("fields") if isinstance(profile, dict) else None
+    walk(user if isinstance(user, dict) else dict(user), placement, limits, notes, skip="profile.fields")
+    if isinstance(custom, dict):
+        _place_custom_fields(custom, labels, custom_field_names, limits, placement, notes)
 
 
-def _place_custom_fields(custom: Mapping[Any, Any], labels: FieldLabels, naming: CustomFieldNames,
-                         limits: FlattenLimits, placer: KeyPlacer, notes: NoteList) -> None:
-    field_ids = tuple(custom)
-    if set(map(type, field_ids)) != {str}:
-        custom = {str(field_id): entry for field_id, entry in custom.items()}
-        field_ids = tuple(custom)
-    selecting = placer if isinstance(placer, SelectingPlacer) else None
-    if selecting is None:
-        plan = _custom_plan(field_ids, labels, naming, None)
-    else:  # profiles of one workspace repeat one set of field ids: plan once per set (and labels object)
-        labels_seen, plan = selecting.key_cache.plan(
-            ("custom fields", field_ids, naming, id(labels)),
-            lambda: (labels, _custom_plan(field_ids, labels, naming, selecting)),
-        )
-        if labels_seen is not labels:  # an id() reused by a newer labels object
-            selecting.key_cache.plans.clear()
-            plan = _custom_plan(field_ids, labels, naming, selecting)
-    for field_id in plan.unknown:
-        notes.add("unknown_field", field_id, "no definition for this custom field id; keyed by id")
-    placed, max_key_chars, max_value_chars = placer.placed, placer.max_key_chars, limits.max_value_chars
-    for field_id, part, key, origin, target, why in plan.steps:
-        if len(placed) >= limits.max_keys:
+def _place_custom_fields(custom: dict[str, JsonValue], labels: FieldLabels, naming: CustomFieldNames,
+                         limits: FlattenLimits, placement: Placement, notes: NoteList) -> None:
+    """Each field's value and alt text, in the workspace's field order, so collisions resolve the same way."""
+    unknown_noted = naming == "label" and bool(labels.by_id)
+    known = placement.decided_below(CUSTOM_FIELDS_KEY)
+    for field_id in sorted(custom, key=labels.ordering):
+        if len(placement.placed) >= limits.max_keys:
             notes.add("keys", "", f"stopped at {limits.max_keys:,} keys; later custom fields were ignored")
             return
+        if unknown_noted and field_id not in labels.by_id:
+            notes.add("unknown_field", field_id, "no definition for this custom field id; keyed by id")
+        definition = labels.by_id.get(field_id) if naming == "label" else None
+        name = field_id if definition is None else definition.label
+        decision = known.get(name) or placement.decide_below(CUSTOM_FIELDS_KEY, name, known)
         entry = custom[field_id]
-        if type(entry) is dict or isinstance(entry, Mapping):
-            text = entry.get(part)
-        else:  # a bare value where Slack sends {"value", "alt"}
-            text = None if part == "alt" or isinstance(entry, list) else entry
-        if type(text) is not str:
-            text = scalar_text(text)
-        if text is None or (part == "alt" and not text):
-            continue
-        if target is None:
-            selecting.left_out.append(why)  # type: ignore[union-attr]
-            continue
-        if len(text) > max_value_chars:
-            text = clip_value(text, key, limits, notes)
-        if len(target) <= max_key_chars and target not in placed:
-            placed[target] = text
-        else:
-            placer.place_at(target, text, origin)
-
-
-@dataclass(frozen=True, slots=True)
-class _CustomPlan:
-    """Where one set of custom fields goes: per value and alt text, in the workspace's field order, its
-    flattened key, its origin and the mapping's decision; and the field ids the definitions lack."""
-
-    steps: tuple[tuple[str, str, str, str, str | None, Any], ...]
-    unknown: tuple[str, ...]
-
-
-def _custom_plan(field_ids: tuple[str, ...], labels: FieldLabels, naming: CustomFieldNames,
-                 selecting: SelectingPlacer | None) -> _CustomPlan:
-    fields = sorted((labels.keys_for(field_id, naming, _custom_key(field_id, labels, naming)), field_id)
-                    for field_id in field_ids)
-    steps = []
-    for keys, field_id in fields:
-        for part, key, origin in (("value", keys.key, keys.origin), ("alt", keys.alt_key, keys.alt_origin)):
-            target, why = selecting.decide(key) if selecting is not None else (key, None)
-            steps.append((field_id, part, key, origin, target, why))
-    unknown = tuple(f for f in field_ids if f not in labels.by_id) if naming == "label" and labels.by_id else ()
-    return _CustomPlan(tuple(steps), unknown)
-
-
-def _custom_key(field_id: str, labels: FieldLabels, naming: CustomFieldNames) -> str:
-    label = labels.label(field_id) if naming == "label" else None
-    return f"{CUSTOM_FIELDS_KEY}.{clean_key_segment(field_id if label is None else label)}"
+        # Slack sends {"value", "alt"}; a bare scalar is taken as the value. Nested containers are not text.
+        value, alt = (entry.get("value"), entry.get("alt")) if isinstance(entry, dict) else (entry, None)
+        if value is not None and not isinstance(value, CONTAINERS):
+            placement.put(decision, value if type(value) is str else text_of(value), "profile.fields." + field_id)
+        alt_text = None if alt is None or alt == "" or isinstance(alt, CONTAINERS) else text_of(alt)
+        if alt_text:
+            known_alt = placement.decided_below(decision.key)
+            alt_decision = known_alt.get("alt") or placement.decide_below(decision.key, "alt", known_alt)
+            placement.put(alt_decision, alt_text, "profile.fields." + field_id + ".alt")
 
 
 def _json_kind(value: object) -> str:

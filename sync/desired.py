@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from genesys import VoiceSafeLimits, VoiceSafetyReport, check_attributes
-from profiles import AttributeMapping, FieldLabels, FlattenLimits, FlattenNote, Mapped, SlackUser
+from genesys import VoiceSafeChecker, VoiceSafeLimits, VoiceSafetyReport
+from profiles import AttributeMapper, AttributeMapping, FieldLabels, FlattenLimits, FlattenNote, Mapped, SlackUser
 
 
-@dataclass(frozen=True, slots=True)
 class AttributeRules:
-    """Everything that decides which attributes a profile becomes: the settings file's three tables."""
+    """Everything that decides which attributes a profile becomes: the settings file's three tables, and the
+    mapper and checker built once for them. Not a value: it owns their caches (decisions by source key, keys
+    that passed the voice-safe rules), so build one per set of settings and keep it (the app builds one)."""
 
-    mapping: AttributeMapping = field(default_factory=AttributeMapping)
-    flatten_limits: FlattenLimits = field(default_factory=FlattenLimits)
-    voice_safe: VoiceSafeLimits = field(default_factory=VoiceSafeLimits)
+    __slots__ = ("checker", "flatten_limits", "mapper", "mapping", "voice_safe")
+
+    def __init__(self, mapping: AttributeMapping | None = None, flatten_limits: FlattenLimits | None = None,
+                 voice_safe: VoiceSafeLimits | None = None) -> None:
+        self.mapping = mapping or AttributeMapping()
+        self.flatten_limits = flatten_limits or FlattenLimits()
+        self.voice_safe = voice_safe or VoiceSafeLimits()
+        self.mapper = AttributeMapper(self.mapping)
+        self.checker = VoiceSafeChecker(self.voice_safe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +40,7 @@ class DesiredAttributes:
 
 def desired_attributes(user: SlackUser, labels: FieldLabels, rules: AttributeRules) -> DesiredAttributes:
     """Flatten, map and voice-safe check one user's profile."""
-    mapped, notes = rules.mapping.map_user(user.user, labels, limits=rules.flatten_limits,
-                                           max_key_chars=rules.voice_safe.max_key_chars)
-    report = check_attributes(mapped.attributes, rules.voice_safe)
+    mapped, notes = rules.mapper.map_user(user.user, labels, limits=rules.flatten_limits,
+                                          max_key_chars=rules.voice_safe.max_key_chars)
+    report = rules.checker.check(mapped.attributes)
     return DesiredAttributes(user, mapped, notes + mapped.notes, report)

@@ -34,6 +34,7 @@ EXAMPLES: list[GenesysError] = [
     GenesysUnavailable("analytics conversation query", "503 service.unavailable", attempts=5, elapsed_s=13.0,
                        status=503),
 ]
+EXAMPLE = {type(error): error for error in EXAMPLES}  # one example per type: tests name the one they need
 
 
 @pytest.mark.parametrize("error", EXAMPLES, ids=lambda e: type(e).__name__)
@@ -56,13 +57,13 @@ def test_only_the_transient_branch_is_retryable(error: GenesysError) -> None:
 @pytest.mark.parametrize(
     ("error", "advice"),
     [
-        (EXAMPLES[1], "Check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET"),
-        (EXAMPLES[2], "Add it to a role granted to the OAuth client"),
-        (EXAMPLES[3], "nothing to do"),
-        (EXAMPLES[4], "report it with the contextId"),
-        (EXAMPLES[5], "adjust the field mapping"),
-        (EXAMPLES[6], "Lower the configured requests per minute"),
-        (EXAMPLES[7], "status.mypurecloud.com"),
+        (EXAMPLE[AuthenticationFailed], "Check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET"),
+        (EXAMPLE[PermissionMissing], "Add it to a role granted to the OAuth client"),
+        (EXAMPLE[ConversationGone], "nothing to do"),
+        (EXAMPLE[RequestRejected], "report it with the contextId"),
+        (EXAMPLE[AttributesRejected], "adjust the field mapping"),
+        (EXAMPLE[RateLimited], "Lower the configured requests per minute"),
+        (EXAMPLE[GenesysUnavailable], "status.mypurecloud.com"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "",
 )
@@ -73,7 +74,7 @@ def test_messages_say_what_failed_and_what_to_do(error: GenesysError, advice: st
 
 def test_details_are_appended_to_the_message() -> None:
     """HTTP status, Genesys code and contextId follow the message so support can find the request."""
-    text = str(EXAMPLES[3])
+    text = str(EXAMPLE[ConversationGone])
     assert text.endswith("[HTTP 404, code not.found, contextId ctx-2]")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from genesys import VoiceSafeAttributes, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
+from genesys import VoiceSafeAttributes, VoiceSafeChecker, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
 from genesys.voice_safe import body_size
 
 
@@ -135,3 +135,29 @@ def test_only_check_attributes_makes_sendable_attributes() -> None:
     """VoiceSafeAttributes cannot be built around the check."""
     with pytest.raises(TypeError, match="only by check_attributes"):
         VoiceSafeAttributes({"slack.n": 5}, 0)  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"slack.title": "Engineer", "slack.tz": "Europe/Dublin"},
+        {"slack.title": 5},
+        {"slack.title": "x" * 300},
+        {" slack.title": "v"},
+        {"k" * 129: "v"},
+        {"a\nb": "v"},
+        {"k\udfff": "v"},
+        {f"k{i}": "v" for i in range(101)},
+    ],
+)
+def test_the_checker_finds_what_check_attributes_finds(attributes: dict[object, object]) -> None:
+    """A VoiceSafeChecker, with the keys seen before or not, reports exactly what check_attributes reports."""
+    limits = VoiceSafeLimits()
+    expected = check_attributes(attributes, limits)
+    checker = VoiceSafeChecker(limits)
+    checker.check({key: "seen" for key in attributes})  # remembers the keys that pass
+    for _ in range(2):
+        report = checker.check(attributes)
+        assert (report.problems, report.truncations, dict(report.attributes), report.body_bytes) == (
+            expected.problems, expected.truncations, dict(expected.attributes), expected.body_bytes
+        )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from profiles import AttributeMapping, FieldLabels, FlattenLimits, MappingSettingsError
+from profiles import AttributeMapper, AttributeMapping, Exclusion, FieldLabels, FlattenLimits, MappingSettingsError
 
 PROFILE = {
     "id": "U1",
@@ -27,7 +27,7 @@ PROFILE = {
 
 
 def mapped(mapping: AttributeMapping) -> dict[str, str]:
-    return dict(mapping.apply(PROFILE, max_key_chars=128).attributes)
+    return dict(AttributeMapper(mapping).apply(PROFILE, max_key_chars=128).attributes)
 
 
 def test_defaults_write_useful_fields_with_the_slack_prefix() -> None:
@@ -42,7 +42,8 @@ def test_defaults_write_useful_fields_with_the_slack_prefix() -> None:
 
 def test_defaults_leave_out_sensitive_and_noisy_fields_with_reasons() -> None:
     """E-mail, phone, avatar and status fields are left out, each with the reason and how to opt in."""
-    excluded = {e.source_key: e.reason for e in AttributeMapping().apply(PROFILE, max_key_chars=128).excluded}
+    result = AttributeMapper(AttributeMapping()).apply(PROFILE, max_key_chars=128)
+    excluded = {e.source_key: e.reason for e in result.excluded}
     assert excluded["profile.email"].startswith("sensitive (email)")
     assert excluded["custom.Work email"].startswith("sensitive (email)")
     assert excluded["profile.phone"].startswith("sensitive (phone)")
@@ -65,8 +66,8 @@ def test_sensitive_groups_are_written_once_opted_in_and_included(group: str, sou
     """Opting a group in (with include = ["*"]) writes exactly that group's fields."""
     base = AttributeMapping(include=("*",))
     opted = AttributeMapping(include=("*",), opt_in=frozenset({group}))
-    before = {e.source_key for e in base.apply(PROFILE, max_key_chars=128).excluded}
-    after = {e.source_key for e in opted.apply(PROFILE, max_key_chars=128).excluded}
+    before = {e.source_key for e in AttributeMapper(base).apply(PROFILE, max_key_chars=128).excluded}
+    after = {e.source_key for e in AttributeMapper(opted).apply(PROFILE, max_key_chars=128).excluded}
     assert before - after == source_keys
 
 
@@ -94,7 +95,7 @@ def test_renames_prefix_and_strip_prefixes() -> None:
 
 def test_renames_into_an_existing_key_collide_visibly() -> None:
     """Two sources renamed to one key both survive with a note."""
-    result = AttributeMapping(rename={"tz": "title"}).apply(PROFILE, max_key_chars=128)
+    result = AttributeMapper(AttributeMapping(rename={"tz": "title"})).apply(PROFILE, max_key_chars=128)
     assert result.attributes["slack.title"] == "Engineer"
     assert result.attributes["slack.title~2"] == "Europe/London"
     assert [n.kind for n in result.notes] == ["collision"]
@@ -102,7 +103,7 @@ def test_renames_into_an_existing_key_collide_visibly() -> None:
 
 def test_long_attribute_keys_are_cut_to_the_voice_safe_key_limit() -> None:
     """Mapped keys never exceed max_key_chars."""
-    result = AttributeMapping().apply({"custom." + "x" * 200: "v"}, max_key_chars=64)
+    result = AttributeMapper(AttributeMapping()).apply({"custom." + "x" * 200: "v"}, max_key_chars=64)
     assert [len(key) for key in result.attributes] == [64]
 
 
@@ -146,16 +147,19 @@ def test_bad_settings_name_the_setting_and_the_problem(table: dict[str, Any], se
 
 def test_decisions_are_cached_and_stable() -> None:
     """Deciding the same key twice gives the same answer (the second from the cache)."""
-    mapping = AttributeMapping()
-    assert mapping.decide("profile.title") == mapping.decide("profile.title") == ("slack.title", None)
-    assert mapping.decide("profile.email")[0] is None
+    mapper = AttributeMapper(AttributeMapping())
+    assert mapper.decide("profile.title") == mapper.decide("profile.title")
+    assert mapper.decide("profile.title").target == "slack.title"
+    assert mapper.decide("profile.email").target == Exclusion("profile.email", "sensitive (email); opt in with"
+                                                               " [attributes.opt_in] email = true")
 
 
 def test_containers_nothing_can_match_are_skipped_as_one_exclusion() -> None:
     """A container no include pattern can reach is left out whole, named once."""
     user = {"id": "U1", "profile": {"title": "T", "status_emoji_display_info": [{"emoji_name": "x"}]},
             "enterprise_user": {"teams": ["T1", "T2"], "enterprise_name": "E"}}
-    mapped, _ = AttributeMapping().map_user(user, FieldLabels.empty(), limits=FlattenLimits(), max_key_chars=128)
+    mapper = AttributeMapper(AttributeMapping())
+    mapped, _ = mapper.map_user(user, FieldLabels.empty(), limits=FlattenLimits(), max_key_chars=128)
     excluded = {e.source_key: e.reason for e in mapped.excluded}
     assert excluded["profile.status_emoji_display_info"] == "not in include (nor anything below it)"
     assert excluded["enterprise_user.teams"] == "not in include (nor anything below it)"
@@ -177,18 +181,15 @@ def test_containers_nothing_can_match_are_skipped_as_one_exclusion() -> None:
 )
 def test_prune_is_conservative(include: tuple[str, ...], container: str, walked: bool) -> None:
     """A container is skipped only when no include pattern could match it or anything below it."""
-    assert (AttributeMapping(include=include).prune(container) is None) is walked
+    assert (AttributeMapper(AttributeMapping(include=include)).decide(container).skipped is None) is walked
 
 
-def test_key_cache_keeps_non_string_keys_apart() -> None:
-    """A cached string segment is never reused for a number key of the same text, and vice versa."""
-    mapping = AttributeMapping(include=("*",))
-    first, _ = mapping.map_user({"x": {"1": "text key"}}, FieldLabels.empty(), limits=FlattenLimits(),
-                                max_key_chars=128)
-    second, _ = mapping.map_user({"x": {1: "int key", 2.5: "float key"}}, FieldLabels.empty(),
-                                 limits=FlattenLimits(), max_key_chars=128)
-    third, _ = mapping.map_user({"x": {True: "bool key"}}, FieldLabels.empty(), limits=FlattenLimits(),
-                                max_key_chars=128)
-    assert first.attributes == {"slack.x.1": "text key"}
-    assert second.attributes == {"slack.x.1": "int key", "slack.x.2.5": "float key"}
-    assert third.attributes == {"slack.x.true": "bool key"}
+@pytest.mark.parametrize(("parents", "children"), [(1, 300), (300, 2)])
+def test_a_full_decision_cache_changes_nothing(parents: int, children: int) -> None:
+    """Past the cache's bounds (per parent key, and parent keys) the mapper writes what a fresh one writes."""
+    user = {f"p{p}": {f"c{c}": f"{p}.{c}" for c in range(children)} for p in range(parents)}
+    limits = FlattenLimits(max_keys=1_000)
+    mapper = AttributeMapper(AttributeMapping(include=("*",)))
+    results = [mapper.map_user(user, FieldLabels.empty(), limits=limits, max_key_chars=128)[0] for _ in range(3)]
+    assert len(results[0].attributes) == parents * children
+    assert results[0] == results[1] == results[2]
