@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from genesys.rate_limit import RateLimiter
-from tests.test_genesys_support import FakeClock
+from tests.genesys.support import FakeClock
 
 
 def limiter(budget: int = 300, clock: FakeClock | None = None) -> tuple[RateLimiter, FakeClock]:

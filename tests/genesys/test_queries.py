@@ -14,7 +14,7 @@ from genesys.participants import (
     live_in_conversation,
 )
 from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
-from tests.test_genesys_support import FakeClock
+from tests.genesys.support import FakeClock
 
 NOW = datetime(2025, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
 

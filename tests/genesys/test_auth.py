@@ -16,7 +16,7 @@ from genesys import AuthenticationFailed, ClientCredentials, GenesysSettingsErro
 from genesys.auth import TokenProvider
 from genesys.retries import RetryingSender
 from localdev.genesys_cloud import FakeGenesysCloud
-from tests.test_genesys_support import CLIENT_ID, CREDENTIALS, SECRET, FakeClock, token_response
+from tests.genesys.support import CLIENT_ID, CREDENTIALS, SECRET, FakeClock, token_response
 
 LOGIN = "https://login.mypurecloud.ie"
 

@@ -21,7 +21,7 @@ from genesys import (
 )
 from genesys.rate_limit import RateLimiter
 from genesys.retries import RetryingSender
-from tests.test_genesys_support import FakeClock
+from tests.genesys.support import FakeClock
 
 URL = "https://api.mypurecloud.ie/api/v2/users/search"
 

@@ -16,7 +16,7 @@ from genesys.network import classify, host_name, host_of
 from genesys.regions import region_of_host
 from genesys.retries import RetryingSender
 from localdev.genesys_cloud import FakeGenesysCloud
-from tests.test_genesys_support import FakeClock
+from tests.genesys.support import FakeClock
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from genesys import (
 )
 from genesys.voice_safe import unchecked_attributes_for_tests
 from localdev.genesys_cloud import FakeGenesysCloud
-from tests.test_genesys_support import CLIENT_ID, SECRET, FakeClock, fake_client, mock_client, token_response
+from tests.genesys.support import CLIENT_ID, SECRET, FakeClock, fake_client, mock_client, token_response
 
 PATCH_PATH = "/api/v2/conversations/"
 QUERY_PATH = "/api/v2/analytics/conversations/details/query"
