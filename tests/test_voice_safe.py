@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from genesys import VoiceSafeAttributes, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
+from genesys import CONTROL_CHARACTERS, VoiceSafeAttributes, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
 from genesys.voice_safe import body_size
+from profiles.flatten import _UNSAFE_KEY_CHARACTERS
 
 
 def test_a_flat_string_map_passes_and_becomes_the_request_body() -> None:
@@ -135,3 +136,8 @@ def test_only_check_attributes_makes_sendable_attributes() -> None:
     """VoiceSafeAttributes cannot be built around the check."""
     with pytest.raises(TypeError, match="only by check_attributes"):
         VoiceSafeAttributes({"slack.n": 5}, 0)  # type: ignore[dict-item]
+
+
+def test_the_pure_layer_strips_the_same_control_characters_the_gate_refuses() -> None:
+    """profiles/ may import only the standard library, so it keeps a copy of the pattern: the same one."""
+    assert _UNSAFE_KEY_CHARACTERS.pattern == CONTROL_CHARACTERS.pattern
