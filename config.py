@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from store.database_url import url_secrets
+from store.database_url import DEFAULT_DATABASE_URL, url_secrets
 
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
@@ -268,7 +268,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     return ServiceSettings(
         bot_token=get["SLACK_BOT_TOKEN"] or None, signing_secret=get["SLACK_SIGNING_SECRET"],
         app_token=get["SLACK_APP_TOKEN"] or None, api_url=get["SLACK_API_URL"] or None, port=int(port),
-        database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
+        database_url=get["DATABASE_URL"] or DEFAULT_DATABASE_URL,
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
         audit_retention_days=audit_days, event_retention_days=event_days, allowed_teams=allowed_teams,
