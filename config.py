@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from dotenv import dotenv_values
 
@@ -35,6 +35,24 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(self.problems)
+
+    @classmethod
+    def of(cls, error: SettingProblem, where: Callable[[str], str] = str) -> ConfigError:
+        """The one problem a package's settings error names, its setting named by `where` (file and table)."""
+        return cls(f"{where(error.setting)}: {error.problem}")
+
+
+@runtime_checkable
+class SettingProblem(Protocol):
+    """The shape of every package's settings error: `setting` names what is wrong, `problem` says how.
+
+    Each package raises its own class (profiles' ProfileSettingsError, genesys' GenesysSettingsError and
+    VoiceSafeSettingsError, all ValueErrors), since profiles/ may import only the standard library and genesys/ only
+    httpx besides: they agree on this shape rather than on a base class, and the edge catches them through it once
+    (`cli.settings`), turning each into a ConfigError line (`ConfigError.of`)."""
+
+    setting: str
+    problem: str
 
 
 def describe_cause(error: BaseException) -> str:

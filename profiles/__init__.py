@@ -4,7 +4,15 @@ No I/O and no Slack or Genesys clients here; voice-safe validation belongs to `g
 """
 
 from profiles.fields import FieldDefinition, FieldLabels, TeamProfileError
-from profiles.flatten import Flattened, FlattenLimits, FlattenNote, FlattenSettingsError, flatten, scalar_text
+from profiles.flatten import (
+    Flattened,
+    FlattenLimits,
+    FlattenNote,
+    FlattenSettingsError,
+    ProfileSettingsError,
+    flatten,
+    scalar_text,
+)
 from profiles.mapping import (
     DEFAULT_INCLUDE,
     SENSITIVE_GROUPS,
@@ -29,6 +37,7 @@ __all__ = [
     "Mapped",
     "MappingSettingsError",
     "NotAUserObject",
+    "ProfileSettingsError",
     "SlackUser",
     "TeamProfileError",
     "find_user",

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from profiles.fields import FieldLabels
-from profiles.flatten import FlattenLimits, FlattenNote, KeyCache, NoteList, SelectingPlacer, clean_key_segment
+from profiles.flatten import (
+    FlattenLimits,
+    FlattenNote,
+    KeyCache,
+    NoteList,
+    ProfileSettingsError,
+    SelectingPlacer,
+    clean_key_segment,
+)
 from profiles.user import CustomFieldNames, flatten_user_into
 
 # Fields worth seeing next to a conversation; anything else needs an explicit include.
@@ -40,13 +48,8 @@ DEFAULT_RENAME: dict[str, str] = {"id": "user_id", "tz": "timezone", "tz_label":
 _DECISION_CACHE_SIZE = 4_096
 
 
-class MappingSettingsError(ValueError):
-    """An `[attributes]` setting is invalid; `setting` names it and `problem` says what is wrong."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting = setting
-        self.problem = problem
+class MappingSettingsError(ProfileSettingsError):
+    """An `[attributes]` setting is invalid."""
 
 
 @dataclass(frozen=True, slots=True)
