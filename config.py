@@ -14,11 +14,11 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from dotenv import dotenv_values
 
-from store.database_url import url_secrets
+from store.database_url import DEFAULT_DATABASE_URL, url_secrets
 
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
@@ -35,6 +35,24 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(self.problems)
+
+    @classmethod
+    def of(cls, error: SettingProblem, where: Callable[[str], str] = str) -> ConfigError:
+        """The one problem a package's settings error names, its setting named by `where` (file and table)."""
+        return cls(f"{where(error.setting)}: {error.problem}")
+
+
+@runtime_checkable
+class SettingProblem(Protocol):
+    """The shape of every package's settings error: `setting` names what is wrong, `problem` says how.
+
+    Each package raises its own class (profiles' ProfileSettingsError, genesys' GenesysSettingsError and
+    VoiceSafeSettingsError, all ValueErrors), since profiles/ may import only the standard library and genesys/ only
+    httpx besides: they agree on this shape rather than on a base class, and the edge catches them through it once
+    (`cli.settings`), turning each into a ConfigError line (`ConfigError.of`)."""
+
+    setting: str
+    problem: str
 
 
 def describe_cause(error: BaseException) -> str:
@@ -268,7 +286,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     return ServiceSettings(
         bot_token=get["SLACK_BOT_TOKEN"] or None, signing_secret=get["SLACK_SIGNING_SECRET"],
         app_token=get["SLACK_APP_TOKEN"] or None, api_url=get["SLACK_API_URL"] or None, port=int(port),
-        database_url=get["DATABASE_URL"] or "sqlite:///data/sync.db",
+        database_url=get["DATABASE_URL"] or DEFAULT_DATABASE_URL,
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
         audit_retention_days=audit_days, event_retention_days=event_days, allowed_teams=allowed_teams,

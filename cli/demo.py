@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from localdev.app_process import Running
     from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
-    from localdev.http_server import LocalHttpServer
+    from localdev.http_server import LocalHttpServer, Request
     from localdev.slack_api import FakeSlack
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -474,25 +474,27 @@ def _control_server(session: _Session) -> LocalHttpServer:
         def framing_error(self) -> _Answer:
             return _Answer(400, "cannot read the request body\n")
 
-        def answer(self, body: bytes) -> _Answer:
-            return control_answer(session, self.command, self.path, body)
+        def answer(self, request: Request) -> _Answer:
+            return control_answer(session, request)
 
     return LocalHttpServer(handler=Handler, thread_name="demo-control")
 
 
-def control_answer(session: _Session, method: str, target: str, body: bytes) -> _Answer:
+def control_answer(session: _Session, request: Request) -> _Answer:
     """POST /demo/title (value=… in the form body or the query string); GET /demo/attributes."""
-    url = urlsplit(target)
-    if url.path == "/demo/attributes":
-        if method != "GET":
+    if request.path == "/demo/attributes":
+        if request.method != "GET":
             return _Answer(405, "GET it\n")
         return _Answer(200, "".join(f"{key} = {value}\n" for key, value in sorted(session.attributes().items())))
-    if url.path != "/demo/title":
+    if request.path != "/demo/title":
         return _Answer(404, "not here: POST /demo/title (value=…) or GET /demo/attributes\n")
-    if method != "POST":
+    if request.method != "POST":
         return _Answer(405, f"POST the new title: curl --data-urlencode 'value={quote('Head of Support')}' …\n")
-    values = parse_qs(url.query) | parse_qs(body.decode("utf-8", errors="replace"))
-    title = (values.get("value") or [""])[-1].strip()
+    from localdev.http_server import form_fields
+
+    # The body's value wins over the query's; an empty one counts as not given.
+    form = form_fields(request.body.decode("utf-8", errors="replace"))
+    title = (form.get("value") or request.query.get("value") or "").strip()
     if not title or len(title) > MAX_TITLE_CHARS:
         return _Answer(400, f"give the new title as value=… (1 to {MAX_TITLE_CHARS} characters)\n")
     try:

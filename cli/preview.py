@@ -6,20 +6,19 @@ Exit status: 0 the attributes are voice-safe, 1 validation found problems, 2 the
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from genesys import CONTROL_CHARACTERS
 from profiles import Exclusion, FieldLabels, NotAUserObject, TeamProfileError, find_user
 from sync import AttributeRules, DesiredAttributes, desired_attributes
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 """Far above any Slack user object (a few KB); bounds memory before parsing."""
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _KEY_COLUMN_MAX = 40
 LEFT_OUT_NAMED = 8
 """Left-out fields named without --verbose: enough to spot a missing one, short enough to keep the table in view."""
@@ -172,7 +171,7 @@ def problem_lines(desired: DesiredAttributes) -> list[str]:
 
 
 def _printable(text: str) -> str:
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return CONTROL_CHARACTERS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def stdin_bytes() -> IO[bytes]:

@@ -12,6 +12,7 @@ from config import (
     ConfigError,
     GenesysSettings,
     ServiceSettings,
+    SettingProblem,
     Settings,
     SettingsProblems,
     SettingsTables,
@@ -20,11 +21,10 @@ from config import (
     read_settings,
     read_settings_file,
 )
-from genesys import GenesysEndpoints, GenesysSettingsError, VoiceSafeLimits, VoiceSafeSettingsError, endpoints_for
-from profiles import AttributeMapping, FlattenLimits, FlattenSettingsError, MappingSettingsError
+from genesys import GenesysEndpoints, VoiceSafeLimits, endpoints_for
+from profiles import AttributeMapping, FlattenLimits
 from sync import AttributeRules
 
-_SettingsErrors = (MappingSettingsError, FlattenSettingsError, VoiceSafeSettingsError)
 T = TypeVar("T")
 
 
@@ -63,10 +63,7 @@ def asked_for(value: T | None) -> T:
 
 
 def genesys_endpoints(settings: GenesysSettings) -> GenesysEndpoints:
-    try:
-        return endpoints_for(settings.region, settings.api_url, settings.login_url)
-    except GenesysSettingsError as error:
-        raise ConfigError(str(error)) from None
+    return _checked(lambda: endpoints_for(settings.region, settings.api_url, settings.login_url))
 
 
 def build_rules(settings_file: SettingsTables) -> AttributeRules:
@@ -83,8 +80,16 @@ def build_rules(settings_file: SettingsTables) -> AttributeRules:
 
 
 def _from_table(settings_file: SettingsTables, name: str, build: Callable[[Mapping[str, Any]], T]) -> T:
-    """Build one table's value; its package's settings error becomes a ConfigError naming file and setting."""
+    """Build one table's value; its setting errors name the file and the table."""
+    return _checked(lambda: build(settings_file.table(name)), lambda setting: settings_file.where(name, setting))
+
+
+def _checked(build: Callable[[], T], where: Callable[[str], str] = str) -> T:
+    """`build()`, where a package's settings error (a ValueError shaped as `SettingProblem`) becomes a ConfigError:
+    the one place the packages' settings errors are caught. Any other ValueError is a bug and goes on up."""
     try:
-        return build(settings_file.table(name))
-    except _SettingsErrors as error:
-        raise ConfigError(f"{settings_file.where(name, error.setting)}: {error.problem}") from None
+        return build()
+    except ValueError as error:
+        if not isinstance(error, SettingProblem):
+            raise
+        raise ConfigError.of(error, where) from None

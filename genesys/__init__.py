@@ -24,6 +24,7 @@ from genesys.regions import REGION_DOMAINS, GenesysEndpoints, endpoints_for
 from genesys.retries import RetryPolicy
 from genesys.users import GenesysUser
 from genesys.voice_safe import (
+    CONTROL_CHARACTERS,
     VoiceSafeAttributes,
     VoiceSafeChecker,
     VoiceSafeLimits,
@@ -34,6 +35,7 @@ from genesys.voice_safe import (
 )
 
 __all__ = [
+    "CONTROL_CHARACTERS",
     "REGION_DOMAINS",
     "AttributesRejected",
     "AuthenticationFailed",

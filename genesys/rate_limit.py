@@ -141,9 +141,9 @@ class RateLimiter:
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Adapt to Genesys' `inin-ratelimit-*` headers from any answer."""
-        allowed = _number(headers.get("inin-ratelimit-allowed"))
-        count = _number(headers.get("inin-ratelimit-count"))
-        reset = _number(headers.get("inin-ratelimit-reset"))
+        allowed = header_number(headers.get("inin-ratelimit-allowed"))
+        count = header_number(headers.get("inin-ratelimit-count"))
+        reset = header_number(headers.get("inin-ratelimit-reset"))
         if allowed is None or allowed < 1:
             return
         allowed_n = int(allowed)
@@ -168,7 +168,9 @@ class RateLimiter:
             )
 
 
-def _number(value: str | None) -> float | None:
+def header_number(value: str | None) -> float | None:
+    """A header's non-negative finite number (`inin-ratelimit-*`, `Retry-After` in seconds), else None: a missing,
+    malformed, negative or infinite value is no instruction to wait or to pace (float() ignores white space)."""
     if value is None:
         return None
     try:

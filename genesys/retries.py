@@ -42,7 +42,7 @@ import httpx
 
 from genesys.errors import ErrorBody, GenesysUnavailable, GenesysUnreachable, RateLimited, Stopping
 from genesys.network import NetworkCause, NetworkFailure, classify, host_name, host_of
-from genesys.rate_limit import RateLimiter, Sleep
+from genesys.rate_limit import RateLimiter, Sleep, header_number
 from genesys.regions import STATUS_PAGE, region_of_host
 
 log = logging.getLogger(__name__)
@@ -225,12 +225,12 @@ class RetryingSender:
         headers = response.headers
         candidates = ["retry-after"]
         # The rate-limit window's reset says when to come back only if the window is what refused us.
-        count = _non_negative(headers.get("inin-ratelimit-count"))
-        allowed = _non_negative(headers.get("inin-ratelimit-allowed"))
+        count = header_number(headers.get("inin-ratelimit-count"))
+        allowed = header_number(headers.get("inin-ratelimit-allowed"))
         if response.status_code == 429 or (count is not None and allowed is not None and count >= allowed):
             candidates.append("inin-ratelimit-reset")
         for header in candidates:
-            seconds = _non_negative(headers.get(header))
+            seconds = header_number(headers.get(header))
             if seconds is not None:
                 return seconds + self._rng.uniform(0, self._policy.jitter_s), header
         default = self._policy.default_wait_s
@@ -293,13 +293,3 @@ def _host(request: httpx.Request) -> str:
     """The host (and port) a request went to, for the outage line: never its path, query or headers."""
     port = request.url.port
     return f"{request.url.host}:{port}" if port else request.url.host
-
-
-def _non_negative(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

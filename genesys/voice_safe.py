@@ -21,7 +21,10 @@ LongValuePolicy = Literal["truncate", "reject"]
 
 # Genesys' documented request limit; the configurable body limit must stay well under it.
 GENESYS_REQUEST_BYTES_MAX = 512_000
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0 and C1 controls, DEL and the Unicode line and paragraph separators: what breaks a line or a log line, or
+cannot be shown. The one definition for the app (logs, previews); `profiles/flatten.py` keeps an equal copy because
+the pure layer imports only the standard library (a test holds the two equal)."""
 _PREVIEW_CHARS = 40
 
 
@@ -175,7 +178,7 @@ class VoiceSafetyReport:
 def value_preview(value: object) -> str:
     """A short, single-line, quoted preview of a value for error messages."""
     if isinstance(value, str):
-        shown = _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", value[: _PREVIEW_CHARS + 1])
+        shown = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", value[: _PREVIEW_CHARS + 1])
         if len(value) > _PREVIEW_CHARS:
             return f'"{shown[:_PREVIEW_CHARS]}…" ({len(value):,} chars)'
         return f'"{shown}"'
@@ -365,7 +368,7 @@ def _key_problems(key: str, limits: VoiceSafeLimits) -> list[VoiceSafetyProblem]
             key[:_PREVIEW_CHARS] + "…", "key_length",
             f"key has {len(key):,} characters, over the limit of {limits.max_key_chars:,}",
         ))
-    if _CONTROL_CHARACTERS.search(key):
+    if CONTROL_CHARACTERS.search(key):
         problems.append(VoiceSafetyProblem(
             value_preview(key), "key_characters", "key contains control characters or line breaks"
         ))

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from slack_bolt import App
 
+from slack_directory import is_bot_or_app
+
 log = logging.getLogger(__name__)
 
 USER_EVENTS = ("user_change", "team_join")
@@ -82,7 +84,7 @@ def record_user_event(engine: UserChangeSink, body: Mapping[str, Any], event: Ma
     if not isinstance(user, Mapping) or not is_slack_id(user.get("id")):
         log.warning("Slack %s %r has no user object with a Slack id; ignored", kind, event_id)
         return "ignored: no user"
-    if user.get("is_bot") is True or user.get("is_app_user") is True or user["id"] == "USLACKBOT":
+    if is_bot_or_app(user, user["id"]):
         return "ignored: bot or app user"
     team_id = user.get("team_id") or body.get("team_id")
     if not is_slack_id(team_id):

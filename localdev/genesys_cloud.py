@@ -145,13 +145,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from localdev.http_server import LocalHttpServer, RequestHandler
+from localdev.http_server import LocalHttpServer, Reply, Request, RequestHandler, form_fields, media_type
 
 MAX_BODY_BYTES = 512_000
 RATE_WINDOW_S = 60
@@ -247,25 +246,6 @@ class RecordedPatch:
 # Internal values and state
 
 
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    path: str
-    query: Mapping[str, list[str]]
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def with_headers(self, extra: Iterable[tuple[str, str]]) -> _Answer:
-        return _Answer(self.status, self.body, (*self.headers, *extra))
-
-
 class _GenesysError(Exception):
     """An error answer in ErrorBody shape; raised anywhere in request handling."""
 
@@ -291,7 +271,7 @@ class _GenesysError(Exception):
         self.headers = tuple(headers)
         self.limit = dict(limit) if limit is not None else None
 
-    def answer(self) -> _Answer:
+    def answer(self) -> Reply:
         context_id = str(uuid.uuid4())
         body: dict[str, Any] = {
             "message": self.message,
@@ -306,7 +286,7 @@ class _GenesysError(Exception):
         if self.limit is not None:
             body["limit"] = self.limit
         headers = (("Content-Type", _JSON_CT), ("ININ-Correlation-Id", context_id), *self.headers)
-        return _Answer(self.status, _dump(body), headers)
+        return Reply(self.status, _dump(body), headers)
 
 
 def _bad_request(message: str = _MSG_BAD_REQUEST, *, field_name: str | None = None) -> _GenesysError:
@@ -402,7 +382,7 @@ class _RateView:
         )
 
 
-_Handler = Callable[[_Request, Mapping[str, str]], _Answer]
+_Handler = Callable[[Request, Mapping[str, str]], Reply]
 
 
 @dataclass(frozen=True)
@@ -423,16 +403,12 @@ def _dump(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
-def _json_answer(status: int, payload: Any) -> _Answer:
-    return _Answer(status, _dump(payload), (("Content-Type", _JSON_CT),))
+def _json_answer(status: int, payload: Any) -> Reply:
+    return Reply(status, _dump(payload), (("Content-Type", _JSON_CT),))
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _media_type(header: str | None) -> str:
-    return (header or "").split(";", 1)[0].strip().lower()
 
 
 def _reject_constant(name: str) -> Any:
@@ -775,18 +751,12 @@ class _RequestHandler(RequestHandler):
     def do_HEAD(self) -> None:
         self._serve(head_only=True)
 
-    def framing_error(self) -> _Answer:
+    def framing_error(self) -> Reply:
         return _bad_request().answer()
 
-    def answer(self, body: bytes) -> _Answer | None:
-        parts = urlsplit(self.path)
-        request = _Request(
-            method=self.command,
-            path=unquote(parts.path),
-            query=parse_qs(parts.query),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-        )
+    decode_path = True  # ids in paths are matched decoded, as Genesys' router does
+
+    def answer(self, request: Request) -> Reply | None:
         return cast(FakeGenesysCloud, self.server.owner)._answer(request)
 
 
@@ -981,7 +951,7 @@ class FakeGenesysCloud(LocalHttpServer):
 
     # -- request handling ---------------------------------------------------------------------------
 
-    def _answer(self, request: _Request) -> _Answer | None:
+    def _answer(self, request: Request) -> Reply | None:
         """The answer to one request (None: drop the connection), recorded in ``requests``."""
         token = self._presented_token(request) if request.path.startswith("/api/") else None
         try:
@@ -996,7 +966,7 @@ class FakeGenesysCloud(LocalHttpServer):
             )
         return answer
 
-    def _answer_unrecorded(self, request: _Request) -> _Answer | None:
+    def _answer_unrecorded(self, request: Request) -> Reply | None:
         fault = self._take_fault(request.path)
         self._delay()
         if self._stopping.is_set():
@@ -1038,18 +1008,18 @@ class FakeGenesysCloud(LocalHttpServer):
 
     # -- login host ---------------------------------------------------------------------------------
 
-    def _token_endpoint(self, request: _Request) -> _Answer:
+    def _token_endpoint(self, request: Request) -> Reply:
         if request.method != "POST":
             return _not_found().answer()
         if not self._client_authenticated(request.headers.get("authorization", "")):
             return self._oauth_error(401, "invalid_client", "authentication failed")
-        if _media_type(request.headers.get("content-type")) != _FORM_CT:
+        if media_type(request.headers.get("content-type")) != _FORM_CT:
             return self._oauth_error(400, "invalid_request", f"Content-Type must be {_FORM_CT}")
         try:
-            form = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+            form = form_fields(request.body.decode("utf-8"))
         except UnicodeDecodeError:
             return self._oauth_error(400, "invalid_request", "the form body is not UTF-8")
-        grant = form.get("grant_type", [""])[0]
+        grant = form.get("grant_type", "")
         if not grant:
             return self._oauth_error(400, "invalid_request", "grant_type is required")
         if grant != "client_credentials":
@@ -1073,12 +1043,12 @@ class FakeGenesysCloud(LocalHttpServer):
         return bool(sep) and client_id == self.client_id and secret == self.client_secret
 
     @staticmethod
-    def _oauth_error(status: int, error: str, description: str) -> _Answer:
+    def _oauth_error(status: int, error: str, description: str) -> Reply:
         return _json_answer(status, {"error": error, "description": description, "error_description": description})
 
     # -- API host -----------------------------------------------------------------------------------
 
-    def _api(self, request: _Request) -> _Answer:
+    def _api(self, request: Request) -> Reply:
         try:
             token = self._authenticated_token(request)
         except _GenesysError as error:
@@ -1096,13 +1066,13 @@ class FakeGenesysCloud(LocalHttpServer):
         return answer.with_headers(rate.headers())
 
     @staticmethod
-    def _presented_token(request: _Request) -> str | None:
+    def _presented_token(request: Request) -> str | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return None
         return value.strip() or None
 
-    def _authenticated_token(self, request: _Request) -> _Token:
+    def _authenticated_token(self, request: Request) -> _Token:
         value = self._presented_token(request)
         if value is None:
             raise _GenesysError(
@@ -1143,7 +1113,7 @@ class FakeGenesysCloud(LocalHttpServer):
             token.window_count += 1
             return _RateView(self._rate_limit, token.window_count, reset)
 
-    def _peek_rate(self, request: _Request) -> _RateView:
+    def _peek_rate(self, request: Request) -> _RateView:
         """The presented token's window without counting this request (none or invalid: an empty window)."""
         value = self._presented_token(request)
         with self._lock:
@@ -1154,7 +1124,7 @@ class FakeGenesysCloud(LocalHttpServer):
             reset = max(1, math.ceil(token.window_start + RATE_WINDOW_S - now))
             return _RateView(self._rate_limit, token.window_count, reset)
 
-    def _dispatch(self, request: _Request) -> _Answer:
+    def _dispatch(self, request: Request) -> Reply:
         route, params = self._resolve(request)
         if len(request.body) > MAX_BODY_BYTES:
             raise _GenesysError(
@@ -1163,13 +1133,13 @@ class FakeGenesysCloud(LocalHttpServer):
                 f"The request is over the maximum allowed size of {MAX_BODY_BYTES} bytes.",
                 limit={"key": "request.bytes.max", "namespace": "platform.api", "value": MAX_BODY_BYTES},
             )
-        if route.takes_json and _media_type(request.headers.get("content-type")) != _JSON_CT:
+        if route.takes_json and media_type(request.headers.get("content-type")) != _JSON_CT:
             code, message = _FAULT_ERRORS[415]
             raise _GenesysError(415, code, message)
         self._check_permissions(route)
         return route.handler(request, params)
 
-    def _resolve(self, request: _Request) -> tuple[_Route, dict[str, str]]:
+    def _resolve(self, request: Request) -> tuple[_Route, dict[str, str]]:
         method = "GET" if request.method == "HEAD" else request.method
         for route in self._routes:
             match = route.pattern.fullmatch(request.path)
@@ -1218,11 +1188,11 @@ class FakeGenesysCloud(LocalHttpServer):
 
     # -- users --------------------------------------------------------------------------------------
 
-    def _post_users_search(self, request: _Request, params: Mapping[str, str]) -> _Answer:
+    def _post_users_search(self, request: Request, params: Mapping[str, str]) -> Reply:
         return self._users_search(_parse_json(request.body))
 
-    def _get_users_search(self, request: _Request, params: Mapping[str, str]) -> _Answer:
-        q64 = request.query.get("q64", [""])[0]
+    def _get_users_search(self, request: Request, params: Mapping[str, str]) -> Reply:
+        q64 = request.query.get("q64", "")
         if not q64:
             raise _bad_request("q64 is required.", field_name="q64")
         try:
@@ -1231,7 +1201,7 @@ class FakeGenesysCloud(LocalHttpServer):
             raise _bad_request("q64 is not base64.", field_name="q64") from exc
         return self._users_search(_parse_json(decoded))
 
-    def _users_search(self, body: Any) -> _Answer:
+    def _users_search(self, body: Any) -> Reply:
         if not isinstance(body, dict):
             raise _bad_request("The body must be a UserSearchRequest object.")
         criteria = _parse_criteria(body.get("query"), "query")
@@ -1272,7 +1242,7 @@ class FakeGenesysCloud(LocalHttpServer):
                 payload["nextPage"] = _q64_link(body, page_number + 1)
         return _json_answer(200, payload)
 
-    def _get_user(self, request: _Request, params: Mapping[str, str]) -> _Answer:
+    def _get_user(self, request: Request, params: Mapping[str, str]) -> Reply:
         with self._lock:
             user = self._users.get(params["user_id"])
         if user is None:
@@ -1281,7 +1251,7 @@ class FakeGenesysCloud(LocalHttpServer):
 
     # -- analytics ----------------------------------------------------------------------------------
 
-    def _post_analytics_query(self, request: _Request, params: Mapping[str, str]) -> _Answer:
+    def _post_analytics_query(self, request: Request, params: Mapping[str, str]) -> Reply:
         body = _parse_json(request.body)
         if not isinstance(body, dict):
             raise _bad_request("The body must be a ConversationQuery object.")
@@ -1396,7 +1366,7 @@ class FakeGenesysCloud(LocalHttpServer):
 
     # -- conversations ------------------------------------------------------------------------------
 
-    def _get_conversation(self, request: _Request, params: Mapping[str, str]) -> _Answer:
+    def _get_conversation(self, request: Request, params: Mapping[str, str]) -> Reply:
         with self._lock:
             conversation = self._conversations.get(params["conversation_id"])
             if conversation is None:
@@ -1451,7 +1421,7 @@ class FakeGenesysCloud(LocalHttpServer):
             participant["endTime"] = _iso(p.end)
         return participant
 
-    def _patch_attributes(self, request: _Request, params: Mapping[str, str]) -> _Answer:
+    def _patch_attributes(self, request: Request, params: Mapping[str, str]) -> Reply:
         attributes = _participant_attributes(_parse_json(request.body))
         cid, pid = params["conversation_id"], params["participant_id"]
         with self._lock:
@@ -1467,7 +1437,7 @@ class FakeGenesysCloud(LocalHttpServer):
                 )
             participant.attributes.update(attributes)
             self.patches.append(RecordedPatch(cid, pid, attributes, self._clock()))
-        return _Answer(202)
+        return Reply(202)
 
 
 def _sort_key(order_by: str) -> Callable[[_Conversation], tuple[float, int]]:

@@ -6,8 +6,10 @@ idempotent; stopping before starting forbids a later start), ``stopping``, use a
 ``base_url``, and injected latency (``set_latency``, waited out by ``_delay``).
 
 ``RequestHandler`` is the base of its request handler: HTTP/1.1 keep-alive, Nagle off, no log lines,
-bodies read by ``Content-Length`` or chunked encoding; a subclass turns the request into its fake's
-answer (``answer``) and names the answer to a body it cannot frame (``framing_error``).
+bodies read by ``Content-Length`` or chunked encoding; a subclass turns the parsed ``Request`` into its fake's
+answer (``answer``) and names the answer to a body it cannot frame (``framing_error``). ``Reply`` is a plain
+answer; ``split_target``, ``form_fields`` and ``media_type`` read a request as every fake reads it (the Socket
+Mode fake, which parses its WebSocket handshake itself, included).
 
 ``stop()`` also cuts the keep-alive connections still open, so pooled clients see the stop at once, and sets
 the ``_stopping`` event that ``_delay`` waits on, so no handler sleeping out a latency keeps it waiting.
@@ -15,13 +17,16 @@ the ``_stopping`` event that ``_delay`` waits on, so no handler sleeping out a l
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class Answer(Protocol):
@@ -35,6 +40,50 @@ class Answer(Protocol):
 
     @property
     def headers(self) -> Iterable[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A plain answer: status, body and headers (Content-Length is added when it is written)."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def with_headers(self, extra: Iterable[tuple[str, str]]) -> Self:
+        return dataclasses.replace(self, headers=(*self.headers, *extra))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request as a fake reads it."""
+
+    method: str
+    target: str
+    """The request target as sent: the path and the query, percent-encoded."""
+    path: str
+    """The target's path: as sent, or percent-decoded where the handler's ``decode_path`` says so."""
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    """Lower-cased names."""
+    body: bytes
+
+
+def split_target(target: str) -> tuple[str, dict[str, str]]:
+    """A request target's path (as sent) and its query parameters (``form_fields``)."""
+    parts = urlsplit(target)
+    return parts.path, form_fields(parts.query)
+
+
+def form_fields(text: str) -> dict[str, str]:
+    """A query string or form body's fields: the last value of each name, empty values kept, as Slack reads a
+    form (a field sent empty is there, and empty)."""
+    return {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
+
+
+def media_type(header: str | None) -> str:
+    """A Content-Type header's media type, lower-cased and without parameters; "" when there is none."""
+    return (header or "").split(";", 1)[0].strip().lower()
 
 
 class FramingError(Exception):
@@ -86,13 +135,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real services; clients pool connections
     # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK adds ~40 ms each.
     disable_nagle_algorithm = True
+    decode_path: ClassVar[bool] = False
+    """Whether ``Request.path`` is percent-decoded (Genesys routes on decoded ids) or left as sent (Slack)."""
     server: _Server
 
-    def answer(self, body: bytes) -> Answer | None:
-        """The fake's answer to this request (``self.command``, ``self.path``, ``self.headers``, ``body``).
-
-        None drops the connection with nothing written.
-        """
+    def answer(self, request: Request) -> Answer | None:
+        """The fake's answer to this request. None drops the connection with nothing written."""
         raise NotImplementedError
 
     def framing_error(self) -> Answer:
@@ -124,11 +172,16 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(self.framing_error(), head_only=head_only)
             return
-        answer = self.answer(body)
+        answer = self.answer(self._request(body))
         if answer is None:
             self.close_connection = True  # drop (or stopped while waiting): the socket closes with nothing written
             return
         self._write(answer, head_only=head_only)
+
+    def _request(self, body: bytes) -> Request:
+        path, query = split_target(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        return Request(self.command, self.path, unquote(path) if self.decode_path else path, query, headers, body)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

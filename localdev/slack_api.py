@@ -127,10 +127,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from localdev.http_server import Answer, LocalHttpServer, RequestHandler
+from localdev.http_server import Answer, LocalHttpServer, Reply, Request, RequestHandler, form_fields, media_type
 
 SCOPE_COMMANDS = "commands"
 SCOPE_USERS_READ = "users:read"
@@ -313,25 +313,10 @@ def slash_command_body(
 # Internal values
 
 
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
+@dataclass(frozen=True, slots=True)
+class _Answer(Reply):
     cut_off: bool = False
     """Send the headers for the whole body, then half of it, then close (``cut_next``)."""
-
-    def with_headers(self, extra: tuple[tuple[str, str], ...]) -> _Answer:
-        return _Answer(self.status, self.body, (*self.headers, *extra), self.cut_off)
 
 
 class _SlackError(Exception):
@@ -432,10 +417,6 @@ def _text_answer(status: int, text: str) -> _Answer:
     return _Answer(status, text.encode("utf-8"), (("Content-Type", _TEXT_CT),))
 
 
-def _media_type(header: str | None) -> str:
-    return (header or "").split(";", 1)[0].strip().lower()
-
-
 def _truthy(value: Any) -> bool:
     # slack_sdk sends booleans as "1"/"0"; hand-written calls use "true"/"false"; JSON sends real booleans.
     if isinstance(value, bool):
@@ -484,7 +465,7 @@ def _parse_form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _SlackError("invalid_form_data") from exc
-    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    return form_fields(text)
 
 
 def _parse_json_object(body: bytes) -> dict[str, Any]:
@@ -497,11 +478,11 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _body_args(request: _Request) -> tuple[dict[str, Any], str | None]:
+def _body_args(request: Request) -> tuple[dict[str, Any], str | None]:
     """Arguments from the body and the token a form body carries (JSON bodies cannot carry one)."""
     if not request.body:
         return {}, None
-    media = _media_type(request.headers.get("content-type"))
+    media = media_type(request.headers.get("content-type"))
     if media == _FORM:
         form = _parse_form(request.body)
         return form, form.get("token") or None
@@ -525,15 +506,7 @@ class _RequestHandler(RequestHandler):
     def framing_error(self) -> _Answer:
         return _text_answer(400, "bad_request")
 
-    def answer(self, body: bytes) -> _Answer | None:
-        parts = urlsplit(self.path)
-        request = _Request(
-            method=self.command,
-            path=parts.path,
-            query={k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-        )
+    def answer(self, request: Request) -> _Answer | None:
         return cast(FakeSlack, self.server.owner)._answer(request)
 
     def _write(self, answer: Answer, *, head_only: bool) -> None:
@@ -810,7 +783,7 @@ class FakeSlack(LocalHttpServer):
 
     # -- request handling ---------------------------------------------------------------------------
 
-    def _answer(self, request: _Request) -> _Answer | None:
+    def _answer(self, request: Request) -> _Answer | None:
         try:
             self._delay()
             if self._stopping.is_set():
@@ -824,7 +797,7 @@ class FakeSlack(LocalHttpServer):
             self.server_errors.append(exc)
             return _json_answer({"ok": False, "error": "fatal_error", "detail": f"{type(exc).__name__}: {exc}"}, 500)
 
-    def _api(self, request: _Request) -> _Answer:
+    def _api(self, request: Request) -> _Answer:
         call = _Call(dict(request.query), _bearer(request.headers))
         method_name = request.path[len(_API_PREFIX) :]
         try:
@@ -838,7 +811,7 @@ class FakeSlack(LocalHttpServer):
                 answer = _Answer(answer.status, answer.body, answer.headers, cut_off=True)
         return answer
 
-    def _api_checked(self, request: _Request, method_name: str, call: _Call) -> _Answer:
+    def _api_checked(self, request: Request, method_name: str, call: _Call) -> _Answer:
         """The checks in the documented order; ``call`` collects arguments and token for the record."""
         fault = self._take_fault(method_name)
         if fault is not None:
@@ -1008,7 +981,7 @@ class FakeSlack(LocalHttpServer):
 
     # -- response_url -------------------------------------------------------------------------------
 
-    def _response_url_post(self, request: _Request) -> _Answer:
+    def _response_url_post(self, request: Request) -> _Answer:
         if request.method != "POST":
             return _text_answer(405, "method_not_allowed")
         body = _response_body(request)
@@ -1056,10 +1029,10 @@ def _apply_profile_changes(user: dict[str, Any], changes: Mapping[str, Any]) -> 
             user["real_name"] = value
 
 
-def _response_body(request: _Request) -> dict[str, Any] | None:
+def _response_body(request: Request) -> dict[str, Any] | None:
     """The JSON object POSTed to a response_url (JSON, or a form ``payload=``), else None."""
     raw = request.body
-    if _media_type(request.headers.get("content-type")) == _FORM:
+    if media_type(request.headers.get("content-type")) == _FORM:
         try:
             raw = _parse_form(request.body).get("payload", "").encode("utf-8")
         except _SlackError:
@@ -1071,7 +1044,7 @@ def _response_body(request: _Request) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _loose_body(request: _Request) -> dict[str, Any]:
+def _loose_body(request: Request) -> dict[str, Any]:
     """A refused body for the record: the JSON object if it is one, else the raw text."""
     parsed = _response_body(request)
     return parsed if parsed is not None else {"raw": request.body.decode("utf-8", "replace")}

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from localdev.http_server import LocalHttpServer, RequestHandler
+from localdev.http_server import LocalHttpServer, Request, RequestHandler, form_fields
 from localdev.slack_api import FakeSlack
 
 APP_ID = "AFAKEAPP"
@@ -60,10 +60,8 @@ class _Handler(RequestHandler):
     def framing_error(self) -> _Answer:
         return _Answer(400, b"bad_request", (("Content-Type", "text/plain"),))
 
-    def answer(self, body: bytes) -> _Answer | None:
-        owner = cast(FakeSlackWorkspaces, self.server.owner)
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        return owner.answer(self.command, self.path, headers, body)
+    def answer(self, request: Request) -> _Answer | None:
+        return cast(FakeSlackWorkspaces, self.server.owner).answer(request)
 
 
 class FakeSlackWorkspaces(LocalHttpServer):
@@ -93,21 +91,21 @@ class FakeSlackWorkspaces(LocalHttpServer):
             self._grants[code] = _Grant(workspace, installer, redirect_uri, self._clock() + CODE_LIFETIME_S)
         return code
 
-    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
-        if path.split("?")[0] == "/api/oauth.v2.access":
-            return self._exchange(headers, body)
-        if not path.startswith("/api/"):
+    def answer(self, request: Request) -> _Answer | None:
+        if request.path == "/api/oauth.v2.access":
+            return self._exchange(request.headers, request.body)
+        if not request.path.startswith("/api/"):
             return _Answer(404, b"not_found", (("Content-Type", "text/plain"),))
-        token = _token(headers, body)
+        token = _token(request.headers, request.body)
         if token is None:
             return _error("not_authed")
         workspace = next((w for w in self.workspaces if w.bot_token == token), None)
         if workspace is None:
             return _error("invalid_auth")
-        return _forward(workspace, method, path, headers, body)
+        return _forward(workspace, request.method, request.target, request.headers, request.body)
 
     def _exchange(self, headers: Mapping[str, str], body: bytes) -> _Answer:
-        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        form = form_fields(body.decode("utf-8", "replace"))
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":
@@ -138,9 +136,7 @@ def _token(headers: Mapping[str, str], body: bytes) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if "x-www-form-urlencoded" in headers.get("content-type", ""):
-        form = parse_qs(body.decode("utf-8", "replace"))
-        if form.get("token"):
-            return form["token"][-1]
+        return form_fields(body.decode("utf-8", "replace")).get("token") or None
     return None
 
 

@@ -51,9 +51,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
 
-from localdev.slack_api import FakeSlack, _Answer, _body_args, _Call, _json_answer, _Request, _SlackError
+from localdev.http_server import Request, split_target
+from localdev.slack_api import FakeSlack, _Answer, _body_args, _Call, _json_answer, _SlackError
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
@@ -270,14 +270,14 @@ class FakeSocketMode:
             if sep:
                 headers[name.strip().lower()] = value.strip()
         method, target, *_ = [*request_line.split(" "), "", ""]
-        parts = urlsplit(target)
-        ticket = (parse_qs(parts.query).get("ticket") or [""])[-1]
+        path, query = split_target(target)
+        ticket = query.get("ticket", "")
         key = headers.get("sec-websocket-key", "")
         with self._lock:
             known = ticket in self._tickets
             self._tickets.discard(ticket)
         problem = None
-        if method != "GET" or not parts.path.startswith("/link"):
+        if method != "GET" or not path.startswith("/link"):
             problem = "404 Not Found"
         elif headers.get("upgrade", "").lower() != "websocket" or "upgrade" not in headers.get(
                 "connection", "").lower() or headers.get("sec-websocket-version") != "13" or not key:
@@ -427,7 +427,7 @@ class SocketModeSlack(FakeSlack):
         super().stop()
         self.socket_mode.stop()
 
-    def _api_checked(self, request: _Request, method_name: str, call: _Call) -> _Answer:
+    def _api_checked(self, request: Request, method_name: str, call: _Call) -> _Answer:
         if method_name != "apps.connections.open":
             return super()._api_checked(request, method_name, call)
         fault = self._take_fault(method_name)

@@ -11,6 +11,7 @@ from profiles.flatten import (
     FlattenNote,
     FlattenSettingsError,
     JsonValue,
+    ProfileSettingsError,
     flatten,
     scalar_text,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Mapped",
     "MappingSettingsError",
     "NotAUserObject",
+    "ProfileSettingsError",
     "SlackUser",
     "TeamProfileError",
     "find_user",

@@ -35,13 +35,20 @@ _LIST_SEPARATOR = ", "
 CONTAINERS = (dict, list)  # a tuple: isinstance takes it faster than `dict | list`
 
 
-class FlattenSettingsError(ValueError):
-    """A `[flatten]` setting is invalid; `setting` names it and `problem` says what is wrong."""
+class ProfileSettingsError(ValueError):
+    """A setting of the profile layer is invalid; `setting` names it and `problem` says what is wrong.
+
+    The edge (`cli/settings.py`) catches every package's settings error through this (setting, problem) shape
+    and names the file and table; profiles/ imports only the standard library, so the class is its own."""
 
     def __init__(self, setting: str, problem: str) -> None:
         super().__init__(f"{setting}: {problem}")
         self.setting = setting
         self.problem = problem
+
+
+class FlattenSettingsError(ProfileSettingsError):
+    """A `[flatten]` setting is invalid."""
 
 
 @dataclass(frozen=True, slots=True)

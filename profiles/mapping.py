@@ -23,6 +23,7 @@ from profiles.flatten import (
     JsonValue,
     NoteList,
     Placement,
+    ProfileSettingsError,
     clean_key_segment,
 )
 from profiles.user import CustomFieldNames, flatten_user_into
@@ -51,13 +52,8 @@ _PARENTS_KEPT = 256
 _DECISIONS_KEPT_PER_PARENT = 128
 
 
-class MappingSettingsError(ValueError):
-    """An `[attributes]` setting is invalid; `setting` names it and `problem` says what is wrong."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting = setting
-        self.problem = problem
+class MappingSettingsError(ProfileSettingsError):
+    """An `[attributes]` setting is invalid."""
 
 
 @dataclass(frozen=True, slots=True)

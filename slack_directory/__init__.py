@@ -6,7 +6,7 @@ fields, so a profile is read with `users.profile.get`; field labels come from `t
 workspace as Slack recommends.
 """
 
-from slack_directory.directory import SlackDirectory, SlackDirectoryError, SlackUserRecord
+from slack_directory.directory import SlackDirectory, SlackDirectoryError, SlackUserRecord, is_bot_or_app
 from slack_directory.installations import (
     TEAM_NOT_ALLOWED,
     StoreInstallationStore,
@@ -24,4 +24,5 @@ __all__ = [
     "StoreOAuthStateStore",
     "WorkspaceClients",
     "WorkspaceNotAllowed",
+    "is_bot_or_app",
 ]

@@ -55,9 +55,18 @@ class SlackUserRecord:
     @property
     def syncable(self) -> bool:
         """Deactivated users, bots, app users and Slackbot are not synced."""
-        user = self.user
-        return not (user.get("deleted") is True or user.get("is_bot") is True or user.get("is_app_user") is True
-                    or self.user_id == "USLACKBOT")
+        return self.user.get("deleted") is not True and not is_bot_or_app(self.user, self.user_id)
+
+
+SLACKBOT = "USLACKBOT"
+"""Slackbot's user id in every workspace; its user object does not say it is a bot."""
+
+
+def is_bot_or_app(user: Mapping[str, Any], user_id: str) -> bool:
+    """Whether a Slack user is a bot, an app user or Slackbot: no person, so never synced (events and reads alike).
+
+    `user_id` is passed apart because a profile read (`users.profile.get`) may carry no "id" of its own."""
+    return user.get("is_bot") is True or user.get("is_app_user") is True or user_id == SLACKBOT
 
 
 _ADVICE = {

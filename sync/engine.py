@@ -312,6 +312,10 @@ class SyncEngine:
         if not isinstance(user_id, str) or not user_id:
             log.warning("Slack event %s has a user without an id; ignored", event_id)
             return False
+        return self._enqueue_refresh(team_id, user_id, event_id)
+
+    def _enqueue_refresh(self, team_id: str, user_id: str, event_id: str | None = None) -> bool:
+        """Queue one person's refresh. One key per person, so an event, a resync and the schedule coalesce."""
         return self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id},
                                    event_id=event_id)
 
@@ -383,7 +387,7 @@ class SyncEngine:
         started = self._clock()
         queued = 0
         for user_id in self._slack.user_ids(team_id):
-            self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
+            self._enqueue_refresh(team_id, user_id)
             queued += 1
         if wait_s <= 0:
             return ResyncSummary(queued, waited=False)
@@ -614,7 +618,7 @@ class SyncEngine:
         due = self._store.users_due_for_refresh(older_than=self._clock() - self._settings.refresh_interval_s,
                                                 limit=self._settings.refresh_per_tick)
         for team_id, user_id in due:
-            self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id})
+            self._enqueue_refresh(team_id, user_id)
 
     def work_once(self, stop: threading.Event | None = None) -> int:
         """Claim due work items and run them; returns how many ran."""

@@ -1,5 +1,6 @@
-"""Shared fixtures: the real Slack payloads in ../shared/fixtures/slack, the repository's examples, and a throwaway
-PostgreSQL server (`postgres_url`: a fresh database per test)."""
+"""Shared fixtures: the real Slack payloads in ../shared/fixtures/slack, the repository's examples, a throwaway
+PostgreSQL server (`postgres_url`: a fresh database per test), the app launched against the local fakes
+(`running`), and a SQLite store on a fake clock (`store`, `clock`; a module may define its own instead)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from typing import Any
 
 import pytest
 
+from localdev.app_process import Running, launch
+from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.postgres import REQUIRE_VARIABLE, PostgresServer, PostgresUnavailable, remove_server, start_server
+from localdev.slack_api import FakeSlack
+from store import Store, open_store
+from tests.clocks import FakeClock
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SLACK_FIXTURES = REPO.parent / "shared" / "fixtures" / "slack"
@@ -51,3 +57,30 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    """The app as a process (`python app.py serve`, polling every second) against a fresh local Slack and Genesys."""
+    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
+        app = launch(slack, genesys, tmp_path)
+        try:
+            yield app
+        finally:
+            if app.process.poll() is None:
+                app.process.kill()
+            app.process.wait(timeout=10)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at a fixed instant."""
+    return FakeClock(1_700_000_000.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    """A SQLite store in the test's folder, on `clock`."""
+    opened = open_store(f"sqlite:///{tmp_path}/sync.db", clock=clock)
+    yield opened
+    opened.close()

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,18 +27,6 @@ from localdev.app_process import (
 )
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack, event_envelope, slash_command_body
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        app = launch(slack, genesys, tmp_path)
-        try:
-            yield app
-        finally:
-            if app.process.poll() is None:
-                app.process.kill()
-            app.process.wait(timeout=10)
 
 
 def test_a_profile_change_during_a_call_is_written_to_that_participant(running: Running) -> None:
@@ -262,28 +249,23 @@ def test_help_is_answered_in_the_acknowledgement(running: Running) -> None:
         assert "/genesys-sync preview" in response.json()["text"]
 
 
-def test_an_unreachable_slack_stops_the_app_with_one_line(tmp_path: Path) -> None:
-    """With Slack unreachable at start, serve exits with a one-line message naming the setting, no traceback."""
-    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        env = app_environment(slack, genesys, tmp_path, free_port())
-        env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
-        completed = subprocess.run([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
-                                   capture_output=True, text=True, timeout=60, check=False)
-    assert completed.returncode == 2
-    assert "SLACK_API_URL: cannot reach Slack at" in completed.stderr
-    assert "Traceback" not in completed.stderr
-
-
-def test_a_port_in_use_stops_the_app_with_one_line(tmp_path: Path) -> None:
-    """If PORT is taken, serve exits with a one-line message naming PORT, no traceback."""
+@pytest.mark.parametrize(("broken", "line"), [
+    ("slack unreachable", "SLACK_API_URL: cannot reach Slack at"),
+    ("port in use", "PORT: cannot listen on port"),
+])
+def test_a_setting_that_cannot_work_stops_the_app_with_one_line(tmp_path: Path, broken: str, line: str) -> None:
+    """Slack unreachable at start, or PORT taken: serve exits 2 with one line naming the setting, no traceback."""
     with FakeSlack() as slack, FakeGenesysCloud() as genesys, socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
-        env = app_environment(slack, genesys, tmp_path, taken.getsockname()[1])
+        env = app_environment(slack, genesys, tmp_path, taken.getsockname()[1] if broken == "port in use"
+                              else free_port())
+        if broken == "slack unreachable":
+            env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
         completed = subprocess.run([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
                                    capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 2
-    assert "PORT: cannot listen on port" in completed.stderr
+    assert line in completed.stderr
     assert "Traceback" not in completed.stderr
 
 

@@ -9,13 +9,13 @@ answer and sends a few KB, so the limits below are set from that.
 from __future__ import annotations
 
 import logging
-import re
 import resource
 from dataclasses import dataclass
 from typing import Any, Final
 
 from waitress.server import create_server
 
+from genesys import CONTROL_CHARACTERS
 from web.wsgi import MAX_BODY_BYTES, WsgiApp
 
 log = logging.getLogger(__name__)
@@ -97,13 +97,10 @@ def stop(server: Any) -> None:
         connection.close()
 
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def _quote_control_characters(record: logging.LogRecord) -> bool:
     """waitress puts the request's decoded path into some lines ("Client disconnected while serving /a\\nb")
     unquoted; a newline there would start a forged line, so control characters are written escaped."""
     message = record.getMessage()
-    if _CONTROL.search(message):
-        record.msg, record.args = _CONTROL.sub(lambda match: repr(match.group())[1:-1], message), None
+    if CONTROL_CHARACTERS.search(message):
+        record.msg, record.args = CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], message), None
     return True

@@ -5,8 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from genesys import VoiceSafeAttributes, VoiceSafeChecker, VoiceSafeLimits, VoiceSafeSettingsError, check_attributes
+from genesys import (
+    CONTROL_CHARACTERS,
+    VoiceSafeAttributes,
+    VoiceSafeChecker,
+    VoiceSafeLimits,
+    VoiceSafeSettingsError,
+    check_attributes,
+)
 from genesys.voice_safe import body_size
+from profiles.flatten import _UNSAFE_KEY_CHARACTERS
 
 
 def test_a_flat_string_map_passes_and_becomes_the_request_body() -> None:
@@ -161,3 +169,8 @@ def test_the_checker_finds_what_check_attributes_finds(attributes: dict[object, 
         assert (report.problems, report.truncations, dict(report.attributes), report.body_bytes) == (
             expected.problems, expected.truncations, dict(expected.attributes), expected.body_bytes
         )
+
+
+def test_the_pure_layer_strips_the_same_control_characters_the_gate_refuses() -> None:
+    """profiles/ may import only the standard library, so it keeps a copy of the pattern: the same one."""
+    assert _UNSAFE_KEY_CHARACTERS.pattern == CONTROL_CHARACTERS.pattern

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -133,10 +134,27 @@ def replicas_on_a_fake_clock(tmp_path: Path, clock: FakeClock) -> Iterator[Repli
     yield from make_replicas(tmp_path, clock)
 
 
+T = TypeVar("T")
+
+
 def in_thread(work: Callable[[], object]) -> threading.Thread:
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread
+
+
+def meanwhile(work: Callable[[], object], other: Callable[[], T], *,
+              head_start_s: float = 0.0) -> tuple[list[T], float]:
+    """Run `work` in a thread and, after `head_start_s`, `other` every 50 ms until it ends: what `other` returned
+    each time, and how long `work` took."""
+    started = time.monotonic()
+    working = in_thread(work)
+    time.sleep(head_start_s)
+    seen = []
+    while working.is_alive():
+        seen.append(other())
+        time.sleep(0.05)
+    return seen, time.monotonic() - started
 
 
 # --- The poll lease ------------------------------------------------------------------------------------------------
@@ -151,13 +169,7 @@ def test_a_poll_longer_than_the_lease_keeps_it_from_other_replicas(replicas: Rep
         replicas.refresh(first, f"U0P{n:03d}")
     assert first.take_poll_turn()
     replicas.genesys.set_latency(0.3)  # the query and five writes: about 2 s
-    started = time.monotonic()
-    polling = in_thread(first.poll_once)
-    second_turns = []
-    while polling.is_alive():
-        second_turns.append(second.take_poll_turn())
-        time.sleep(0.05)
-    took = time.monotonic() - started
+    second_turns, took = meanwhile(first.poll_once, second.take_poll_turn)
     replicas.genesys.set_latency(0)
     assert took > 3 * 0.6, f"the poll took {took:.1f} s: not longer than the lease, so it proves nothing"
     assert True not in second_turns
@@ -203,14 +215,8 @@ def test_a_slow_slack_read_keeps_its_item_and_counts_no_failed_attempt(replicas:
     first.user_changed("T0FAKE", replicas.slack.user("U0SLOW"), None)
     replicas.slack.set_latency(0.4)  # a profile read, the field labels, the user: well past 0.5 s
     ran: list[int] = []
-    started = time.monotonic()
-    working = in_thread(lambda: ran.append(first.work_once()))
-    time.sleep(0.2)  # the first worker has claimed the item (a claim takes milliseconds) and is reading Slack
-    taken = []
-    while working.is_alive():
-        taken.append(second.work_once())
-        time.sleep(0.05)
-    took = time.monotonic() - started
+    # After 0.2 s the first worker has claimed the item (a claim takes milliseconds) and is reading Slack.
+    taken, took = meanwhile(lambda: ran.append(first.work_once()), second.work_once, head_start_s=0.2)
     replicas.slack.set_latency(0)
     assert took > 2 * 0.5, f"the item took {took:.1f} s: not longer than its lease, so it proves nothing"
     assert ran == [1]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.client import IncompleteRead
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from handlers.app import SlackAuthorization
 from localdev.app_process import wait_for
 from profiles import FieldLabels
 from slack_directory import SlackDirectoryError, SlackUserRecord
-from store import Store, open_store
+from store import Store
 from sync import AttributeRules
 from sync.engine import EngineSettings, GenesysStatus, SyncEngine
 from sync.rejected import RejectedWrites
@@ -79,18 +78,6 @@ class StubGenesys:
 
     def participant_attributes(self, conversation_id: str, participant_id: str) -> None:
         return None
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_700_000_000.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path}/sync.db", clock=clock)
-    yield opened
-    opened.close()
 
 
 def engine_with(store: Store, clock: FakeClock, slack: StubSlack, genesys: StubGenesys | None = None,

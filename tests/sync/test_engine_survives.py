@@ -3,27 +3,10 @@ fault that makes http.client raise IncompleteRead), and /healthz reports the eng
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from localdev.app_process import Running, agent_on_a_call, launch, wait_for
-from localdev.genesys_cloud import FakeGenesysCloud
-from localdev.slack_api import FakeSlack
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        app = launch(slack, genesys, tmp_path)
-        try:
-            yield app
-        finally:
-            if app.process.poll() is None:
-                app.process.kill()
-            app.process.wait(timeout=10)
+from localdev.app_process import Running, agent_on_a_call, wait_for
 
 
 def title_is(app: Running, conversation_id: str, participant_id: str, title: str) -> bool:

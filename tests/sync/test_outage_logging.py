@@ -4,30 +4,16 @@ line when it ends, however many polls and retries fail in between."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from localdev.app_process import Running, agent_on_a_call, launch, wait_for
+from localdev.app_process import Running, agent_on_a_call, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
-from localdev.slack_api import FakeSlack
 
 OUTAGE_STARTED = "WARNING genesys.retries: Genesys unreachable: "
 OUTAGE_ENDED = "INFO genesys.retries: Genesys reachable again after "
 PER_POLL_LINES = ("Genesys poll failed", "retry 1 of", "writing Slack user", "failed (attempt")
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        app = launch(slack, genesys, tmp_path)  # polls every second
-        try:
-            yield app
-        finally:
-            if app.process.poll() is None:
-                app.process.kill()
-            app.process.wait(timeout=10)
 
 
 def lines(app: Running, marker: str) -> list[str]:

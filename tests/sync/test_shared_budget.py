@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from store import Store, open_store
+from store import Store
 from sync.shared_budget import WINDOW_S, StoreBudget
 from tests.clocks import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_700_000_000.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path}/sync.db", clock=clock)
-    yield opened
-    opened.close()
 
 
 def test_two_replicas_get_one_window_between_them(store: Store, clock: FakeClock) -> None:
