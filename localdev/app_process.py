@@ -6,8 +6,10 @@ Used by the tests, `bench/` and the demo; nothing here imports the app's package
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,11 +17,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers
+from localdev.socket_mode import APP_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 """The repository: where `app.py` is."""
@@ -127,3 +131,33 @@ def agent_on_a_call(app: Running, *, title: str = "Support Engineer") -> tuple[d
     user = app.slack.add_user("U0ADA", name="ada", real_name="Ada Lovelace", email="ada@example.com", title=title)
     genesys_user = app.genesys.add_user("ada@example.com", name="Ada Lovelace")
     return user, app.genesys.start_conversation(genesys_user, media_type="voice")
+
+
+def launch_socket_mode(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path,
+                       settings: Mapping[str, str] | None = None) -> Running:
+    """`launch` with SLACK_APP_TOKEN (and `settings`) set: healthy means the socket is connected (/healthz answers 503
+    in Socket Mode until it is)."""
+    app = launch(slack, genesys, tmp_path, env_changes={"SLACK_APP_TOKEN": APP_TOKEN, **(settings or {})})
+    slack_part = httpx.get(f"{app.url}/healthz", timeout=5).json()["slack"]
+    assert (slack_part["mode"], slack_part["connection"]) == ("socket", "connected"), slack_part
+    return app
+
+
+STATE_COOKIE = "slack-app-oauth-state"
+"""Bolt's cookie for the OAuth `state` of an install in progress."""
+
+
+def begin_install(app: Running) -> tuple[str, dict[str, list[str]]]:
+    """GET /slack/install as a browser: the state cookie, and the query of the Slack authorize link."""
+    page = httpx.get(f"{app.url}/slack/install", timeout=10)
+    assert page.status_code == 200, page.text
+    link = re.search(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
+    assert link is not None, page.text
+    query = parse_qs(urlsplit(html.unescape(link.group(1))).query)
+    return page.cookies[STATE_COOKIE], query
+
+
+def finish_install(app: Running, code: str, state: str, cookie: str) -> httpx.Response:
+    """Slack's redirect back to the app after the person approved."""
+    return httpx.get(f"{app.url}/slack/oauth_redirect", params={"code": code, "state": state},
+                     cookies={STATE_COOKIE: cookie}, timeout=10)

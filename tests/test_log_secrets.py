@@ -17,13 +17,11 @@ import pytest
 
 from config import LIBRARY_LOG_FLOORS, LibraryFloors, LogRedaction, SlackRequestSummary, configure_logging
 from localdev.app_process import SIGNING_SECRET as FAKES_SIGNING_SECRET
-from localdev.app_process import Running, launch, wait_for
+from localdev.app_process import Running, begin_install, finish_install, launch, launch_socket_mode, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
 from localdev.slack_workspaces import FakeSlackWorkspaces
 from localdev.socket_mode import APP_TOKEN, SocketModeSlack
-from tests.test_oauth_install import begin_install, finish_install
-from tests.test_socket_mode import launch_socket_mode
 
 BOT_TOKEN = "xoxb-7313-bot-token-of-globex"
 SIGNING_SECRET = "signing-secret-5e1f0c"

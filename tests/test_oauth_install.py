@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from localdev.app_process import SIGNING_SECRET, Running, launch, wait_for
+from localdev.app_process import (
+    SIGNING_SECRET,
+    STATE_COOKIE,
+    Running,
+    begin_install,
+    finish_install,
+    launch,
+    wait_for,
+)
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers, slash_command_body
 from localdev.slack_workspaces import FakeSlackWorkspaces
-
-STATE_COOKIE = "slack-app-oauth-state"
 
 
 @dataclass
@@ -67,22 +71,6 @@ def app(world: World) -> Iterator[Running]:
     finally:
         running.process.terminate()
         running.process.wait(timeout=10)
-
-
-def begin_install(app: Running) -> tuple[str, dict[str, list[str]]]:
-    """GET /slack/install as a browser: the state cookie, and the query of the Slack authorize link."""
-    page = httpx.get(f"{app.url}/slack/install", timeout=10)
-    assert page.status_code == 200, page.text
-    link = re.search(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', page.text)
-    assert link is not None, page.text
-    query = parse_qs(urlsplit(html.unescape(link.group(1))).query)
-    return page.cookies[STATE_COOKIE], query
-
-
-def finish_install(app: Running, code: str, state: str, cookie: str) -> httpx.Response:
-    """Slack's redirect back to the app after the person approved."""
-    return httpx.get(f"{app.url}/slack/oauth_redirect", params={"code": code, "state": state},
-                     cookies={STATE_COOKIE: cookie}, timeout=10)
 
 
 def install(app: Running, world: World, workspace: FakeSlack) -> httpx.Response:

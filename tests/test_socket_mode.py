@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 
-from localdev.app_process import Running, agent_on_a_call, app_environment, free_port, wait_for
+from localdev.app_process import Running, agent_on_a_call, launch_socket_mode, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
 from localdev.slack_api import event_envelope, slash_command_body
 from localdev.socket_mode import APP_TOKEN, SocketModeSlack
-from tests.conftest import REPO
-
-
-def _slack_health(app: Running) -> dict[str, object] | None:
-    if app.process.poll() is not None:
-        raise AssertionError(f"the app exited with {app.process.returncode}:\n{app.log()}")
-    try:
-        return httpx.get(f"{app.url}/healthz", timeout=2).json().get("slack")
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-def _socket_connected(health: dict[str, object] | None) -> bool:
-    return health is not None and (health.get("ok"), health.get("mode"), health.get("connection")) == (
-        True, "socket", "connected")
-
-
-def launch_socket_mode(slack: SocketModeSlack, genesys: FakeGenesysCloud, tmp_path: Path,
-                       settings: Mapping[str, str] | None = None) -> Running:
-    """Start the app with SLACK_APP_TOKEN (and `settings`) set and wait until /healthz reports a connected socket."""
-    port = free_port()
-    log_path = tmp_path / "app.log"
-    env = app_environment(slack, genesys, tmp_path, port)
-    env["SLACK_APP_TOKEN"] = APP_TOKEN
-    env.update(settings or {})
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "serve"], cwd=tmp_path, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    app = Running(process, f"http://127.0.0.1:{port}", slack, genesys, log_path)
-    try:
-        wait_for(lambda: _socket_connected(_slack_health(app)), 30,
-                 f"/healthz to report a connected socket; log:\n{app.log()}")
-    except BaseException:
-        process.kill()
-        process.wait(timeout=10)
-        raise
-    return app
 
 
 @pytest.fixture
