@@ -63,7 +63,7 @@ import httpx
 import psycopg
 
 from bench.event_burst import FIELDS, REPO, Delivery, RawClient, build_deliveries, log_problems, set_up_people
-from localdev.app_process import SIGNING_SECRET, app_environment, free_port, wait_for
+from localdev.app_process import SIGNING_SECRET, app_environment, free_port, stop_process, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
 from localdev.postgres import PostgresServer, PostgresUnavailable, remove_server, start_server
 from localdev.slack_api import FakeSlack, signed_headers
@@ -272,15 +272,8 @@ def kill(replica: Replica) -> None:
 
 def stop(replica: Replica) -> None:
     """SIGTERM, then SIGKILL after 10 s."""
-    process = replica.process
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    if replica.process is not None:
+        stop_process(replica.process)
 
 
 def polls_genesys(replica: Replica) -> bool:

@@ -373,7 +373,10 @@ class _Session:
         if self._control is not None:
             self._control.stop()
         if self._app is not None:
-            problems += _stop_process(self._app.process)
+            from localdev.app_process import stop_process  # localdev/ is the demo's, imported only when it runs
+
+            if not stop_process(self._app.process):
+                problems.append("the app did not stop within 10 s of SIGTERM, so it was killed")
         for server in (self._slack, self._genesys):
             if server is not None:
                 server.stop()
@@ -432,20 +435,6 @@ class _Session:
         if self._app is None:
             raise RuntimeError("start_app() first")
         return self._app
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> list[str]:
-    """SIGTERM, as `docker stop` does; SIGKILL after 10 s (the app joins its engine for up to 10 s)."""
-    if process.poll() is not None:
-        return []
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-        return ["the app did not stop within 10 s of SIGTERM, so it was killed"]
-    return []
 
 
 # -- the control endpoint (--keep) ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import html
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +30,21 @@ REPO = Path(__file__).resolve().parent.parent
 """The repository: where `app.py` is."""
 
 SIGNING_SECRET = "test-signing-secret"
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> bool:
+    """SIGTERM, as `docker stop` does, then SIGKILL after `grace_s` (the app joins its engine for up to 10 s).
+    True when it stopped on SIGTERM (or had already exited)."""
+    if process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        return False
+    return True
 
 
 def free_port() -> int:

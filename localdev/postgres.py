@@ -15,7 +15,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from localdev.app_process import free_port
 
 SUPERUSER = "postgres"
 # The tests connect with a password, so they can check that no message ever shows it.
@@ -50,13 +51,6 @@ def find_bin_dir() -> Path:
         "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb and no initdb on PATH); run"
         " scripts/install-test-services.sh as root (./test.sh does) to install it"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
