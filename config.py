@@ -346,7 +346,7 @@ def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high
 
 
 def read_settings(environ: Mapping[str, str]) -> Settings:
-    """Settings from the environment (call `dotenv.load_dotenv()` first to include `.env`)."""
+    """Settings from the environment (`read_environment` puts the working directory's `.env` under it)."""
     log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
