@@ -170,6 +170,10 @@ class ServiceSettings:
     decides the workspace)."""
     health_details: bool = False
     """HEALTH_DETAILS: /healthz names where the database is and the OAuth client ids; off, it names neither."""
+    push: bool = True
+    """GENESYS_PUSH: Genesys' notifications bring new calls at once; off, only the poll finds them."""
+    push_poll_interval_s: float = 60.0
+    """PUSH_POLL_INTERVAL_SECONDS: the poll's interval while push is healthy (a safety net)."""
 
     @property
     def socket_mode(self) -> bool:
@@ -242,7 +246,7 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
         "SLACK_REDIRECT_URI", "SLACK_API_URL", "PORT", "DATABASE_URL", "SYNC_ADMINS", "POLL_INTERVAL_SECONDS",
         "REFRESH_INTERVAL_HOURS", "AUDIT_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "RETENTION_DAYS",
-        "SLACK_ALLOWED_TEAMS", "HEALTH_DETAILS",
+        "SLACK_ALLOWED_TEAMS", "HEALTH_DETAILS", "GENESYS_PUSH", "PUSH_POLL_INTERVAL_SECONDS",
     )}
     problems: list[str] = []
     oauth_names = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if get[name]]
@@ -281,6 +285,11 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
     allowed_teams = _allowed_teams(get["SLACK_ALLOWED_TEAMS"], oauth=bool(oauth_names), problems=problems)
     health_details = _switch(get["HEALTH_DETAILS"], "HEALTH_DETAILS", problems,
                              "whether /healthz names the database's location, user and host and the OAuth client ids")
+    push = _switch(get["GENESYS_PUSH"], "GENESYS_PUSH", problems,
+                   "whether Genesys Cloud's notifications bring new calls at once (on, the default) or only the "
+                   "poll finds them (off)", default=True)
+    push_poll = _number(get["PUSH_POLL_INTERVAL_SECONDS"] or "60", "PUSH_POLL_INTERVAL_SECONDS", float, 1, 3600,
+                        problems)
     if problems:
         raise ConfigError(*problems)
     return ServiceSettings(
@@ -290,20 +299,23 @@ def read_service_settings(environ: Mapping[str, str]) -> ServiceSettings:
         admins=frozenset(part for part in get["SYNC_ADMINS"].replace(",", " ").split() if part),
         poll_interval_s=poll, refresh_interval_s=refresh * 3600, oauth=oauth,
         audit_retention_days=audit_days, event_retention_days=event_days, allowed_teams=allowed_teams,
-        health_details=health_details,
+        health_details=health_details, push=push, push_poll_interval_s=push_poll,
     )
 
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
-def _switch(raw: str, name: str, problems: list[str], meaning: str) -> bool:
-    """An on/off setting: 1, true, yes or on; empty, 0, false, no or off (any case). Anything else is a problem."""
+def _switch(raw: str, name: str, problems: list[str], meaning: str, *, default: bool = False) -> bool:
+    """An on/off setting: 1, true, yes or on; 0, false, no or off (any case); empty is `default`. Anything else
+    is a problem."""
+    if not raw:
+        return default
     if raw.lower() in _ON:
         return True
     if raw.lower() not in _OFF:
         problems.append(f"{name}: {raw!r} is neither 1 nor 0 (also true/false, yes/no, on/off); {meaning} "
-                        "(default 0)")
+                        f"(default {int(default)})")
     return False
 
 

@@ -135,6 +135,15 @@ class Queries:
             " ORDER BY team_id, user_id"
         )
 
+        # The Genesys users whose conversations push follows: linked, with a profile to write. `deleted` compared
+        # with a value both dialects read as false (SQLite stores 0, PostgreSQL a boolean).
+        self.followed_genesys_users = sql(
+            "SELECT DISTINCT l.genesys_user_id FROM user_links l"
+            " JOIN desired d ON d.team_id = l.team_id AND d.user_id = l.user_id"
+            " WHERE l.genesys_user_id IS NOT NULL AND d.deleted = :no AND d.attributes_hash <> ''"
+            " ORDER BY l.genesys_user_id"
+        )
+
         # --- Last written and audit.
         self.last_written = sql(
             "SELECT attributes_hash FROM last_written"

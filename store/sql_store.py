@@ -192,6 +192,12 @@ class Store:
             found = cursor.fetchall()
         return [UserLink(*row) for row in found]
 
+    def followed_genesys_users(self) -> list[str]:
+        """The Genesys users linked to a Slack user whose profile is to be written: whose conversations push follows."""
+        with self._db.reading("read the followed Genesys users") as cursor:
+            cursor.execute(self._q.followed_genesys_users, {"no": False})
+            return [row[0] for row in cursor.fetchall()]
+
     # --- Last written and audit ----------------------------------------------------------------------------------
 
     def last_written(self, conversation_id: str, participant_id: str) -> str | None:

@@ -27,17 +27,19 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from genesys import (
     AttributesRejected,
     ConversationGone,
+    ConversationSeen,
     GenesysError,
     GenesysUnavailable,
     GenesysUser,
     LiveParticipant,
+    PushState,
     Stopping,
     VoiceSafeAttributes,
     WriteResult,
@@ -101,16 +103,40 @@ class SlackPort(Protocol):
     def forget(self, team_id: str) -> None: ...
 
 
+class PushPort(Protocol):
+    """Genesys' notifications of the followed users' conversations (`genesys.NotificationPool`)."""
+
+    def start(self) -> None: ...
+    def follow(self, user_ids: Collection[str]) -> None: ...
+    def stop(self) -> None: ...
+    def state(self) -> PushState: ...
+
+
+PushFactory = Callable[[Callable[[ConversationSeen], None], Callable[[], None]], PushPort]
+"""Builds the push port around the engine's two callbacks: a conversation seen, and a (re)connect."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """Timings of the engine's background work."""
 
     poll_interval_s: float = 5.0
-    """How often the org's live participants are polled; a call that starts is written within this."""
+    """How often the org's live participants are polled while push is off or down; a call that starts is written
+    within this then."""
+    push_poll_interval_s: float = 60.0
+    """How often the org is polled while push is healthy: a safety net for a notification that never came."""
+    refresh_tick_s: float = 5.0
+    """The paced refresh's tick: `refresh_per_tick` users are queued this often, whatever the poll's pace."""
+    follow_every_s: float = 2.0
+    """How often the followed Genesys users are read from the store and handed to push: a person linked later
+    is subscribed within about this (plus a subscription call)."""
+    pushed_memory_s: float = 300.0
+    """A participant push saw (live, or ended) outranks the poll for this long: the analytics index the poll reads
+    lags behind, and must not undo what a notification just said."""
     refresh_interval_s: float = 6 * 3600.0
     """Each user's profile is read again at least this often (custom field edits send no event)."""
     refresh_per_tick: int = 5
-    """Paced refresh: at most this many users are queued per poll tick, to stay inside Slack's Tier 4."""
+    """Paced refresh: at most this many users are queued per tick, to stay inside Slack's Tier 4."""
     max_attempts: int = 8
     """Attempts of a work item before it becomes a dead letter."""
     lease_s: float = 10.0
@@ -269,7 +295,7 @@ class SyncEngine:
 
     def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
-                 timer: Timer = SYSTEM_TIMER) -> None:
+                 timer: Timer = SYSTEM_TIMER, push: PushFactory | None = None) -> None:
         self._store = store
         self._genesys = genesys
         self._slack = slack
@@ -303,6 +329,19 @@ class SyncEngine:
         self._write_locks = tuple(threading.Lock() for _ in range(64))
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
         self._unconfirmed = {(c, p): h for c, p, h in store.write_intents()}
+        self._push_factory = push
+        """Builds the push of one tenure of the poll lease: the replica that polls consumes the notifications."""
+        self._push: PushPort | None = None
+        """This tenure's push, while this replica holds the poll lease (None: another replica's, or push is off)."""
+        self._seen: dict[tuple[str, str], ConversationSeen] = {}
+        """Notifications not yet acted on, by (user, conversation): of a burst for one conversation the last counts."""
+        self._seen_lock = threading.Lock()
+        self._pushed: dict[tuple[str, str], tuple[float, tuple[LiveParticipant, ...]]] = {}
+        """What push said of each (user, conversation) and when (timer): outranks the poll for `pushed_memory_s`."""
+        self._wake = threading.Event()
+        """Set by a notification or a reconnect: the loop's idle wait ends at once."""
+        self._catch_up = False
+        """A (re)connected socket may have missed notifications: poll once at once."""
 
     # --------------------------------------------------------------- intake (handlers)
 
@@ -409,8 +448,13 @@ class SyncEngine:
     def run(self, stop: threading.Event) -> None:
         """Poll, refresh and work until `stop` is set; returns within about a second of it. Never raises: every
         failure is logged and the loop goes on (see the module docstring)."""
-        log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
-                 self._settings.poll_interval_s)
+        if self._push is None:
+            log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
+                     self._settings.poll_interval_s)
+        else:
+            log.info("sync engine started (worker %s, Genesys notifications with a poll every %.0f s, every %.0f s "
+                     "while they are down)", self._settings.worker, self._settings.push_poll_interval_s,
+                     self._settings.poll_interval_s)
         self._running = True
         self._beat()
         try:
@@ -427,16 +471,32 @@ class SyncEngine:
             log.info("sync engine stopped")
 
     def _loop(self, stop: threading.Event) -> None:
-        next_poll = 0.0
+        settings = self._settings
+        next_poll = next_refresh = next_follow = 0.0
         next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
+        push_was_healthy = False
         while not stop.is_set():
             failed = False
             try:
                 now = self._timer.monotonic()
+                push_healthy = self._push_healthy()
+                if push_healthy != push_was_healthy:
+                    self._log_push_change(push_healthy)
+                if (push_was_healthy and not push_healthy) or self._catch_up:
+                    # The socket went down (poll fast at once), or came back (one poll for what it missed).
+                    self._catch_up, next_poll = False, now
+                push_was_healthy = push_healthy
                 if now >= next_poll:
-                    next_poll = now + self._settings.poll_interval_s
+                    next_poll = now + (settings.push_poll_interval_s if push_healthy else settings.poll_interval_s)
                     failed |= self._step("polling Genesys", self._poll_turn) is None
+                if self._polling and now >= next_refresh:
+                    next_refresh = now + settings.refresh_tick_s
+                    failed |= self._step("scheduling profile refreshes", self.schedule_refreshes) is None
+                if self._push is not None and now >= next_follow:
+                    next_follow = now + settings.follow_every_s
+                    failed |= self._step("following Genesys users", self._follow) is None
+                failed |= self._step("writing what Genesys notified", self.write_notified) is None
                 # Retention runs on the replica that polls: one replica deletes (the statements are idempotent, but N
                 # replicas deleting the same rows at once only wait on each other's locks), and only the poller
                 # knows which participants are live, which the write intents' purge needs.
@@ -466,7 +526,9 @@ class SyncEngine:
             if failed:
                 self._timer.wait(stop, self._settings.database_retry_s)
             elif not worked:
-                self._timer.wait(stop, min(0.5, max(0.0, next_poll - self._timer.monotonic())))
+                # Woken by a notification or a reconnect; else at least twice a second, so `stop` is seen soon.
+                self._timer.wait(self._wake, min(0.5, max(0.0, next_poll - self._timer.monotonic())))
+                self._wake.clear()
 
     def _step(self, doing: str, step: Callable[[], T]) -> T | None:
         """Run one step of the loop; an unexpected failure is logged (in full the first time, then one line each
@@ -492,7 +554,6 @@ class SyncEngine:
     def _poll_turn(self) -> bool:
         if self.take_poll_turn():
             self.poll_once()
-            self.schedule_refreshes()
         return True
 
     def _beat(self) -> None:
@@ -523,6 +584,9 @@ class SyncEngine:
             self._poll_heartbeat = Heartbeat(
                 "the Genesys poll lease", lambda: self._store.renew_lease(tenure, self._settings.poll_lease_s),
                 self._settings.poll_lease_s / 3, progressing=self._progressing, timer=self._timer).start()
+            if self._push_factory is not None:  # the poller consumes the notifications too: one replica at a time
+                self._push = self._push_factory(self.conversation_seen, self.push_connected)
+                self._push.start()
         elif tenure is None and self._polling:
             log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
                      self._settings.worker)
@@ -535,9 +599,15 @@ class SyncEngine:
         if self._poll_heartbeat is not None:
             self._poll_heartbeat.stop()
         self._poll_heartbeat, self._poll_tenure = None, None
+        if self._push is not None:
+            self._push.stop()
+            self._push = None
         if self._polling:
             with self._live_lock:
                 self._live = ()  # observations this replica no longer renews must not steer writes
+                self._pushed = {}
+            with self._seen_lock:
+                self._seen = {}
             self._last_poll_ok, self._last_poll_error = None, ""
         self._polling = False
 
@@ -587,10 +657,73 @@ class SyncEngine:
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
+        live = self._live_participants()  # with what push saw since the analytics index did
         live_keys = {(participant.conversation_id, participant.participant_id) for participant in live}
         self._store.forget_participants(live_keys)
         self._rejected.keep_only(live_keys)
         return self._write_all(live)
+
+    # ------------------------------------------------------------------ push
+
+    def conversation_seen(self, seen: ConversationSeen) -> None:
+        """Genesys notified a change of a followed user's conversation (called on push's thread): act on it soon."""
+        with self._seen_lock:
+            self._seen[(seen.user_id, seen.conversation_id)] = seen
+        self._wake.set()
+
+    def push_connected(self) -> None:
+        """Push (re)connected (called on its thread): one poll at once, for what happened while it was down."""
+        self._catch_up = True
+        self._wake.set()
+
+    def write_notified(self) -> int:
+        """Write to the participants the notifications since the last turn showed live; returns writes made.
+
+        A burst of notifications for one conversation counts once (the last), and a participant that carries its
+        person's attributes already costs nothing: the same decision and record as the poll's writes."""
+        with self._seen_lock:
+            seen, self._seen = self._seen, {}
+        if not seen or not self._polling:
+            return 0
+        now = self._timer.monotonic()
+        with self._live_lock:
+            forget_before = now - self._settings.pushed_memory_s
+            self._pushed = {key: value for key, value in self._pushed.items() if value[0] >= forget_before}
+            for key, conversation in seen.items():
+                self._pushed[key] = (now, conversation.live)
+        return self._write_all(participant for conversation in seen.values() for participant in conversation.live)
+
+    @property
+    def push_enabled(self) -> bool:
+        """Whether Genesys' notifications are used (GENESYS_PUSH)."""
+        return self._push_factory is not None
+
+    def push_state(self) -> PushState | None:
+        """Push's state on this replica; None with push off, or while another replica consumes it."""
+        push = self._push
+        return push.state() if push is not None else None
+
+    def _push_healthy(self) -> bool:
+        push = self._push
+        return push is not None and push.state().healthy
+
+    def _log_push_change(self, healthy: bool) -> None:
+        if healthy:
+            log.info("Genesys notifications work: polling every %.0f s as a safety net",
+                     self._settings.push_poll_interval_s)
+            return
+        state = self.push_state()
+        if state is not None:  # else this replica let go of the poll (logged), or push is off
+            log.warning("Genesys notifications do not cover every followed person (%s): polling every %.0f s "
+                        "until they do", state.fallback_reason, self._settings.poll_interval_s)
+
+    def _follow(self) -> int:
+        push = self._push
+        if push is None:
+            return 0
+        followed = self._store.followed_genesys_users()
+        push.follow(followed)
+        return len(followed)
 
     def apply_retention(self) -> Retained:
         """Delete what is past its retention (events, audit rows, expired OAuth states, write intents of
@@ -600,8 +733,8 @@ class SyncEngine:
         matters while its participant may still be written to (it makes a replica taking over read the
         participant before writing again), so one whose participant is live stays, however old."""
         now, settings = self._clock(), self._settings
-        with self._live_lock:
-            live = frozenset((participant.conversation_id, participant.participant_id) for participant in self._live)
+        live = frozenset((participant.conversation_id, participant.participant_id)
+                         for participant in self._live_participants())
         deleted = self._store.delete_older_than(Cutoffs(
             events=now - settings.event_retention_s, audit=now - settings.audit_retention_s,
             write_intents=now - settings.audit_retention_s if self._polling and self._last_poll_ok else None,
@@ -613,12 +746,14 @@ class SyncEngine:
                      deleted.oauth_states, deleted.write_intents)
         return deleted
 
-    def schedule_refreshes(self) -> None:
-        """Queue the users whose profile is the oldest, a few per tick (custom field edits send no event)."""
+    def schedule_refreshes(self) -> int:
+        """Queue the users whose profile is the oldest, a few per tick (custom field edits send no event); returns
+        how many were due."""
         due = self._store.users_due_for_refresh(older_than=self._clock() - self._settings.refresh_interval_s,
                                                 limit=self._settings.refresh_per_tick)
         for team_id, user_id in due:
             self._enqueue_refresh(team_id, user_id)
+        return len(due)
 
     def work_once(self, stop: threading.Event | None = None) -> int:
         """Claim due work items and run them; returns how many ran."""
@@ -749,8 +884,13 @@ class SyncEngine:
         return genesys_user
 
     def _live_participants(self) -> tuple[LiveParticipant, ...]:
+        """The last poll's live participants, overruled by what push said since of a user's conversation."""
         with self._live_lock:
-            return self._live
+            if not self._pushed:
+                return self._live
+            polled = tuple(participant for participant in self._live
+                           if (participant.user_id, participant.conversation_id) not in self._pushed)
+            return polled + tuple(participant for _at, live in self._pushed.values() for participant in live)
 
     def _write_all(self, participants: Iterable[LiveParticipant]) -> int:
         """The poller's writes (the poll's, and a refreshed profile's to the participants the poll found): each one
