@@ -305,7 +305,8 @@ class GenesysClient:
         _require_id("channel_id", channel_id)
         sent = tuple(dict.fromkeys(topics))
         operation = "notification subscription"
-        path = f"{NOTIFICATION_CHANNELS}/{quote(channel_id, safe='')}/subscriptions"
+        # ignoreErrors: a topic lacking a permission is answered Rejected instead of failing the whole call.
+        path = f"{NOTIFICATION_CHANNELS}/{quote(channel_id, safe='')}/subscriptions?ignoreErrors=true"
         response = self._call(method, path, operation=operation, body=[{"id": topic} for topic in sent])
         if response.status_code == 404:
             body = ErrorBody.from_response(response, hide=(*self._tokens.hidden_values(), channel_id))

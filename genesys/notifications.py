@@ -229,6 +229,7 @@ class NotificationPool:
         self._desired: frozenset[str] = frozenset()  # (lock)
         self._channels: list[_Channel] = []  # (lock) in creation order; topics fill the first ones first
         self._retiring: list[_Channel] = []  # (lock) closing channels kept until their replacement connects
+        self._spares: list[NotificationChannel] = []  # handed-over channels: alive on Genesys, reused before creating
         self._uncovered = 0  # (lock)
         self._problem: str | None = None  # (lock) the last REST failure, until a REST call succeeds
         self._rest_failures = 0
@@ -374,7 +375,7 @@ class NotificationPool:
                 self._channels[self._channels.index(old)] = new
             old.retired.set()
         for old in closing:
-            if len(self._channels) >= self._settings.max_channels:
+            if self._held() >= self._settings.max_channels and not self._spares:
                 log.warning("Genesys notifications: Genesys will close the socket of channel %s and the pool holds"
                             " the %d-channel limit, so no replacement can be opened first; it reconnects to the same"
                             " channel once closed", old.name, self._settings.max_channels)
@@ -400,22 +401,35 @@ class NotificationPool:
                     old.replacement.predecessor = None
         for old in done:
             old.retired.set()
+            if not old.gone:
+                self._spares.append(old.info)
             log.info("Genesys notifications: channel %s handed over to channel %s", old.name,
                      old.replacement.name if old.replacement else "?")
 
     def _open_channel(self, topics: Mapping[str, str], *, reason: str, predecessor: _Channel | None = None
                       ) -> _Channel:
-        """Create a channel, set `topics` on it, then start its reader (so it connects already subscribed)."""
-        channel = _Channel(self._api.create_notification_channel())
+        """Create a channel (or reuse a spare), set `topics` on it, then start its reader (so it connects already
+        subscribed). A spare, unlike a new channel, may have been evicted: a 404 then makes it gone, and replaced."""
+        now = self._utcnow()
+        self._spares = [s for s in self._spares if (s.expires - now).total_seconds() > self._settings.renew_before_s]
+        if self._spares and self._held() >= self._settings.max_channels:
+            channel = _Channel(self._spares.pop(0))
+            log.info("Genesys notifications: channel %s reused (%s)", channel.name, reason)
+        else:
+            channel = _Channel(self._api.create_notification_channel())
+            log.info("Genesys notifications: channel %s created (%s; expires %s)", channel.name, reason,
+                     channel.info.expires.isoformat(timespec="seconds"))
         channel.predecessor = predecessor
-        log.info("Genesys notifications: channel %s created (%s; expires %s)", channel.name, reason,
-                 channel.info.expires.isoformat(timespec="seconds"))
-        if topics:
-            self._subscribe(channel, dict(topics), replace=True)
+        self._subscribe(channel, dict(topics), replace=True)  # also empties a reused spare's old topics
         channel.thread = threading.Thread(target=self._read, args=(channel,), name=f"genesys-push-{channel.name}",
                                           daemon=True)
         channel.thread.start()
         return channel
+
+    def _held(self) -> int:
+        """Channels of ours alive on Genesys: a new one beyond max_channels would evict one of them."""
+        with self._lock:
+            return len(self._channels) + len(self._retiring) + len(self._spares)
 
     def _apply(self) -> None:
         """Drop unfollowed users' topics, then add new users' to the channels with room, then open channels."""
@@ -438,7 +452,9 @@ class NotificationPool:
                     caught_up = channel.open
                 if caught_up:
                     self._connected_callback()  # those users' events before now were missed: catch up once
-        while new and len(self._channels) < settings.max_channels:
+        # Never a channel beyond the limit: Genesys would evict one of ours (a spare is reused instead).
+        while new and len(self._channels) < settings.max_channels \
+                and (self._held() < settings.max_channels or self._spares):
             batch, new = new[:settings.topics_per_channel], new[settings.topics_per_channel:]
             channel = self._open_channel({conversations_topic(u): u for u in batch},
                                          reason=f"for {len(batch)} user(s)")
