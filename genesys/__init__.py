@@ -1,10 +1,12 @@
 """The Genesys Cloud boundary: regions, OAuth, the API client, its errors and voice-safe validation."""
 
 from genesys.auth import ClientCredentials
+from genesys.channels import NotificationChannel, TopicSubscription
 from genesys.client import GenesysClient, WriteResult
 from genesys.errors import (
     AttributesRejected,
     AuthenticationFailed,
+    ChannelGone,
     ConversationGone,
     GenesysError,
     GenesysSettingsError,
@@ -17,6 +19,7 @@ from genesys.errors import (
     Stopping,
 )
 from genesys.network import NetworkCause, NetworkFailure
+from genesys.notifications import ConversationSeen, NotificationApi, NotificationPool, PushSettings, PushState
 from genesys.participants import LiveParticipant
 from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import SharedBudget
@@ -39,8 +42,10 @@ __all__ = [
     "REGION_DOMAINS",
     "AttributesRejected",
     "AuthenticationFailed",
+    "ChannelGone",
     "ClientCredentials",
     "ConversationGone",
+    "ConversationSeen",
     "GenesysClient",
     "GenesysEndpoints",
     "GenesysError",
@@ -52,15 +57,21 @@ __all__ = [
     "LiveParticipant",
     "NetworkCause",
     "NetworkFailure",
+    "NotificationApi",
+    "NotificationChannel",
+    "NotificationPool",
     "Outcome",
     "PermissionCheck",
     "PermissionMissing",
     "PermissionReport",
+    "PushSettings",
+    "PushState",
     "RateLimited",
     "RequestRejected",
     "RetryPolicy",
     "SharedBudget",
     "Stopping",
+    "TopicSubscription",
     "VoiceSafeAttributes",
     "VoiceSafeChecker",
     "VoiceSafeLimits",

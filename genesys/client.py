@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -23,10 +23,12 @@ from urllib.parse import quote
 import httpx
 
 from genesys.auth import AccessToken, ClientCredentials, TokenProvider
+from genesys.channels import NotificationChannel, TopicSubscription, parse_channel, parse_subscriptions, short_id
 from genesys.diagnosis import explain
 from genesys.errors import (
     AttributesRejected,
     AuthenticationFailed,
+    ChannelGone,
     ConversationGone,
     ErrorBody,
     GenesysError,
@@ -58,6 +60,7 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10, 
 
 USERS_SEARCH = "/api/v2/users/search"
 DETAILS_QUERY = "/api/v2/analytics/conversations/details/query"
+NOTIFICATION_CHANNELS = "/api/v2/notifications/channels"
 
 PERMISSIONS_USERS_SEARCH = ("directory:user:view",)
 PERMISSIONS_ANALYTICS = ("analytics:conversationDetail:view", "analytics:agentConversationDetail:view")
@@ -274,6 +277,43 @@ class GenesysClient:
         log.debug("Genesys attributes written: conversation %s participant %s (%d keys, contextId %s)",
                   conversation_id, participant_id, len(attributes.attributes), result.context_id)
         return result
+
+    # --------------------------------------------------------- notifications
+
+    def create_notification_channel(self) -> NotificationChannel:
+        """Create a notification channel (reference §6.4); it lives 24 h unless its topics are set again."""
+        operation = "notification channel creation"
+        response = self._call("POST", NOTIFICATION_CHANNELS, operation=operation)
+        if response.status_code != 200:
+            raise self._error(response, operation, ())
+        channel = parse_channel(self._json(response, operation), self._utcnow())
+        if channel is None:
+            raise GenesysUnavailable(operation, "the answer has no channel id or connectUri",
+                                     status=response.status_code)
+        return channel
+
+    def set_channel_topics(self, channel_id: str, topics: Collection[str]) -> tuple[TopicSubscription, ...]:
+        """Replace the channel's topics with `topics` (PUT; an empty list drops them all), which also extends the
+        channel's life by 24 h. One answer per topic sent, in order; a 404 raises `ChannelGone`."""
+        return self._subscribe("PUT", channel_id, topics)
+
+    def add_channel_topics(self, channel_id: str, topics: Collection[str]) -> tuple[TopicSubscription, ...]:
+        """Add `topics` to the channel's (POST), keeping the others; otherwise as `set_channel_topics`."""
+        return self._subscribe("POST", channel_id, topics)
+
+    def _subscribe(self, method: str, channel_id: str, topics: Collection[str]) -> tuple[TopicSubscription, ...]:
+        _require_id("channel_id", channel_id)
+        sent = tuple(dict.fromkeys(topics))
+        operation = "notification subscription"
+        # ignoreErrors: a topic lacking a permission is answered Rejected instead of failing the whole call.
+        path = f"{NOTIFICATION_CHANNELS}/{quote(channel_id, safe='')}/subscriptions?ignoreErrors=true"
+        response = self._call(method, path, operation=operation, body=[{"id": topic} for topic in sent])
+        if response.status_code == 404:
+            body = ErrorBody.from_response(response, hide=(*self._tokens.hidden_values(), channel_id))
+            raise ChannelGone(short_id(channel_id), operation, code=body.code, context_id=body.context_id)
+        if response.status_code != 200:
+            raise self._error(response, operation, ())
+        return parse_subscriptions(self._json(response, operation), sent)
 
     # ---------------------------------------------------------------- check
 

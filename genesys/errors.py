@@ -7,6 +7,7 @@
     ├── AuthenticationFailed        Genesys refused the OAuth client credentials or a fresh token
     ├── PermissionMissing           403: the OAuth client's roles lack .permissions
     ├── ConversationGone            the conversation or participant has ended or does not exist
+    ├── ChannelGone                 404: the notification channel expired or Genesys dropped it
     ├── RequestRejected             another 4xx: Genesys says the request itself is wrong
     │   └── AttributesRejected      400/413/422 on the participant attributes PATCH
     └── GenesysTransientError       try the work again later (the retry layer already tried)
@@ -37,6 +38,10 @@ When each is raised and what the operator should do:
 - `ConversationGone`: the attributes PATCH found the conversation or participant ended or unknown (404, or a 400/403
   `conversation.error.…` code saying it is not active). Nothing to do: the engine drops the participant.
   (`live_participants` skips conversations that vanish between its query and its lookup without raising.)
+- `ChannelGone`: a notification channel's subscription call or WebSocket upgrade answered 404: the channel expired
+  (24 h after its last subscription call) or Genesys evicted it (a 21st channel of the same OAuth client). Nothing
+  to do: `NotificationPool` creates a new channel and subscribes its topics again. Seen often, it means another
+  process creates channels with the same OAuth client; give it its own client. Not retried as such.
 - `RequestRejected`: a 4xx other than 401/403/404-on-a-conversation/429, e.g. a 400 on a search. Usually a bug or an
   API change here; report it with `.context_id`. Not retried.
 - `AttributesRejected`: Genesys refused the attribute map with a 400 (`invalid.value`, ...), 413
@@ -189,6 +194,21 @@ class ConversationGone(GenesysError):
         )
         self.conversation_id = conversation_id
         self.participant_id = participant_id
+
+
+class ChannelGone(GenesysError):
+    """A notification channel answered 404 (expired or evicted); a new one must be created."""
+
+    def __init__(self, channel: str, operation: str, *, status: int | None = 404, code: str | None = None,
+                 context_id: str | None = None) -> None:
+        super().__init__(
+            f"Genesys Cloud notification channel {channel} is gone (the {operation} answered 404: it expired or was"
+            " evicted); nothing to do, a new channel is created and its topics subscribed again",
+            status=status, code=code, context_id=context_id,
+        )
+        self.channel = channel
+        """The channel id's first characters only (`channels.short_id`): the full id lets anyone read its events."""
+        self.operation = operation
 
 
 class RequestRejected(GenesysError):

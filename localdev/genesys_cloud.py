@@ -14,6 +14,12 @@ Served endpoints
 * ``GET /api/v2/conversations/{conversationId}`` (``conversation:communication:view``).
 * ``PATCH /api/v2/conversations/{conversationId}/participants/{participantId}/attributes``
   (no permission declared; 202 Accepted with an empty body).
+* ``POST|GET /api/v2/notifications/channels`` and ``GET|POST|PUT|DELETE
+  /api/v2/notifications/channels/{channelId}/subscriptions``, with the channels' WebSocket on a listener of its
+  own (``connectUri``): see ``localdev/genesys_notifications.py`` for the facts and choices. Every control method
+  that changes a conversation (and an accepted attributes PATCH) publishes the conversation on
+  ``v2.users.{userId}.conversations`` of each user in it, also one who has left. Constructor knobs:
+  ``heartbeat_interval_s`` (30), ``channel_lifetime_s`` (24 h, measured with ``clock``).
 * Anything else: 404 ``not.found``.
 
 Every API answer carries ``inin-ratelimit-allowed``, ``inin-ratelimit-count``, ``inin-ratelimit-reset``
@@ -148,8 +154,17 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
+from localdev.genesys_notifications import (
+    DEFAULT_CHANNEL_LIFETIME_S,
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    ChannelInfo,
+    ChannelNotFound,
+    NotificationService,
+    TooManyTopics,
+    TopicState,
+)
 from localdev.http_server import LocalHttpServer, Reply, Request, RequestHandler, form_fields, media_type
 
 MAX_BODY_BYTES = 512_000
@@ -162,6 +177,9 @@ PERM_ANALYTICS_DETAIL = "analytics:conversationDetail:view"
 PERM_ANALYTICS_AGENT_DETAIL = "analytics:agentConversationDetail:view"
 PERM_COMMUNICATION_VIEW = "conversation:communication:view"
 DEFAULT_PERMISSIONS = frozenset({PERM_USER_VIEW, PERM_ANALYTICS_DETAIL, PERM_COMMUNICATION_VIEW})
+# What subscribing to v2.users.{id}.conversations(.calls) needs: assumed, see localdev/genesys_notifications.py.
+PERM_USER_CONVERSATIONS_TOPIC = PERM_COMMUNICATION_VIEW
+_USER_CONVERSATIONS_TOPIC = re.compile(r"v2\.users\.(?P<user_id>[^.\s]+)\.conversations(?:\.calls)?")
 
 # Media type (analytics spelling) → the key of its communications on a conversation participant.
 MEDIA_KEYS: Mapping[str, str] = {
@@ -777,6 +795,8 @@ class FakeGenesysCloud(LocalHttpServer):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         email_match: Literal["ignore_case", "exact"] = "ignore_case",
+        heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S,
+        channel_lifetime_s: float = DEFAULT_CHANNEL_LIFETIME_S,
     ) -> None:
         if email_match not in ("ignore_case", "exact"):
             raise ValueError(f"email_match must be 'ignore_case' or 'exact', not {email_match!r}")
@@ -801,8 +821,27 @@ class FakeGenesysCloud(LocalHttpServer):
         self._counted_faults: list[_CountedFault] = []
         self._window_faults: list[_WindowFault] = []
         self._routes = self._build_routes()
+        self._notifications = NotificationService(
+            clock=clock,
+            wall_clock=wall_clock,
+            heartbeat_interval_s=heartbeat_interval_s,
+            channel_lifetime_s=channel_lifetime_s,
+        )
 
-    # start(), stop(), stopping, the with-block and base_url come from LocalHttpServer.
+    # stopping, the with-block and base_url come from LocalHttpServer.
+
+    def start(self) -> Self:
+        self._notifications.start()  # first: channels hand out its connectUri
+        return super().start()
+
+    def stop(self) -> None:
+        """Stop the HTTP server and the notifications' WebSocket listener, sockets and threads; idempotent."""
+        super().stop()
+        self._notifications.stop()
+
+    def close(self) -> None:
+        """The same as ``stop()``."""
+        self.stop()
 
     # -- directory ----------------------------------------------------------------------------------
 
@@ -835,24 +874,30 @@ class FakeGenesysCloud(LocalHttpServer):
             conversation = _Conversation(cid, media_type, self._wall_clock(), len(self._conversations))
             self._conversations[cid] = conversation
             self._join(conversation, None, "customer")
-            return self._join(conversation, user_id, purpose)
+            leg = self._join(conversation, user_id, purpose)
+            self._publish(conversation)
+            return leg
 
     def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> LiveLeg:
         with self._lock:
             conversation = self._conversation(conversation_id)
             if conversation.end is not None:
                 raise ValueError(f"conversation {conversation_id} has ended")
-            return self._join(conversation, user_id, purpose)
+            leg = self._join(conversation, user_id, purpose)
+            self._publish(conversation)
+            return leg
 
     def end_participant(self, conversation_id: str, participant_id: str, *, keep_in_analytics: bool = False) -> None:
         """End one leg; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""
         with self._lock:
-            participant = self._conversation(conversation_id).participant(participant_id)
+            conversation = self._conversation(conversation_id)
+            participant = conversation.participant(participant_id)
             if participant is None:
                 raise KeyError(f"no participant {participant_id} in conversation {conversation_id}")
             if participant.end is None:
                 participant.end = self._wall_clock()
                 participant.stale_in_analytics = keep_in_analytics
+                self._publish(conversation)
 
     def end_conversation(self, conversation_id: str, *, keep_in_analytics: bool = False) -> None:
         """End the conversation and its legs; ``keep_in_analytics``: the analytics query keeps reporting it live."""
@@ -866,6 +911,7 @@ class FakeGenesysCloud(LocalHttpServer):
             if conversation.end is None:
                 conversation.end = now
                 conversation.stale_in_analytics = keep_in_analytics
+                self._publish(conversation)
 
     def catch_up_analytics(self) -> None:
         """End every analytics lag: the query reports ended conversations and legs as ended again."""
@@ -948,6 +994,57 @@ class FakeGenesysCloud(LocalHttpServer):
     def set_rate_limit(self, requests_per_minute: int) -> None:
         with self._lock:
             self._rate_limit = requests_per_minute
+
+    # -- notifications (localdev/genesys_notifications.py) ------------------------------------------
+
+    def drop_sockets(self) -> None:
+        """Cut every notification WebSocket's TCP connection: no close frame (the client sees 1006)."""
+        self._notifications.drop_sockets()
+
+    def announce_socket_closing(self, grace_s: float = 1.0) -> None:
+        """Send ``v2.system.socket_closing`` on every WebSocket; close each (frame 1001) ``grace_s`` later."""
+        self._notifications.announce_socket_closing(grace_s)
+
+    def expire_channels(self) -> None:
+        """End every channel now: sockets closed (frame 1001); REST calls and handshakes on them 404."""
+        self._notifications.expire_channels()
+
+    def pause_heartbeats(self) -> None:
+        """Stop sending ``channel.metadata`` heartbeats (a stalled service: the socket stays open but silent)."""
+        self._notifications.pause_heartbeats()
+
+    def resume_heartbeats(self) -> None:
+        """Send heartbeats again, the next one a full interval from now."""
+        self._notifications.resume_heartbeats()
+
+    def notification_channels(self) -> list[ChannelInfo]:
+        """The live channels, oldest first: id, topics, whether a socket is connected, ``expires``."""
+        return self._notifications.channel_infos()
+
+    def subscribed_topics(self) -> frozenset[str]:
+        """Every topic some live channel has ``Permitted`` (rejected topics are not subscribed)."""
+        return self._notifications.permitted_topics()
+
+    def socket_connections(self) -> int:
+        """Open notification WebSockets."""
+        return self._notifications.socket_count()
+
+    def published_events(self) -> int:
+        """Conversation events queued to sockets so far (one per socket reached; heartbeats not counted)."""
+        return self._notifications.published_count()
+
+    def _publish(self, conversation: _Conversation) -> None:
+        """Queue the conversation's new state to the channels of every user in it (also those who left); the
+        caller holds ``_lock``, so events go out in the order of the changes. Never waits for a socket."""
+        topics = [f"v2.users.{p.user_id}.conversations" for p in conversation.participants if p.user_id]
+        if not topics:
+            return
+        body: dict[str, Any] = {
+            "id": conversation.id,
+            "participants": [self._conversation_participant(conversation, p) for p in conversation.participants],
+            "recordingState": "none",
+        }
+        self._notifications.publish(topics, body)
 
     # -- request handling ---------------------------------------------------------------------------
 
@@ -1163,6 +1260,7 @@ class FakeGenesysCloud(LocalHttpServer):
     def _build_routes(self) -> tuple[_Route, ...]:
         seg = r"(?P<{}>[^/]+)"
         conversation = "/api/v2/conversations/" + seg.format("conversation_id")
+        subscriptions = "/api/v2/notifications/channels/" + seg.format("channel_id") + "/subscriptions"
         return (
             _Route(
                 "POST", re.compile(r"/api/v2/users/search"), self._post_users_search, (PERM_USER_VIEW,), takes_json=True
@@ -1177,6 +1275,12 @@ class FakeGenesysCloud(LocalHttpServer):
                 any_of=True,
                 takes_json=True,
             ),
+            _Route("POST", re.compile(r"/api/v2/notifications/channels"), self._post_channel),
+            _Route("GET", re.compile(r"/api/v2/notifications/channels"), self._get_channels),
+            _Route("GET", re.compile(subscriptions), self._get_subscriptions),
+            _Route("POST", re.compile(subscriptions), self._put_or_post_subscriptions, takes_json=True),
+            _Route("PUT", re.compile(subscriptions), self._put_or_post_subscriptions, takes_json=True),
+            _Route("DELETE", re.compile(subscriptions), self._delete_subscriptions),
             _Route("GET", re.compile(conversation), self._get_conversation, (PERM_COMMUNICATION_VIEW,)),
             _Route(
                 "PATCH",
@@ -1437,7 +1541,76 @@ class FakeGenesysCloud(LocalHttpServer):
                 )
             participant.attributes.update(attributes)
             self.patches.append(RecordedPatch(cid, pid, attributes, self._clock()))
+            self._publish(conversation)
         return Reply(202)
+
+    # -- notifications ------------------------------------------------------------------------------
+
+    def _post_channel(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return _json_answer(200, self._notifications.create_channel(self.client_id))
+
+    def _get_channels(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return _json_answer(200, {"entities": self._notifications.channels_json(self.client_id)})
+
+    def _get_subscriptions(self, request: Request, params: Mapping[str, str]) -> Reply:
+        try:
+            topics = self._notifications.topics(self.client_id, params["channel_id"])
+        except ChannelNotFound as exc:
+            raise _not_found() from exc
+        return _topics_answer(topics)
+
+    def _put_or_post_subscriptions(self, request: Request, params: Mapping[str, str]) -> Reply:
+        requested = _channel_topics(_parse_json(request.body))
+        with self._lock:
+            held = set(self._permissions)
+        states = [_topic_state(topic, held) for topic in requested]
+        missing = sorted({p for s in states for p in s.missing_permissions})
+        # Without ignoreErrors=true a failed permission check fails the call (the SDKs' "Optionally prevent
+        # throwing of errors for failed permissions checks"); with it, the topic is listed Rejected.
+        if missing and request.query.get("ignoreErrors", "false").lower() != "true":
+            raise _permission_error(missing, any_of=False)
+        try:
+            topics = self._notifications.subscribe(
+                self.client_id, params["channel_id"], states, replace=request.method == "PUT"
+            )
+        except ChannelNotFound as exc:
+            raise _not_found() from exc
+        except TooManyTopics as exc:
+            raise _bad_request(str(exc)) from exc
+        return _topics_answer(topics)
+
+    def _delete_subscriptions(self, request: Request, params: Mapping[str, str]) -> Reply:
+        try:
+            self._notifications.unsubscribe_all(self.client_id, params["channel_id"])
+        except ChannelNotFound as exc:
+            raise _not_found() from exc
+        return Reply(200)
+
+
+def _channel_topics(body: Any) -> list[str]:
+    """The topic names of a ``[{"id": topic}, ...]`` body (``ChannelTopic`` list), or the 400 Genesys answers."""
+    if not isinstance(body, list):
+        raise _bad_request("The body must be a list of ChannelTopic objects.")
+    topics: list[str] = []
+    for i, item in enumerate(body):
+        topic = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(topic, str) or not topic:
+            raise _bad_request("Each ChannelTopic needs an id, the topic's name.", field_name=f"[{i}].id")
+        topics.append(topic)
+    return topics
+
+
+def _topic_state(topic: str, held: set[str]) -> TopicState:
+    """Whether a topic is Permitted to this client (see the assumptions in genesys_notifications)."""
+    if not _USER_CONVERSATIONS_TOPIC.fullmatch(topic):
+        return TopicState(topic, "Rejected", "Topic is not supported")
+    if PERM_USER_CONVERSATIONS_TOPIC not in held:
+        return TopicState(topic, "Rejected", "Missing permissions", (PERM_USER_CONVERSATIONS_TOPIC,))
+    return TopicState(topic, "Permitted")
+
+
+def _topics_answer(topics: Sequence[TopicState]) -> Reply:
+    return _json_answer(200, {"entities": [t.json() for t in topics]})
 
 
 def _sort_key(order_by: str) -> Callable[[_Conversation], tuple[float, int]]:

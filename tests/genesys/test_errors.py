@@ -12,6 +12,7 @@ import genesys.errors
 from genesys import (
     AttributesRejected,
     AuthenticationFailed,
+    ChannelGone,
     ConversationGone,
     GenesysError,
     GenesysSettingsError,
@@ -28,6 +29,7 @@ EXAMPLES: list[GenesysError] = [
     AuthenticationFailed("the token endpoint answered 401", client_id="abc", status=401, code="invalid_client"),
     PermissionMissing("users search", ("directory:user:view",), code="missing.permissions", context_id="ctx-1"),
     ConversationGone("c-1", "p-1", status=404, code="not.found", context_id="ctx-2"),
+    ChannelGone("1a2b3c4d…", "notification subscription", code="not.found"),
     RequestRejected("users search", genesys_message="bad", status=400, code="bad.request"),
     AttributesRejected("c-1", "p-1", genesys_message="too big", status=413, code="request.entity.too.large"),
     RateLimited("attributes write", attempts=5, elapsed_s=12.0, retry_after=7, code="too.many.requests"),
@@ -60,6 +62,7 @@ def test_only_the_transient_branch_is_retryable(error: GenesysError) -> None:
         (EXAMPLE[AuthenticationFailed], "Check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET"),
         (EXAMPLE[PermissionMissing], "Add it to a role granted to the OAuth client"),
         (EXAMPLE[ConversationGone], "nothing to do"),
+        (EXAMPLE[ChannelGone], "a new channel is created"),
         (EXAMPLE[RequestRejected], "report it with the contextId"),
         (EXAMPLE[AttributesRejected], "adjust the field mapping"),
         (EXAMPLE[RateLimited], "Lower the configured requests per minute"),
@@ -137,7 +140,7 @@ def test_the_docstring_tree_matches_the_code() -> None:
     doc = genesys.errors.__doc__ or ""
     classes = [c for _, c in inspect.getmembers(genesys.errors, inspect.isclass)
                if issubclass(c, GenesysError) and c.__module__ == "genesys.errors"]
-    assert len(classes) == 12
+    assert len(classes) == 13
     for cls in classes:
         assert cls.__name__ in doc
     assert "AttributesRejected      400/413/422" in doc

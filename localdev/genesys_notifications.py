@@ -1,0 +1,652 @@
+"""Genesys Cloud's Notifications API for ``FakeGenesysCloud``: channels, their topics, and their WebSocket.
+
+``NotificationService`` keeps the channels and serves their WebSocket on its own listener on 127.0.0.1 (standard
+library only: ``socket`` and ``threading``; RFC 6455 written out here). ``FakeGenesysCloud`` owns one, answers the
+REST calls (``/api/v2/notifications/...``, through its usual token, rate limit, fault and recording checks) by calling
+it, and publishes conversation events to it. Facts follow reference §6.4 and "Notification limits" in §5
+(``/work/shared/reference/genesys-cloud-api.md``); what the platform SDK docs show is marked [V], what the fake
+assumes is marked [U].
+
+Verified [V] (platform-client-sdk docs: ``NotificationsApi.md``, ``Channel``, ``ChannelTopic``,
+``ChannelTopicEntityListing``, ``ConversationEventTopicConversation``/``...Participant``; ``notificationMappings.json``)
+-------------------------------------------------------------------------------------------------------------------
+* ``POST /api/v2/notifications/channels`` → ``Channel`` ``{connectUri, id, expires}``; ``GET`` lists them as
+  ``{"entities": [...]}``; ``GET|POST|PUT|DELETE .../channels/{id}/subscriptions`` with a body of ``ChannelTopic``
+  ``[{"id": topic}]``, answered with ``ChannelTopicEntityListing`` ``{"entities": [{id, state, rejectionReason,
+  missingPermissions}]}``; ``state`` is ``Permitted`` or ``Rejected``.
+* ``ignoreErrors`` (query, default false): "Optionally prevent throwing of errors for failed permissions checks".
+  So without ``ignoreErrors=true`` a topic the client lacks a permission for fails the call (here: 403
+  ``missing.permissions``, nothing changed); with it, the topic is listed ``Rejected`` with its
+  ``missingPermissions``. (The status of that failure is [U]; 403 is the fake's choice.)
+* Messages are ``{"topicName", "eventBody"}``; heartbeats are ``channel.metadata`` with ``{"message": "WebSocket
+  Heartbeat"}``; conversation events carry ``version`` and ``metadata.CorrelationId``.
+* ``ConversationEventTopicConversation`` has ``id``, ``maxParticipants``, ``participants``, ``recordingState``,
+  ``address``, ... but no ``startTime``/``endTime``; its participants have ``id``, ``connectedTime``, ``endTime``,
+  ``userId``, ``name``, ``purpose``, ``wrapupRequired``, ``attributes`` and per media ``calls``/``messages``/...
+  with ``id`` and ``state``. The fake sends the participant shape of ``GET /api/v2/conversations/{id}`` (a
+  superset: ``startTime`` too), so one parser reads both.
+* Limits (§5, [S] forum quoting the docs, the 20 also in ``NotificationsApi.md``): a channel lives 24 h unless a
+  subscribe call extends it; 20 channels per user and app (the 21st evicts one); 1,000 topics per channel (more:
+  400); one WebSocket per channel.
+
+Assumed [U] (the fake's choices)
+--------------------------------
+* The permission ``v2.users.{id}.conversations`` (and ``.calls``) needs: ``conversation:communication:view``
+  (``availabletopics`` lists it per topic; not checked against a real org).
+* A topic naming a user id the org does not know is still ``Permitted``: Genesys checks permissions, not that the
+  id exists, and user ids are opaque to it here. A topic of any other pattern is ``Rejected`` with
+  ``rejectionReason`` "Topic is not supported" and no ``missingPermissions``, ignoreErrors or not.
+* The 21st channel evicts the OLDEST channel (created first), connected or not (the forum says "oldest
+  unconnected/least used"). An evicted, expired or replaced channel's socket gets a close frame (1001 going
+  away; 1000 for a socket replaced by a newer one) and the TCP connection is closed at once.
+* Channels are kept per OAuth client; ``GET .../channels`` lists every channel of the client (the real default,
+  ``includechannels=token``, lists the token's channels; this fake's client uses one token at a time).
+* Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` + the time left.
+  The WebSocket of an expired channel is closed by the next tick of the service's ticker (every ≤ 50 ms).
+* Events go only to connected sockets; nothing is queued for a channel without a socket (as real Genesys drops
+  them). ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
+* A client text message ``{"message": "ping"}`` is answered ``{"topicName": "channel.metadata", "eventBody":
+  {"message": "pong"}}`` (as Genesys documents for keep-alive checks; not relied on by the tests).
+* The handshake for an unknown or expired channel is answered ``HTTP/1.1 404`` before the upgrade; a request that
+  is not a WebSocket upgrade is ``400``. Client frames must be masked: an unmasked one is answered with close
+  1002 and the connection is closed (RFC 6455 §5.1). Client pings get pongs, a client close gets a close back.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import queue
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+MAX_CHANNELS_PER_CLIENT = 20
+MAX_TOPICS_PER_CHANNEL = 1000
+DEFAULT_CHANNEL_LIFETIME_S = 24 * 3600.0
+DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
+HEARTBEAT_TOPIC = "channel.metadata"
+SOCKET_CLOSING_TOPIC = "v2.system.socket_closing"
+MAX_CLIENT_FRAME_BYTES = 1 << 20
+
+_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+_CLOSE_NORMAL, _CLOSE_GOING_AWAY, _CLOSE_PROTOCOL_ERROR, _CLOSE_TOO_BIG = 1000, 1001, 1002, 1009
+_TICK_S = 0.05  # the ticker's longest sleep: how late an expiry or a socket_closing grace may be noticed
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public values
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """One topic of a channel, as ``ChannelTopic`` lists it."""
+
+    id: str
+    state: str  # "Permitted" | "Rejected"
+    rejection_reason: str = ""
+    missing_permissions: tuple[str, ...] = ()
+
+    def json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": self.id, "state": self.state}
+        if self.state != "Permitted":
+            entry["rejectionReason"] = self.rejection_reason
+            entry["missingPermissions"] = list(self.missing_permissions)
+        return entry
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A read-out of one channel for tests: its topics, whether a socket is connected, when it expires (ISO)."""
+
+    id: str
+    topics: tuple[TopicState, ...]
+    connected: bool
+    expires: str
+
+    @property
+    def topic_count(self) -> int:
+        return len(self.topics)
+
+
+class ChannelNotFound(LookupError):
+    """The channel does not exist (never did, expired, or was evicted)."""
+
+
+class TooManyTopics(ValueError):
+    """The change would leave the channel with more than ``MAX_TOPICS_PER_CHANNEL`` topics."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Internal state
+
+
+@dataclass(eq=False)
+class _Socket:
+    sock: socket.socket
+    channel_id: str
+    outbox: queue.SimpleQueue[tuple[int, bytes] | None] = field(default_factory=queue.SimpleQueue)
+    open: bool = True
+    closing: bool = False  # a close frame is queued or sent: nothing more goes out after it
+    reader_done: threading.Event = field(default_factory=threading.Event)
+    next_heartbeat: float = 0.0  # time.monotonic()
+    close_at: float | None = None  # time.monotonic() after a socket_closing announcement
+
+
+@dataclass(eq=False)
+class _Channel:
+    id: str
+    owner: str
+    expires_at: float  # injected clock
+    topics: dict[str, TopicState] = field(default_factory=dict)
+    socket: _Socket | None = None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, unfragmented server frame."""
+    length = len(payload)
+    if length <= 125:
+        header = struct.pack("!BB", 0x80 | opcode, length)
+    elif length <= 0xFFFF:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+    return header + payload
+
+
+def _close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode("utf-8")[:120]
+
+
+def _text(message: Any) -> tuple[int, bytes]:
+    return _OP_TEXT, json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
+class _Reader:
+    """Buffered reads from a blocking socket; ConnectionError at the end of the stream."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def _fill(self) -> None:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the client closed the connection")
+        self._buffer += chunk
+
+    def exactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            self._fill()
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def until(self, marker: bytes, *, limit: int) -> bytes:
+        while (end := self._buffer.find(marker)) < 0:
+            if len(self._buffer) > limit:
+                raise ValueError("handshake too long")
+            self._fill()
+        data = bytes(self._buffer[:end])
+        del self._buffer[: end + len(marker)]
+        return data
+
+
+class _ProtocolError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------------
+# The service
+
+
+class NotificationService:
+    """Channels, subscriptions and the WebSocket listener; see the module docstring. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S,
+        channel_lifetime_s: float = DEFAULT_CHANNEL_LIFETIME_S,
+    ) -> None:
+        if heartbeat_interval_s <= 0 or channel_lifetime_s <= 0:
+            raise ValueError("heartbeat_interval_s and channel_lifetime_s must be positive")
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.channel_lifetime_s = channel_lifetime_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._channels: dict[str, _Channel] = {}  # in creation order: eviction takes the first of an owner
+        self._sockets: set[_Socket] = set()
+        self._heartbeats_paused = False
+        self._published = 0
+        self.refused_handshakes: list[str] = []  # request lines answered with something other than 101
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._listener is not None or self._stopping.is_set():
+            raise RuntimeError("a NotificationService starts once")
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(_TICK_S)  # accept() wakes up to see stop()
+        self._listener = listener
+        self._spawn(self._accept_loop, f"fake-genesys-notifications:{self.port}")
+        self._spawn(self._tick_loop, "fake-genesys-notifications-ticker")
+        return self
+
+    def stop(self) -> None:
+        """Close every socket and the listener, and wait (briefly) for the threads; idempotent."""
+        self._stopping.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for connection in sockets:
+            self._drop(connection)
+        if self._listener is not None:
+            self._listener.close()
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=1.0)
+
+    @property
+    def port(self) -> int:
+        if self._listener is None:
+            raise RuntimeError("start() the fake first")
+        return int(self._listener.getsockname()[1])
+
+    def connect_uri(self, channel_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/channels/{channel_id}"
+
+    # -- REST side (FakeGenesysCloud parses, checks permissions and answers) -----------------------
+
+    def create_channel(self, owner: str) -> dict[str, Any]:
+        """A new channel of ``owner`` as ``Channel`` JSON; the owner's 21st evicts its oldest."""
+        evicted: list[_Channel] = []
+        with self._lock:
+            self._reap_expired()
+            owned = [c for c in self._channels.values() if c.owner == owner]
+            while len(owned) >= MAX_CHANNELS_PER_CLIENT:
+                oldest = owned.pop(0)
+                del self._channels[oldest.id]
+                evicted.append(oldest)
+            channel = _Channel(str(uuid.uuid4()), owner, self._clock() + self.channel_lifetime_s)
+            self._channels[channel.id] = channel
+            answer = self._channel_json(channel)
+        for gone in evicted:
+            self._close_channel_socket(gone, _CLOSE_GOING_AWAY, "channel evicted")
+        return answer
+
+    def channels_json(self, owner: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self._reap_expired()
+            return [self._channel_json(c) for c in self._channels.values() if c.owner == owner]
+
+    def topics(self, owner: str, channel_id: str) -> list[TopicState]:
+        with self._lock:
+            return list(self._live_channel(owner, channel_id).topics.values())
+
+    def subscribe(
+        self, owner: str, channel_id: str, states: Sequence[TopicState], *, replace: bool
+    ) -> list[TopicState]:
+        """Add (or with ``replace``, set) the channel's topics and extend its life; its topics after the change."""
+        with self._lock:
+            channel = self._live_channel(owner, channel_id)
+            topics = {} if replace else dict(channel.topics)
+            for state in states:
+                topics[state.id] = state
+            if len(topics) > MAX_TOPICS_PER_CHANNEL:
+                raise TooManyTopics(
+                    f"A channel may have at most {MAX_TOPICS_PER_CHANNEL} topics; this request would leave "
+                    f"{len(topics)}."
+                )
+            channel.topics = topics
+            channel.expires_at = self._clock() + self.channel_lifetime_s
+            return list(topics.values())
+
+    def unsubscribe_all(self, owner: str, channel_id: str) -> None:
+        with self._lock:
+            self._live_channel(owner, channel_id).topics = {}
+
+    def _live_channel(self, owner: str, channel_id: str) -> _Channel:
+        self._reap_expired()
+        channel = self._channels.get(channel_id)
+        if channel is None or channel.owner != owner:
+            raise ChannelNotFound(channel_id)
+        return channel
+
+    def _channel_json(self, channel: _Channel) -> dict[str, Any]:
+        return {"connectUri": self.connect_uri(channel.id), "id": channel.id, "expires": self._expires_iso(channel)}
+
+    def _expires_iso(self, channel: _Channel) -> str:
+        return _iso(self._wall_clock() + (channel.expires_at - self._clock()))
+
+    def _reap_expired(self) -> None:
+        """Forget expired channels (their sockets are closed outside the lock, by the caller or the ticker)."""
+        now = self._clock()
+        for channel in [c for c in self._channels.values() if now >= c.expires_at]:
+            del self._channels[channel.id]
+            if channel.socket is not None:
+                self._schedule_close(channel.socket, _CLOSE_GOING_AWAY, "channel expired")
+
+    # -- publishing --------------------------------------------------------------------------------
+
+    def publish(self, topic_names: Iterable[str], event_body: dict[str, Any]) -> int:
+        """Queue an event to every connected socket whose channel has one of these topics Permitted (each socket
+        once, under the first matching topic); never waits for a socket. How many sockets it was queued to."""
+        wanted = list(dict.fromkeys(topic_names))
+        sent = 0
+        with self._lock:
+            self._reap_expired()
+            for channel in self._channels.values():
+                connection = channel.socket
+                if connection is None or not connection.open or connection.closing:
+                    continue
+                topic = next((t for t in wanted if (s := channel.topics.get(t)) and s.state == "Permitted"), None)
+                if topic is None:
+                    continue
+                message = {
+                    "topicName": topic,
+                    "version": "2",
+                    "eventBody": event_body,
+                    "metadata": {"CorrelationId": str(uuid.uuid4())},
+                }
+                connection.outbox.put(_text(message))
+                sent += 1
+            self._published += sent
+        return sent
+
+    # -- faults and read-outs ----------------------------------------------------------------------
+
+    def drop_sockets(self) -> None:
+        """Cut every WebSocket's TCP connection abruptly: no close frame (the client sees 1006)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for connection in sockets:
+            self._drop(connection)
+
+    def announce_socket_closing(self, grace_s: float = 0.5) -> None:
+        """Send ``v2.system.socket_closing`` on every socket, then close each (close frame 1001) after ``grace_s``."""
+        message = _text({"topicName": SOCKET_CLOSING_TOPIC, "eventBody": {"message": "WebSocket is closing"}})
+        close_at = time.monotonic() + grace_s
+        with self._lock:
+            for connection in self._sockets:
+                if connection.open and not connection.closing and connection.close_at is None:
+                    connection.outbox.put(message)
+                    connection.close_at = close_at
+
+    def expire_channels(self) -> None:
+        """Every channel ends now: sockets closed (close frame 1001), later calls and handshakes 404."""
+        with self._lock:
+            channels = list(self._channels.values())
+            self._channels.clear()
+        for channel in channels:
+            self._close_channel_socket(channel, _CLOSE_GOING_AWAY, "channel expired")
+
+    def pause_heartbeats(self) -> None:
+        with self._lock:
+            self._heartbeats_paused = True
+
+    def resume_heartbeats(self) -> None:
+        """Heartbeats again, the next one a full interval from now on every socket."""
+        with self._lock:
+            self._heartbeats_paused = False
+            due = time.monotonic() + self.heartbeat_interval_s
+            for connection in self._sockets:
+                connection.next_heartbeat = due
+
+    def channel_infos(self) -> list[ChannelInfo]:
+        with self._lock:
+            self._reap_expired()
+            return [
+                ChannelInfo(
+                    c.id, tuple(c.topics.values()), c.socket is not None and c.socket.open, self._expires_iso(c)
+                )
+                for c in self._channels.values()
+            ]
+
+    def permitted_topics(self) -> frozenset[str]:
+        with self._lock:
+            self._reap_expired()
+            return frozenset(t.id for c in self._channels.values() for t in c.topics.values() if t.state == "Permitted")
+
+    def socket_count(self) -> int:
+        with self._lock:
+            return sum(1 for s in self._sockets if s.open)
+
+    def published_count(self) -> int:
+        with self._lock:
+            return self._published
+
+    # -- threads -----------------------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._spawn(self._serve, f"fake-genesys-ws:{sock.getpeername()[1]}", sock)
+
+    def _tick_loop(self) -> None:
+        wait = min(_TICK_S, self.heartbeat_interval_s / 4)
+        heartbeat = _text({"topicName": HEARTBEAT_TOPIC, "eventBody": {"message": "WebSocket Heartbeat"}})
+        while not self._stopping.wait(wait):
+            now = time.monotonic()
+            closing: list[_Socket] = []
+            with self._lock:
+                self._reap_expired()
+                for connection in self._sockets:
+                    if not connection.open or connection.closing:
+                        continue
+                    if connection.close_at is not None and now >= connection.close_at:
+                        closing.append(connection)
+                    elif not self._heartbeats_paused and now >= connection.next_heartbeat:
+                        connection.outbox.put(heartbeat)
+                        connection.next_heartbeat = now + self.heartbeat_interval_s
+            for connection in closing:
+                self._schedule_close(connection, _CLOSE_GOING_AWAY, "socket closing")
+
+    def _serve(self, sock: socket.socket) -> None:
+        """One connection: the handshake, then this thread reads client frames while a writer thread sends."""
+        reader = _Reader(sock)
+        connection: _Socket | None = None
+        try:
+            connection = self._handshake(sock, reader)
+            if connection is not None:
+                self._read_frames(connection, reader)  # returns once a close frame is queued
+        except _ProtocolError as error:
+            if connection is not None:
+                self._schedule_close(connection, error.code, error.reason)
+        except (OSError, ConnectionError, ValueError):
+            if connection is not None:
+                self._drop(connection)  # the client vanished (or stop()/drop_sockets() cut it)
+        finally:
+            if connection is None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            else:
+                connection.reader_done.set()
+
+    def _handshake(self, sock: socket.socket, reader: _Reader) -> _Socket | None:
+        head = reader.until(b"\r\n\r\n", limit=16384).decode("latin-1")
+        request_line, *header_lines = head.split("\r\n")
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        method, target, *_ = [*request_line.split(" "), "", ""]
+        path = target.split("?", 1)[0]
+        key = headers.get("sec-websocket-key", "")
+        channel_id = path.removeprefix("/channels/") if path.startswith("/channels/") else ""
+        problem: str | None = None
+        with self._lock:
+            self._reap_expired()
+            channel = self._channels.get(channel_id) if channel_id else None
+            if method != "GET" or channel is None:
+                problem = "404 Not Found"
+            elif (
+                headers.get("upgrade", "").lower() != "websocket"
+                or "upgrade" not in headers.get("connection", "").lower()
+                or headers.get("sec-websocket-version") != "13"
+                or not key
+            ):
+                problem = "400 Bad Request"
+            if problem is not None:
+                self.refused_handshakes.append(request_line)
+        if problem is not None or channel is None:
+            body = json.dumps({"status": int(str(problem)[:3]), "message": str(problem)[4:]}).encode("utf-8")
+            sock.sendall(
+                f"HTTP/1.1 {problem}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: close\r\n\r\n".encode("ascii")
+                + body
+            )
+            return None
+        accept = base64.b64encode(hashlib.sha1((key + _WEBSOCKET_GUID).encode("ascii")).digest()).decode("ascii")
+        sock.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode("ascii")
+        )
+        connection = _Socket(sock, channel.id, next_heartbeat=time.monotonic() + self.heartbeat_interval_s)
+        with self._lock:
+            replaced = channel.socket
+            if self._channels.get(channel.id) is not channel:  # expired or evicted during the handshake
+                replaced = None
+                self._schedule_close(connection, _CLOSE_GOING_AWAY, "channel expired")
+            else:
+                channel.socket = connection
+            self._sockets.add(connection)
+        self._spawn(self._write_loop, f"fake-genesys-ws-writer:{sock.getpeername()[1]}", connection)
+        if replaced is not None:
+            self._schedule_close(replaced, _CLOSE_NORMAL, "replaced by a newer connection")
+        return connection
+
+    def _read_frames(self, connection: _Socket, reader: _Reader) -> None:
+        message = bytearray()
+        message_opcode: int | None = None
+        while connection.open and not self._stopping.is_set():
+            first, second = reader.exactly(2)
+            fin, opcode = first & 0x80, first & 0x0F
+            masked, length = second & 0x80, second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", reader.exactly(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", reader.exactly(8))
+            if not masked:  # RFC 6455 §5.1: a server MUST close the connection on an unmasked client frame
+                raise _ProtocolError(_CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+            if length > MAX_CLIENT_FRAME_BYTES:
+                raise _ProtocolError(_CLOSE_TOO_BIG, "frame too big")
+            mask = reader.exactly(4)
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(reader.exactly(length)))
+            if opcode == _OP_PING:
+                connection.outbox.put((_OP_PONG, data))
+            elif opcode == _OP_PONG:
+                continue
+            elif opcode == _OP_CLOSE:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else _CLOSE_NORMAL
+                self._schedule_close(connection, code, "")
+                return
+            elif opcode in (_OP_TEXT, _OP_BINARY, _OP_CONTINUATION):
+                if opcode != _OP_CONTINUATION:
+                    message_opcode, message = opcode, bytearray()
+                message += data
+                if fin and message_opcode == _OP_TEXT:
+                    self._client_text(connection, bytes(message))
+            else:
+                raise _ProtocolError(_CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+
+    def _client_text(self, connection: _Socket, data: bytes) -> None:
+        try:
+            message = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return
+        if isinstance(message, dict) and message.get("message") == "ping":
+            connection.outbox.put(_text({"topicName": HEARTBEAT_TOPIC, "eventBody": {"message": "pong"}}))
+
+    def _write_loop(self, connection: _Socket) -> None:
+        """Send what is queued for one socket; a close frame ends it and closes the TCP connection."""
+        try:
+            while True:
+                item = connection.outbox.get()
+                if item is None or not connection.open:
+                    return
+                opcode, payload = item
+                connection.sock.sendall(_frame(opcode, payload))
+                if opcode == _OP_CLOSE:
+                    # Half-close and let the reader take the client's answering close frame, so closing at once
+                    # does not reset the connection under a close frame the client has not read yet.
+                    with contextlib.suppress(OSError):
+                        connection.sock.shutdown(socket.SHUT_WR)
+                    connection.reader_done.wait(1.0)
+                    return
+        except OSError:
+            return
+        finally:
+            self._drop(connection)
+
+    def _schedule_close(self, connection: _Socket, code: int, reason: str) -> None:
+        """Queue a close frame; the writer sends it after what is already queued, then closes the socket."""
+        with self._lock:
+            if connection.open and not connection.closing:
+                connection.closing = True
+                connection.outbox.put((_OP_CLOSE, _close_payload(code, reason)))
+                connection.close_at = None
+
+    def _close_channel_socket(self, channel: _Channel, code: int, reason: str) -> None:
+        if channel.socket is not None:
+            self._schedule_close(channel.socket, code, reason)
+
+    def _drop(self, connection: _Socket) -> None:
+        """Close the TCP connection now (no close frame) and forget the socket."""
+        with self._lock:
+            was_open = connection.open
+            connection.open = False
+            self._sockets.discard(connection)
+            channel = self._channels.get(connection.channel_id)
+            if channel is not None and channel.socket is connection:
+                channel.socket = None
+        if not was_open:
+            return
+        connection.outbox.put(None)  # wakes the writer
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            connection.sock.close()
