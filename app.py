@@ -22,7 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 
 import cli.main
 from config import ConfigError, GenesysSettings, ServiceSettings, describe_cause
-from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, SharedBudget
+from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, NotificationPool, SharedBudget
 from handlers.app import SlackAuthorization, build_slack_app, connect_socket_mode, log_slack_mode, verify_bot_token
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from store import Store, StoreError, open_store
@@ -74,7 +74,9 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         engine = SyncEngine(store=store, genesys=genesys, slack=directory, rules=rules, settings=EngineSettings(
             poll_interval_s=service.poll_interval_s, refresh_interval_s=service.refresh_interval_s,
             audit_retention_s=service.audit_retention_days * 86400.0,
-            event_retention_s=service.event_retention_days * 86400.0))
+            event_retention_s=service.event_retention_days * 86400.0,
+            push_poll_interval_s=service.push_poll_interval_s),
+            push=functools.partial(NotificationPool, genesys) if service.push else None)
         installations = oauth_states = None
         if service.oauth is not None:
             installations = StoreInstallationStore(

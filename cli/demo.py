@@ -275,6 +275,7 @@ class _Session:
         slack, genesys = self._stand_ins()
         settings = app_settings(slack, genesys, free_port())
         settings["POLL_INTERVAL_SECONDS"] = str(self.options.poll_interval_s)
+        settings["GENESYS_PUSH"] = "on"  # as shipped: new calls arrive over the local Genesys' notifications
         self._settings = settings
         started = time.monotonic()
         try:

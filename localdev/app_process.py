@@ -93,6 +93,8 @@ def app_settings(slack: FakeSlack, genesys: FakeGenesysCloud, port: int) -> dict
         "GENESYS_API_URL": genesys.base_url, "GENESYS_LOGIN_URL": genesys.base_url,
         "GENESYS_CLIENT_ID": "fake-client-id", "GENESYS_CLIENT_SECRET": "fake-client-secret",
         "POLL_INTERVAL_SECONDS": "1", "SYNC_ADMINS": "UADMIN",
+        # The poll alone, so a test of the poll sees it at its pace; the push tests turn this back on.
+        "GENESYS_PUSH": "off",
     }
 
 

@@ -112,8 +112,12 @@ class PushPort(Protocol):
     def state(self) -> PushState: ...
 
 
-PushFactory = Callable[[Callable[[ConversationSeen], None], Callable[[], None]], PushPort]
-"""Builds the push port around the engine's two callbacks: a conversation seen, and a (re)connect."""
+class PushFactory(Protocol):
+    """Builds a push port around the engine's two callbacks: a conversation seen, and a (re)connect
+    (`functools.partial(NotificationPool, genesys_client)` is one)."""
+
+    def __call__(self, *, on_conversation: Callable[[ConversationSeen], None],
+                 on_connected: Callable[[], None]) -> PushPort: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +452,7 @@ class SyncEngine:
     def run(self, stop: threading.Event) -> None:
         """Poll, refresh and work until `stop` is set; returns within about a second of it. Never raises: every
         failure is logged and the loop goes on (see the module docstring)."""
-        if self._push is None:
+        if self._push_factory is None:
             log.info("sync engine started (worker %s, poll every %.0f s)", self._settings.worker,
                      self._settings.poll_interval_s)
         else:
@@ -495,7 +499,7 @@ class SyncEngine:
                     failed |= self._step("scheduling profile refreshes", self.schedule_refreshes) is None
                 if self._push is not None and now >= next_follow:
                     next_follow = now + settings.follow_every_s
-                    failed |= self._step("following Genesys users", self._follow) is None
+                    failed |= self._step("following Genesys users", self.follow_linked) is None
                 failed |= self._step("writing what Genesys notified", self.write_notified) is None
                 # Retention runs on the replica that polls: one replica deletes (the statements are idempotent, but N
                 # replicas deleting the same rows at once only wait on each other's locks), and only the poller
@@ -585,7 +589,8 @@ class SyncEngine:
                 "the Genesys poll lease", lambda: self._store.renew_lease(tenure, self._settings.poll_lease_s),
                 self._settings.poll_lease_s / 3, progressing=self._progressing, timer=self._timer).start()
             if self._push_factory is not None:  # the poller consumes the notifications too: one replica at a time
-                self._push = self._push_factory(self.conversation_seen, self.push_connected)
+                self._push = self._push_factory(on_conversation=self.conversation_seen,
+                                                on_connected=self.push_connected)
                 self._push.start()
         elif tenure is None and self._polling:
             log.info("another replica polls Genesys now; this one (%s) keeps refreshing profiles",
@@ -713,11 +718,17 @@ class SyncEngine:
                      self._settings.push_poll_interval_s)
             return
         state = self.push_state()
-        if state is not None:  # else this replica let go of the poll (logged), or push is off
+        if state is None:
+            return  # this replica let go of the poll (logged), or push is off
+        if state.connected and not state.rejected and not state.uncovered:
+            log.info("subscribing %d newly followed person(s) to Genesys notifications: polling every %.0f s "
+                     "until done", state.pending, self._settings.poll_interval_s)
+        else:
             log.warning("Genesys notifications do not cover every followed person (%s): polling every %.0f s "
                         "until they do", state.fallback_reason, self._settings.poll_interval_s)
 
-    def _follow(self) -> int:
+    def follow_linked(self) -> int:
+        """Hand push the Genesys users to follow now (every linked person with a profile); returns how many."""
         push = self._push
         if push is None:
             return 0
