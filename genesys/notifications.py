@@ -229,6 +229,7 @@ class NotificationPool:
         self._desired: frozenset[str] = frozenset()  # (lock)
         self._channels: list[_Channel] = []  # (lock) in creation order; topics fill the first ones first
         self._retiring: list[_Channel] = []  # (lock) closing channels kept until their replacement connects
+        self._lifetime = CHANNEL_LIFETIME  # (manager) as the last created channel's `expires` showed it
         self._spares: list[NotificationChannel] = []  # handed-over channels: alive on Genesys, reused before creating
         self._uncovered = 0  # (lock)
         self._problem: str | None = None  # (lock) the last REST failure, until a REST call succeeds
@@ -417,6 +418,9 @@ class NotificationPool:
             log.info("Genesys notifications: channel %s reused (%s)", channel.name, reason)
         else:
             channel = _Channel(self._api.create_notification_channel())
+            lifetime = channel.info.expires - now
+            if lifetime.total_seconds() > 0:
+                self._lifetime = lifetime
             log.info("Genesys notifications: channel %s created (%s; expires %s)", channel.name, reason,
                      channel.info.expires.isoformat(timespec="seconds"))
         channel.predecessor = predecessor
@@ -510,8 +514,8 @@ class NotificationPool:
             rejected = {} if replace else {t: s for t, s in channel.rejected.items() if t not in topics}
             channel.rejected = {**rejected, **refused}
             channel.rejected_at = self._clock()
-            # Any subscription call extends the channel's life (reference §5).
-            channel.info = NotificationChannel(channel.info.id, channel.info.connect_uri, now_wall + CHANNEL_LIFETIME)
+            # Any subscription call extends the channel's life (reference §5) by a channel's lifetime.
+            channel.info = NotificationChannel(channel.info.id, channel.info.connect_uri, now_wall + self._lifetime)
         if set(refused) - before:
             log.warning("Genesys notifications: Genesys rejected %d conversation topic(s) on channel %s: %s; those"
                         " users are polled, and the subscription is tried again every %g s", len(refused),
@@ -610,19 +614,22 @@ class NotificationPool:
             log.debug("Genesys notifications: ignored a message on channel %s with topic %.80r", channel.name, topic)
             return
         with self._lock:
-            followed = user_id in self._desired
+            desired = self._desired
         body: Any = message.get("eventBody") if isinstance(message, dict) else None
         conversation_id = body.get("id") if isinstance(body, Mapping) else None
         if not isinstance(conversation_id, str) or not conversation_id:
             log.warning("Genesys notifications: an event on %s carries no conversation id; ignored", topic)
             return
-        if not followed:
-            return  # unfollowed a moment ago; the unsubscription is on its way
-        seen = ConversationSeen(user_id, conversation_id, tuple(live_in_conversation(body, user_id)))
-        try:
-            self._on_conversation(seen)
-        except Exception:
-            log.exception("Genesys notifications: on_conversation failed for conversation %s", conversation_id)
+        # The body is the whole conversation: it tells every followed user's part in it, not only the topic's
+        # user's. Whether Genesys sends one message per subscribed topic or one per channel is not documented, so
+        # each followed user in it is reported (a repeat is harmless; a miss would leave a stale participant).
+        in_it = {p.get("userId") for p in body.get("participants") or () if isinstance(p, Mapping)}
+        for user in sorted({user_id, *(u for u in in_it if isinstance(u, str))} & desired):
+            seen = ConversationSeen(user, conversation_id, tuple(live_in_conversation(body, user)))
+            try:
+                self._on_conversation(seen)
+            except Exception:
+                log.exception("Genesys notifications: on_conversation failed for conversation %s", conversation_id)
 
     # ---------------------------------------------------------------- helpers
 
