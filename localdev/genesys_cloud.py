@@ -1561,6 +1561,10 @@ class FakeGenesysCloud(LocalHttpServer):
 
     def _put_or_post_subscriptions(self, request: Request, params: Mapping[str, str]) -> Reply:
         requested = _channel_topics(_parse_json(request.body))
+        try:
+            self._notifications.topics(self.client_id, params["channel_id"])  # an unknown channel is 404 first
+        except ChannelNotFound as exc:
+            raise _not_found() from exc
         with self._lock:
             held = set(self._permissions)
         states = [_topic_state(topic, held) for topic in requested]

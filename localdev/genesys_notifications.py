@@ -41,7 +41,8 @@ Assumed [U] (the fake's choices)
   away; 1000 for a socket replaced by a newer one) and the TCP connection is closed at once.
 * Channels are kept per OAuth client; ``GET .../channels`` lists every channel of the client (the real default,
   ``includechannels=token``, lists the token's channels; this fake's client uses one token at a time).
-* Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` + the time left.
+* Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` at creation (or at the
+  last subscribe call) + the lifetime.
   The WebSocket of an expired channel is closed by the next tick of the service's ticker (every ≤ 50 ms).
 * Events go only to connected sockets; nothing is queued for a channel without a socket (as real Genesys drops
   them). ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
@@ -81,6 +82,7 @@ _WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _CLOSE_NORMAL, _CLOSE_GOING_AWAY, _CLOSE_PROTOCOL_ERROR, _CLOSE_TOO_BIG = 1000, 1001, 1002, 1009
+_HANDSHAKE_TIMEOUT_S = 5.0
 _TICK_S = 0.05  # the ticker's longest sleep: how late an expiry or a socket_closing grace may be noticed
 
 
@@ -147,7 +149,8 @@ class _Socket:
 class _Channel:
     id: str
     owner: str
-    expires_at: float  # injected clock
+    expires_at: float  # injected clock: when it ends
+    expires_wall: float  # wall clock: what ``expires`` says (fixed, so every answer shows the same instant)
     topics: dict[str, TopicState] = field(default_factory=dict)
     socket: _Socket | None = None
 
@@ -240,6 +243,7 @@ class NotificationService:
         self._threads: list[threading.Thread] = []
         self._channels: dict[str, _Channel] = {}  # in creation order: eviction takes the first of an owner
         self._sockets: set[_Socket] = set()
+        self._handshaking: set[socket.socket] = set()  # accepted, not yet upgraded: stop() cuts them too
         self._heartbeats_paused = False
         self._published = 0
         self.refused_handshakes: list[str] = []  # request lines answered with something other than 101
@@ -264,8 +268,12 @@ class NotificationService:
         self._stopping.set()
         with self._lock:
             sockets = list(self._sockets)
+            handshaking = list(self._handshaking)
         for connection in sockets:
             self._drop(connection)
+        for sock in handshaking:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         if self._listener is not None:
             self._listener.close()
         for thread in list(self._threads):
@@ -293,7 +301,12 @@ class NotificationService:
                 oldest = owned.pop(0)
                 del self._channels[oldest.id]
                 evicted.append(oldest)
-            channel = _Channel(str(uuid.uuid4()), owner, self._clock() + self.channel_lifetime_s)
+            channel = _Channel(
+                str(uuid.uuid4()),
+                owner,
+                self._clock() + self.channel_lifetime_s,
+                self._wall_clock() + self.channel_lifetime_s,
+            )
             self._channels[channel.id] = channel
             answer = self._channel_json(channel)
         for gone in evicted:
@@ -325,6 +338,7 @@ class NotificationService:
                 )
             channel.topics = topics
             channel.expires_at = self._clock() + self.channel_lifetime_s
+            channel.expires_wall = self._wall_clock() + self.channel_lifetime_s
             return list(topics.values())
 
     def unsubscribe_all(self, owner: str, channel_id: str) -> None:
@@ -341,8 +355,9 @@ class NotificationService:
     def _channel_json(self, channel: _Channel) -> dict[str, Any]:
         return {"connectUri": self.connect_uri(channel.id), "id": channel.id, "expires": self._expires_iso(channel)}
 
-    def _expires_iso(self, channel: _Channel) -> str:
-        return _iso(self._wall_clock() + (channel.expires_at - self._clock()))
+    @staticmethod
+    def _expires_iso(channel: _Channel) -> str:
+        return _iso(channel.expires_wall)
 
     def _reap_expired(self) -> None:
         """Forget expired channels (their sockets are closed outside the lock, by the caller or the ticker)."""
@@ -459,8 +474,10 @@ class NotificationService:
                 continue
             except OSError:
                 return
-            sock.settimeout(None)
+            sock.settimeout(_HANDSHAKE_TIMEOUT_S)  # a client that never sends its request does not hold a thread
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._handshaking.add(sock)
             self._spawn(self._serve, f"fake-genesys-ws:{sock.getpeername()[1]}", sock)
 
     def _tick_loop(self) -> None:
@@ -487,7 +504,11 @@ class NotificationService:
         reader = _Reader(sock)
         connection: _Socket | None = None
         try:
-            connection = self._handshake(sock, reader)
+            try:
+                connection = self._handshake(sock, reader)
+            finally:
+                with self._lock:
+                    self._handshaking.discard(sock)
             if connection is not None:
                 self._read_frames(connection, reader)  # returns once a close frame is queued
         except _ProtocolError as error:
@@ -519,7 +540,9 @@ class NotificationService:
         with self._lock:
             self._reap_expired()
             channel = self._channels.get(channel_id) if channel_id else None
-            if method != "GET" or channel is None:
+            if self._stopping.is_set():
+                problem = "503 Service Unavailable"
+            elif method != "GET" or channel is None:
                 problem = "404 Not Found"
             elif (
                 headers.get("upgrade", "").lower() != "websocket"
@@ -545,8 +568,11 @@ class NotificationService:
                 f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
             ).encode("ascii")
         )
+        sock.settimeout(None)
         connection = _Socket(sock, channel.id, next_heartbeat=time.monotonic() + self.heartbeat_interval_s)
         with self._lock:
+            if self._stopping.is_set():  # stop() ran during the handshake and did not see this socket
+                return None
             replaced = channel.socket
             if self._channels.get(channel.id) is not channel:  # expired or evicted during the handshake
                 replaced = None
