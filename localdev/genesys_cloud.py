@@ -874,18 +874,18 @@ class FakeGenesysCloud(LocalHttpServer):
             conversation = _Conversation(cid, media_type, self._wall_clock(), len(self._conversations))
             self._conversations[cid] = conversation
             self._join(conversation, None, "customer")
-            leg = self._join(conversation, user_id, purpose)
+            joined = self._join(conversation, user_id, purpose)
             self._publish(conversation)
-            return leg
+            return joined
 
     def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> LiveLeg:
         with self._lock:
             conversation = self._conversation(conversation_id)
             if conversation.end is not None:
                 raise ValueError(f"conversation {conversation_id} has ended")
-            leg = self._join(conversation, user_id, purpose)
+            joined = self._join(conversation, user_id, purpose)
             self._publish(conversation)
-            return leg
+            return joined
 
     def end_participant(self, conversation_id: str, participant_id: str, *, keep_in_analytics: bool = False) -> None:
         """End one leg; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""

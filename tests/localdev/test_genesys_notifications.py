@@ -311,29 +311,29 @@ def test_events_reach_the_channels_of_the_users_in_the_conversation(cloud: FakeG
         connect(eve_channel["connectUri"]) as eve_ws,
     ):
         wait_until(lambda: cloud.socket_connections() == 3)
-        ada_leg = cloud.start_conversation(ada)
+        ada_joined = cloud.start_conversation(ada)
         started = next_event(ada_ws)
         assert started["topicName"] == user_topic(ada)
         assert started["version"] == "2"
         assert re.fullmatch(r"[0-9a-f-]{36}", started["metadata"]["CorrelationId"])
-        assert started["eventBody"]["id"] == ada_leg.conversation_id
+        assert started["eventBody"]["id"] == ada_joined.conversation_id
         assert [p["purpose"] for p in started["eventBody"]["participants"]] == ["customer", "agent"]
 
-        bob_leg = cloud.add_participant(ada_leg.conversation_id, bob)  # a transfer: bob joins, then ada leaves
+        bob_joined = cloud.add_participant(ada_joined.conversation_id, bob)  # a transfer: bob joins, then ada leaves
         for ws, topic in ((ada_ws, user_topic(ada)), (bob_ws, user_topic(bob))):
             joined = next_event(ws)
             assert joined["topicName"] == topic
             assert [p.get("userId") for p in joined["eventBody"]["participants"]] == [None, ada, bob]
 
-        cloud.end_participant(ada_leg.conversation_id, ada_leg.participant_id)
+        cloud.end_participant(ada_joined.conversation_id, ada_joined.participant_id)
         for ws in (ada_ws, bob_ws):
-            ada_part, bob_part = next_event(ws)["eventBody"]["participants"][1:]
-            assert "endTime" in ada_part
-            assert ada_part["calls"][0]["state"] == "disconnected"
-            assert "endTime" not in bob_part
-            assert bob_part["id"] == bob_leg.participant_id
+            ada_json, bob_json = next_event(ws)["eventBody"]["participants"][1:]
+            assert "endTime" in ada_json
+            assert ada_json["calls"][0]["state"] == "disconnected"
+            assert "endTime" not in bob_json
+            assert bob_json["id"] == bob_joined.participant_id
 
-        cloud.end_conversation(ada_leg.conversation_id)
+        cloud.end_conversation(ada_joined.conversation_id)
         for ws in (ada_ws, bob_ws):
             ended = next_event(ws)["eventBody"]
             assert all("endTime" in p for p in ended["participants"])
@@ -349,12 +349,12 @@ def test_event_participants_have_the_get_conversation_shape(cloud: FakeGenesysCl
     subscribe(api, channel, user_topic(ada))
     with connect(channel["connectUri"]) as ws:
         wait_until(lambda: cloud.socket_connections() == 1)
-        leg = cloud.start_conversation(ada, media_type="message")
+        joined = cloud.start_conversation(ada, media_type="message")
         next_event(ws)
-        path = f"/api/v2/conversations/{leg.conversation_id}/participants/{leg.participant_id}/attributes"
+        path = f"/api/v2/conversations/{joined.conversation_id}/participants/{joined.participant_id}/attributes"
         assert api.patch(path, json={"attributes": {"title": "CTO"}}).status_code == 202
         event = next_event(ws)["eventBody"]
-    conversation = api.get(f"/api/v2/conversations/{leg.conversation_id}").json()
+    conversation = api.get(f"/api/v2/conversations/{joined.conversation_id}").json()
     assert event["participants"] == conversation["participants"]
     assert event["participants"][1]["attributes"] == {"title": "CTO"}
     assert event["participants"][1]["messages"][0]["state"] == "connected"
@@ -454,12 +454,12 @@ def test_publishing_does_not_wait_for_a_slow_socket(cloud: FakeGenesysCloud, api
     with raw_websocket(channel["connectUri"]) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         wait_until(lambda: cloud.socket_connections() == 1)
-        leg = cloud.start_conversation(ada)
-        path = f"/api/v2/conversations/{leg.conversation_id}/participants/{leg.participant_id}/attributes"
+        joined = cloud.start_conversation(ada)
+        path = f"/api/v2/conversations/{joined.conversation_id}/participants/{joined.participant_id}/attributes"
         assert api.patch(path, json={"attributes": {"big": "x" * 400_000}}).status_code == 202
         started = time.monotonic()
         for _ in range(40):  # ~16 MB of events: far beyond what the socket buffers hold
-            cloud.add_participant(leg.conversation_id, ada)
+            cloud.add_participant(joined.conversation_id, ada)
         assert time.monotonic() - started < 1.0
         assert cloud.published_events() == 42
 
