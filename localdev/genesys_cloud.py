@@ -31,7 +31,10 @@ Python API beyond the brief
 ---------------------------
 ``FakeGenesysCloud(..., wall_clock=time.time)``; ``customer_participant_id(conversation_id)``;
 ``server_errors`` (exceptions the fake raised itself, answered as 500; should stay empty);
-``division_id`` (the home division every user and conversation is in); ``stopping``.
+``division_id`` (the home division every user and conversation is in); ``stopping``; ``close()`` (= ``stop()``).
+Notifications (tests drive them; see ``localdev/genesys_notifications.py``): ``drop_sockets()``,
+``announce_socket_closing(grace_s)``, ``expire_channels()``, ``pause_heartbeats()``/``resume_heartbeats()``, and the
+read-outs ``notification_channels()``, ``subscribed_topics()``, ``socket_connections()``, ``published_events()``.
 
 Two switches model the other outcome of an undocumented behaviour (see below), so tests can prove the adapter
 does not depend on the fake's default choice:

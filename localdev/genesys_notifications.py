@@ -44,7 +44,9 @@ Assumed [U] (the fake's choices)
   ``rejectionReason`` "Topic is not supported" and no ``missingPermissions``, ignoreErrors or not.
 * The 21st channel evicts the OLDEST channel (created first), connected or not (the forum says "oldest
   unconnected/least used"). An evicted, expired or replaced channel's socket gets a close frame (1001 going
-  away; 1000 for a socket replaced by a newer one) and the TCP connection is closed at once.
+  away; 1000 for a socket replaced by a newer one), then the TCP connection is closed once the client answers
+  the close (at most 1 s later).
+* The REST calls need no permission of their own (the SDK docs name none for them).
 * Channels are kept per OAuth client; ``GET .../channels`` lists every channel of the client (the real default,
   ``includechannels=token``, lists the token's channels; this fake's client uses one token at a time).
 * Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` at creation (or at the
@@ -53,7 +55,7 @@ Assumed [U] (the fake's choices)
 * Events go only to connected sockets; nothing is queued for a channel without a socket (as real Genesys drops
   them). ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
 * A client text message ``{"message": "ping"}`` is answered ``{"topicName": "channel.metadata", "eventBody":
-  {"message": "pong"}}`` (as Genesys documents for keep-alive checks; not relied on by the tests).
+  {"message": "pong"}}`` (a keep-alive check recalled from Genesys' notification guide, not verified here).
 * The handshake for an unknown or expired channel is answered ``HTTP/1.1 404`` before the upgrade; a request that
   is not a WebSocket upgrade is ``400``. Client frames must be masked: an unmasked one is answered with close
   1002 and the connection is closed (RFC 6455 §5.1). Client pings get pongs, a client close gets a close back.
@@ -327,7 +329,7 @@ class NotificationService:
         return _iso(channel.expires_wall)
 
     def _reap_expired(self) -> None:
-        """Forget expired channels (their sockets are closed outside the lock, by the caller or the ticker)."""
+        """Forget expired channels; their sockets get a close frame queued (the writer then closes them)."""
         now = self._clock()
         for channel in [c for c in self._channels.values() if now >= c.expires_at]:
             del self._channels[channel.id]
