@@ -1033,7 +1033,7 @@ class FakeGenesysCloud(LocalHttpServer):
         return self._notifications.socket_count()
 
     def published_events(self) -> int:
-        """Conversation events queued to sockets so far (one per socket reached; heartbeats not counted)."""
+        """Conversation event messages queued to sockets so far (one per socket and topic; heartbeats not counted)."""
         return self._notifications.published_count()
 
     def _publish(self, conversation: _Conversation) -> None:

@@ -53,7 +53,9 @@ Assumed [U] (the fake's choices)
   last subscribe call) + the lifetime.
   The WebSocket of an expired channel is closed by the next tick of the service's ticker (every ≤ 50 ms).
 * Events go only to connected sockets; nothing is queued for a channel without a socket (as real Genesys drops
-  them). ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
+  them). A change is one message per subscribed topic (topics are independent subscriptions), so a channel that
+  follows two users of one conversation gets it twice, once per ``topicName``, with the same ``CorrelationId``.
+  ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
 * A client text message ``{"message": "ping"}`` is answered ``{"topicName": "channel.metadata", "eventBody":
   {"message": "pong"}}`` (a keep-alive check recalled from Genesys' notification guide, not verified here).
 * The handshake for an unknown or expired channel is answered ``HTTP/1.1 404`` before the upgrade; a request that
@@ -339,9 +341,10 @@ class NotificationService:
     # -- publishing --------------------------------------------------------------------------------
 
     def publish(self, topic_names: Iterable[str], event_body: dict[str, Any]) -> int:
-        """Queue an event to every connected socket whose channel has one of these topics Permitted (each socket
-        once, under the first matching topic); never waits for a socket. How many sockets it was queued to."""
+        """Queue one message per topic to every connected socket whose channel has that topic Permitted (a channel
+        following two users in the conversation gets two); never waits for a socket. How many it queued."""
         wanted = list(dict.fromkeys(topic_names))
+        correlation_id = str(uuid.uuid4())  # one change, one id, on every topic it is published to
         sent = 0
         with self._lock:
             self._reap_expired()
@@ -349,17 +352,18 @@ class NotificationService:
                 connection = channel.socket
                 if connection is None or not connection.open or connection.closing:
                     continue
-                topic = next((t for t in wanted if (s := channel.topics.get(t)) and s.state == "Permitted"), None)
-                if topic is None:
-                    continue
-                message = {
-                    "topicName": topic,
-                    "version": "2",
-                    "eventBody": event_body,
-                    "metadata": {"CorrelationId": str(uuid.uuid4())},
-                }
-                connection.outbox.put(_text(message))
-                sent += 1
+                for topic in wanted:
+                    subscribed = channel.topics.get(topic)
+                    if subscribed is None or subscribed.state != "Permitted":
+                        continue
+                    message = {
+                        "topicName": topic,
+                        "version": "2",
+                        "eventBody": event_body,
+                        "metadata": {"CorrelationId": correlation_id},
+                    }
+                    connection.outbox.put(_text(message))
+                    sent += 1
             self._published += sent
         return sent
 

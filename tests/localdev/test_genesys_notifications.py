@@ -360,6 +360,28 @@ def test_event_participants_have_the_get_conversation_shape(cloud: FakeGenesysCl
     assert event["participants"][1]["messages"][0]["state"] == "connected"
 
 
+def test_a_channel_following_two_users_gets_each_topic(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
+    """One change reaches a channel once per subscribed topic of the conversation, with one CorrelationId; a
+    rejected topic gets nothing."""
+    ada, bob, eve = (cloud.add_user(f"{n}@example.com") for n in ("ada", "bob", "eve"))
+    channel = new_channel(api)
+    subscribe(api, channel, user_topic(ada), user_topic(bob))
+    cloud.revoke_permission(PERM_USER_CONVERSATIONS_TOPIC)
+    subscribe(api, channel, user_topic(eve))  # Rejected
+    with connect(channel["connectUri"]) as ws:
+        wait_until(lambda: cloud.socket_connections() == 1)
+        joined = cloud.start_conversation(ada)
+        assert next_event(ws)["topicName"] == user_topic(ada)
+        cloud.add_participant(joined.conversation_id, bob)
+        cloud.add_participant(joined.conversation_id, eve)
+        first, second, third, fourth = (next_event(ws) for _ in range(4))
+        assert_no_event(ws)
+    assert [m["topicName"] for m in (first, second, third, fourth)] == [user_topic(ada), user_topic(bob)] * 2
+    assert first["metadata"] == second["metadata"] != third["metadata"] == fourth["metadata"]
+    assert first["eventBody"] == second["eventBody"]
+    assert cloud.published_events() == 5
+
+
 def test_no_socket_no_event(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """Events for a channel without a socket are not kept for later (nothing is queued)."""
     ada = cloud.add_user("ada@example.com")
