@@ -349,6 +349,8 @@ class NotificationPool:
             log.info("Genesys notifications: %s", exc)
             self._wake.set()  # replaced on the next turn, at once
         except GenesysError as exc:
+            if self._stopping.is_set():
+                return  # a wait cut short by stop() (`Stopping`): nothing failed
             self._failed(str(exc), transient=isinstance(exc, GenesysTransientError))
         else:
             if self._rest_failures:

@@ -31,7 +31,10 @@ Python API beyond the brief
 ---------------------------
 ``FakeGenesysCloud(..., wall_clock=time.time)``; ``customer_participant_id(conversation_id)``;
 ``server_errors`` (exceptions the fake raised itself, answered as 500; should stay empty);
-``division_id`` (the home division every user and conversation is in); ``stopping``.
+``division_id`` (the home division every user and conversation is in); ``stopping``; ``close()`` (= ``stop()``).
+Notifications (tests drive them; see ``localdev/genesys_notifications.py``): ``drop_sockets()``,
+``announce_socket_closing(grace_s)``, ``expire_channels()``, ``pause_heartbeats()``/``resume_heartbeats()``, and the
+read-outs ``notification_channels()``, ``subscribed_topics()``, ``socket_connections()``, ``published_events()``.
 
 Two switches model the other outcome of an undocumented behaviour (see below), so tests can prove the adapter
 does not depend on the fake's default choice:
@@ -874,18 +877,18 @@ class FakeGenesysCloud(LocalHttpServer):
             conversation = _Conversation(cid, media_type, self._wall_clock(), len(self._conversations))
             self._conversations[cid] = conversation
             self._join(conversation, None, "customer")
-            leg = self._join(conversation, user_id, purpose)
+            joined = self._join(conversation, user_id, purpose)
             self._publish(conversation)
-            return leg
+            return joined
 
     def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> LiveLeg:
         with self._lock:
             conversation = self._conversation(conversation_id)
             if conversation.end is not None:
                 raise ValueError(f"conversation {conversation_id} has ended")
-            leg = self._join(conversation, user_id, purpose)
+            joined = self._join(conversation, user_id, purpose)
             self._publish(conversation)
-            return leg
+            return joined
 
     def end_participant(self, conversation_id: str, participant_id: str, *, keep_in_analytics: bool = False) -> None:
         """End one leg; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""
@@ -1030,7 +1033,7 @@ class FakeGenesysCloud(LocalHttpServer):
         return self._notifications.socket_count()
 
     def published_events(self) -> int:
-        """Conversation events queued to sockets so far (one per socket reached; heartbeats not counted)."""
+        """Conversation event messages queued to sockets so far (one per socket and topic; heartbeats not counted)."""
         return self._notifications.published_count()
 
     def _publish(self, conversation: _Conversation) -> None:
@@ -1561,6 +1564,10 @@ class FakeGenesysCloud(LocalHttpServer):
 
     def _put_or_post_subscriptions(self, request: Request, params: Mapping[str, str]) -> Reply:
         requested = _channel_topics(_parse_json(request.body))
+        try:
+            self._notifications.topics(self.client_id, params["channel_id"])  # an unknown channel is 404 first
+        except ChannelNotFound as exc:
+            raise _not_found() from exc
         with self._lock:
             held = set(self._permissions)
         states = [_topic_state(topic, held) for topic in requested]

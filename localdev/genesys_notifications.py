@@ -1,11 +1,17 @@
 """Genesys Cloud's Notifications API for ``FakeGenesysCloud``: channels, their topics, and their WebSocket.
 
 ``NotificationService`` keeps the channels and serves their WebSocket on its own listener on 127.0.0.1 (standard
-library only: ``socket`` and ``threading``; RFC 6455 written out here). ``FakeGenesysCloud`` owns one, answers the
-REST calls (``/api/v2/notifications/...``, through its usual token, rate limit, fault and recording checks) by calling
-it, and publishes conversation events to it. Facts follow reference §6.4 and "Notification limits" in §5
-(``/work/shared/reference/genesys-cloud-api.md``); what the platform SDK docs show is marked [V], what the fake
-assumes is marked [U].
+library only: ``socket`` and ``threading``; the RFC 6455 framing is ``localdev/websocket.py``). ``FakeGenesysCloud``
+owns one, answers the REST calls (``/api/v2/notifications/...``, through its usual token, rate limit, fault and
+recording checks) by calling it, and publishes conversation events to it.
+
+Threads: one accepts connections; one ticker sends heartbeats and closes sockets whose channel expired or whose
+``socket_closing`` grace is over; each socket has a reader (client frames: ping → pong, close → close, unmasked →
+close 1002) and a writer that drains the socket's queue. Publishing only queues, so a slow client delays no one
+else. ``stop()`` cuts every socket, closes the listener and joins the threads.
+
+Facts follow reference §6.4 and "Notification limits" in §5 (``/work/shared/reference/genesys-cloud-api.md``);
+what the platform SDK docs show is marked [V], what the fake assumes is marked [U].
 
 Verified [V] (platform-client-sdk docs: ``NotificationsApi.md``, ``Channel``, ``ChannelTopic``,
 ``ChannelTopicEntityListing``, ``ConversationEventTopicConversation``/``...Participant``; ``notificationMappings.json``)
@@ -38,15 +44,20 @@ Assumed [U] (the fake's choices)
   ``rejectionReason`` "Topic is not supported" and no ``missingPermissions``, ignoreErrors or not.
 * The 21st channel evicts the OLDEST channel (created first), connected or not (the forum says "oldest
   unconnected/least used"). An evicted, expired or replaced channel's socket gets a close frame (1001 going
-  away; 1000 for a socket replaced by a newer one) and the TCP connection is closed at once.
+  away; 1000 for a socket replaced by a newer one), then the TCP connection is closed once the client answers
+  the close (at most 1 s later).
+* The REST calls need no permission of their own (the SDK docs name none for them).
 * Channels are kept per OAuth client; ``GET .../channels`` lists every channel of the client (the real default,
   ``includechannels=token``, lists the token's channels; this fake's client uses one token at a time).
-* Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` + the time left.
+* Expiry is measured with the fake's injected ``clock``; ``expires`` is ``wall_clock`` at creation (or at the
+  last subscribe call) + the lifetime.
   The WebSocket of an expired channel is closed by the next tick of the service's ticker (every ≤ 50 ms).
 * Events go only to connected sockets; nothing is queued for a channel without a socket (as real Genesys drops
-  them). ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
+  them). A change is one message per subscribed topic (topics are independent subscriptions), so a channel that
+  follows two users of one conversation gets it twice, once per ``topicName``, with the same ``CorrelationId``.
+  ``v2.users.{id}.conversations.calls`` may be subscribed but the fake publishes nothing on it.
 * A client text message ``{"message": "ping"}`` is answered ``{"topicName": "channel.metadata", "eventBody":
-  {"message": "pong"}}`` (as Genesys documents for keep-alive checks; not relied on by the tests).
+  {"message": "pong"}}`` (a keep-alive check recalled from Genesys' notification guide, not verified here).
 * The handshake for an unknown or expired channel is answered ``HTTP/1.1 404`` before the upgrade; a request that
   is not a WebSocket upgrade is ``400``. Client frames must be masked: an unmasked one is answered with close
   1002 and the connection is closed (RFC 6455 §5.1). Client pings get pongs, a client close gets a close back.
@@ -54,9 +65,7 @@ Assumed [U] (the fake's choices)
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import queue
 import socket
@@ -69,6 +78,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
+from localdev.websocket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    FrameReader,
+    ProtocolError,
+    close_payload,
+    read_client_frame,
+    read_handshake,
+    refusal,
+    server_frame,
+    switching_protocols,
+)
+
 MAX_CHANNELS_PER_CLIENT = 20
 MAX_TOPICS_PER_CHANNEL = 1000
 DEFAULT_CHANNEL_LIFETIME_S = 24 * 3600.0
@@ -77,10 +106,7 @@ HEARTBEAT_TOPIC = "channel.metadata"
 SOCKET_CLOSING_TOPIC = "v2.system.socket_closing"
 MAX_CLIENT_FRAME_BYTES = 1 << 20
 
-_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
-_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
-_CLOSE_NORMAL, _CLOSE_GOING_AWAY, _CLOSE_PROTOCOL_ERROR, _CLOSE_TOO_BIG = 1000, 1001, 1002, 1009
+_HANDSHAKE_TIMEOUT_S = 5.0
 _TICK_S = 0.05  # the ticker's longest sleep: how late an expiry or a socket_closing grace may be noticed
 
 
@@ -147,7 +173,8 @@ class _Socket:
 class _Channel:
     id: str
     owner: str
-    expires_at: float  # injected clock
+    expires_at: float  # injected clock: when it ends
+    expires_wall: float  # wall clock: what ``expires`` says (fixed, so every answer shows the same instant)
     topics: dict[str, TopicState] = field(default_factory=dict)
     socket: _Socket | None = None
 
@@ -156,61 +183,8 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked, unfragmented server frame."""
-    length = len(payload)
-    if length <= 125:
-        header = struct.pack("!BB", 0x80 | opcode, length)
-    elif length <= 0xFFFF:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-    return header + payload
-
-
-def _close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode("utf-8")[:120]
-
-
 def _text(message: Any) -> tuple[int, bytes]:
-    return _OP_TEXT, json.dumps(message, separators=(",", ":")).encode("utf-8")
-
-
-class _Reader:
-    """Buffered reads from a blocking socket; ConnectionError at the end of the stream."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = bytearray()
-
-    def _fill(self) -> None:
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the client closed the connection")
-        self._buffer += chunk
-
-    def exactly(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            self._fill()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
-
-    def until(self, marker: bytes, *, limit: int) -> bytes:
-        while (end := self._buffer.find(marker)) < 0:
-            if len(self._buffer) > limit:
-                raise ValueError("handshake too long")
-            self._fill()
-        data = bytes(self._buffer[:end])
-        del self._buffer[: end + len(marker)]
-        return data
-
-
-class _ProtocolError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    return OPCODE_TEXT, json.dumps(message, separators=(",", ":")).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -240,6 +214,7 @@ class NotificationService:
         self._threads: list[threading.Thread] = []
         self._channels: dict[str, _Channel] = {}  # in creation order: eviction takes the first of an owner
         self._sockets: set[_Socket] = set()
+        self._handshaking: set[socket.socket] = set()  # accepted, not yet upgraded: stop() cuts them too
         self._heartbeats_paused = False
         self._published = 0
         self.refused_handshakes: list[str] = []  # request lines answered with something other than 101
@@ -264,8 +239,12 @@ class NotificationService:
         self._stopping.set()
         with self._lock:
             sockets = list(self._sockets)
+            handshaking = list(self._handshaking)
         for connection in sockets:
             self._drop(connection)
+        for sock in handshaking:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         if self._listener is not None:
             self._listener.close()
         for thread in list(self._threads):
@@ -293,11 +272,16 @@ class NotificationService:
                 oldest = owned.pop(0)
                 del self._channels[oldest.id]
                 evicted.append(oldest)
-            channel = _Channel(str(uuid.uuid4()), owner, self._clock() + self.channel_lifetime_s)
+            channel = _Channel(
+                str(uuid.uuid4()),
+                owner,
+                self._clock() + self.channel_lifetime_s,
+                self._wall_clock() + self.channel_lifetime_s,
+            )
             self._channels[channel.id] = channel
             answer = self._channel_json(channel)
         for gone in evicted:
-            self._close_channel_socket(gone, _CLOSE_GOING_AWAY, "channel evicted")
+            self._close_channel_socket(gone, CLOSE_GOING_AWAY, "channel evicted")
         return answer
 
     def channels_json(self, owner: str) -> list[dict[str, Any]]:
@@ -325,6 +309,7 @@ class NotificationService:
                 )
             channel.topics = topics
             channel.expires_at = self._clock() + self.channel_lifetime_s
+            channel.expires_wall = self._wall_clock() + self.channel_lifetime_s
             return list(topics.values())
 
     def unsubscribe_all(self, owner: str, channel_id: str) -> None:
@@ -341,23 +326,25 @@ class NotificationService:
     def _channel_json(self, channel: _Channel) -> dict[str, Any]:
         return {"connectUri": self.connect_uri(channel.id), "id": channel.id, "expires": self._expires_iso(channel)}
 
-    def _expires_iso(self, channel: _Channel) -> str:
-        return _iso(self._wall_clock() + (channel.expires_at - self._clock()))
+    @staticmethod
+    def _expires_iso(channel: _Channel) -> str:
+        return _iso(channel.expires_wall)
 
     def _reap_expired(self) -> None:
-        """Forget expired channels (their sockets are closed outside the lock, by the caller or the ticker)."""
+        """Forget expired channels; their sockets get a close frame queued (the writer then closes them)."""
         now = self._clock()
         for channel in [c for c in self._channels.values() if now >= c.expires_at]:
             del self._channels[channel.id]
             if channel.socket is not None:
-                self._schedule_close(channel.socket, _CLOSE_GOING_AWAY, "channel expired")
+                self._schedule_close(channel.socket, CLOSE_GOING_AWAY, "channel expired")
 
     # -- publishing --------------------------------------------------------------------------------
 
     def publish(self, topic_names: Iterable[str], event_body: dict[str, Any]) -> int:
-        """Queue an event to every connected socket whose channel has one of these topics Permitted (each socket
-        once, under the first matching topic); never waits for a socket. How many sockets it was queued to."""
+        """Queue one message per topic to every connected socket whose channel has that topic Permitted (a channel
+        following two users in the conversation gets two); never waits for a socket. How many it queued."""
         wanted = list(dict.fromkeys(topic_names))
+        correlation_id = str(uuid.uuid4())  # one change, one id, on every topic it is published to
         sent = 0
         with self._lock:
             self._reap_expired()
@@ -365,17 +352,18 @@ class NotificationService:
                 connection = channel.socket
                 if connection is None or not connection.open or connection.closing:
                     continue
-                topic = next((t for t in wanted if (s := channel.topics.get(t)) and s.state == "Permitted"), None)
-                if topic is None:
-                    continue
-                message = {
-                    "topicName": topic,
-                    "version": "2",
-                    "eventBody": event_body,
-                    "metadata": {"CorrelationId": str(uuid.uuid4())},
-                }
-                connection.outbox.put(_text(message))
-                sent += 1
+                for topic in wanted:
+                    subscribed = channel.topics.get(topic)
+                    if subscribed is None or subscribed.state != "Permitted":
+                        continue
+                    message = {
+                        "topicName": topic,
+                        "version": "2",
+                        "eventBody": event_body,
+                        "metadata": {"CorrelationId": correlation_id},
+                    }
+                    connection.outbox.put(_text(message))
+                    sent += 1
             self._published += sent
         return sent
 
@@ -404,7 +392,7 @@ class NotificationService:
             channels = list(self._channels.values())
             self._channels.clear()
         for channel in channels:
-            self._close_channel_socket(channel, _CLOSE_GOING_AWAY, "channel expired")
+            self._close_channel_socket(channel, CLOSE_GOING_AWAY, "channel expired")
 
     def pause_heartbeats(self) -> None:
         with self._lock:
@@ -459,8 +447,10 @@ class NotificationService:
                 continue
             except OSError:
                 return
-            sock.settimeout(None)
+            sock.settimeout(_HANDSHAKE_TIMEOUT_S)  # a client that never sends its request does not hold a thread
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._handshaking.add(sock)
             self._spawn(self._serve, f"fake-genesys-ws:{sock.getpeername()[1]}", sock)
 
     def _tick_loop(self) -> None:
@@ -480,17 +470,21 @@ class NotificationService:
                         connection.outbox.put(heartbeat)
                         connection.next_heartbeat = now + self.heartbeat_interval_s
             for connection in closing:
-                self._schedule_close(connection, _CLOSE_GOING_AWAY, "socket closing")
+                self._schedule_close(connection, CLOSE_GOING_AWAY, "socket closing")
 
     def _serve(self, sock: socket.socket) -> None:
         """One connection: the handshake, then this thread reads client frames while a writer thread sends."""
-        reader = _Reader(sock)
+        reader = FrameReader(sock)
         connection: _Socket | None = None
         try:
-            connection = self._handshake(sock, reader)
+            try:
+                connection = self._handshake(sock, reader)
+            finally:
+                with self._lock:
+                    self._handshaking.discard(sock)
             if connection is not None:
                 self._read_frames(connection, reader)  # returns once a close frame is queued
-        except _ProtocolError as error:
+        except ProtocolError as error:
             if connection is not None:
                 self._schedule_close(connection, error.code, error.reason)
         except (OSError, ConnectionError, ValueError):
@@ -503,95 +497,64 @@ class NotificationService:
             else:
                 connection.reader_done.set()
 
-    def _handshake(self, sock: socket.socket, reader: _Reader) -> _Socket | None:
-        head = reader.until(b"\r\n\r\n", limit=16384).decode("latin-1")
-        request_line, *header_lines = head.split("\r\n")
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        method, target, *_ = [*request_line.split(" "), "", ""]
-        path = target.split("?", 1)[0]
-        key = headers.get("sec-websocket-key", "")
-        channel_id = path.removeprefix("/channels/") if path.startswith("/channels/") else ""
+    def _handshake(self, sock: socket.socket, reader: FrameReader) -> _Socket | None:
+        request = read_handshake(reader)
+        channel_id = request.path.removeprefix("/channels/") if request.path.startswith("/channels/") else ""
         problem: str | None = None
         with self._lock:
             self._reap_expired()
             channel = self._channels.get(channel_id) if channel_id else None
-            if method != "GET" or channel is None:
+            if self._stopping.is_set():
+                problem = "503 Service Unavailable"
+            elif request.method != "GET" or channel is None:
                 problem = "404 Not Found"
-            elif (
-                headers.get("upgrade", "").lower() != "websocket"
-                or "upgrade" not in headers.get("connection", "").lower()
-                or headers.get("sec-websocket-version") != "13"
-                or not key
-            ):
+            elif not request.is_upgrade:
                 problem = "400 Bad Request"
             if problem is not None:
-                self.refused_handshakes.append(request_line)
+                self.refused_handshakes.append(request.request_line)
         if problem is not None or channel is None:
-            body = json.dumps({"status": int(str(problem)[:3]), "message": str(problem)[4:]}).encode("utf-8")
-            sock.sendall(
-                f"HTTP/1.1 {problem}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                f"Connection: close\r\n\r\n".encode("ascii")
-                + body
-            )
+            status, _, message = str(problem).partition(" ")
+            sock.sendall(refusal(str(problem), json.dumps({"status": int(status), "message": message}).encode()))
             return None
-        accept = base64.b64encode(hashlib.sha1((key + _WEBSOCKET_GUID).encode("ascii")).digest()).decode("ascii")
-        sock.sendall(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode("ascii")
-        )
+        sock.sendall(switching_protocols(request.key))
+        sock.settimeout(None)
         connection = _Socket(sock, channel.id, next_heartbeat=time.monotonic() + self.heartbeat_interval_s)
         with self._lock:
+            if self._stopping.is_set():  # stop() ran during the handshake and did not see this socket
+                return None
             replaced = channel.socket
             if self._channels.get(channel.id) is not channel:  # expired or evicted during the handshake
                 replaced = None
-                self._schedule_close(connection, _CLOSE_GOING_AWAY, "channel expired")
+                self._schedule_close(connection, CLOSE_GOING_AWAY, "channel expired")
             else:
                 channel.socket = connection
             self._sockets.add(connection)
         self._spawn(self._write_loop, f"fake-genesys-ws-writer:{sock.getpeername()[1]}", connection)
         if replaced is not None:
-            self._schedule_close(replaced, _CLOSE_NORMAL, "replaced by a newer connection")
+            self._schedule_close(replaced, CLOSE_NORMAL, "replaced by a newer connection")
         return connection
 
-    def _read_frames(self, connection: _Socket, reader: _Reader) -> None:
+    def _read_frames(self, connection: _Socket, reader: FrameReader) -> None:
         message = bytearray()
         message_opcode: int | None = None
         while connection.open and not self._stopping.is_set():
-            first, second = reader.exactly(2)
-            fin, opcode = first & 0x80, first & 0x0F
-            masked, length = second & 0x80, second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", reader.exactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", reader.exactly(8))
-            if not masked:  # RFC 6455 §5.1: a server MUST close the connection on an unmasked client frame
-                raise _ProtocolError(_CLOSE_PROTOCOL_ERROR, "client frames must be masked")
-            if length > MAX_CLIENT_FRAME_BYTES:
-                raise _ProtocolError(_CLOSE_TOO_BIG, "frame too big")
-            mask = reader.exactly(4)
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(reader.exactly(length)))
-            if opcode == _OP_PING:
-                connection.outbox.put((_OP_PONG, data))
-            elif opcode == _OP_PONG:
+            frame = read_client_frame(reader, max_bytes=MAX_CLIENT_FRAME_BYTES)  # ProtocolError: unmasked, too big
+            if frame.opcode == OPCODE_PING:
+                connection.outbox.put((OPCODE_PONG, frame.payload))
+            elif frame.opcode == OPCODE_PONG:
                 continue
-            elif opcode == _OP_CLOSE:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else _CLOSE_NORMAL
-                self._schedule_close(connection, code, "")
+            elif frame.opcode == OPCODE_CLOSE:
+                data = frame.payload
+                self._schedule_close(connection, struct.unpack("!H", data[:2])[0] if len(data) >= 2 else CLOSE_NORMAL)
                 return
-            elif opcode in (_OP_TEXT, _OP_BINARY, _OP_CONTINUATION):
-                if opcode != _OP_CONTINUATION:
-                    message_opcode, message = opcode, bytearray()
-                message += data
-                if fin and message_opcode == _OP_TEXT:
+            elif frame.opcode in (OPCODE_TEXT, OPCODE_BINARY, OPCODE_CONTINUATION):
+                if frame.opcode != OPCODE_CONTINUATION:
+                    message_opcode, message = frame.opcode, bytearray()
+                message += frame.payload
+                if frame.fin and message_opcode == OPCODE_TEXT:
                     self._client_text(connection, bytes(message))
             else:
-                raise _ProtocolError(_CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"unknown opcode {frame.opcode}")
 
     def _client_text(self, connection: _Socket, data: bytes) -> None:
         try:
@@ -609,8 +572,8 @@ class NotificationService:
                 if item is None or not connection.open:
                     return
                 opcode, payload = item
-                connection.sock.sendall(_frame(opcode, payload))
-                if opcode == _OP_CLOSE:
+                connection.sock.sendall(server_frame(opcode, payload))
+                if opcode == OPCODE_CLOSE:
                     # Half-close and let the reader take the client's answering close frame, so closing at once
                     # does not reset the connection under a close frame the client has not read yet.
                     with contextlib.suppress(OSError):
@@ -622,12 +585,12 @@ class NotificationService:
         finally:
             self._drop(connection)
 
-    def _schedule_close(self, connection: _Socket, code: int, reason: str) -> None:
+    def _schedule_close(self, connection: _Socket, code: int, reason: str = "") -> None:
         """Queue a close frame; the writer sends it after what is already queued, then closes the socket."""
         with self._lock:
             if connection.open and not connection.closing:
                 connection.closing = True
-                connection.outbox.put((_OP_CLOSE, _close_payload(code, reason)))
+                connection.outbox.put((OPCODE_CLOSE, close_payload(code, reason)))
                 connection.close_at = None
 
     def _close_channel_socket(self, channel: _Channel, code: int, reason: str) -> None:

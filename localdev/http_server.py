@@ -8,8 +8,8 @@ idempotent; stopping before starting forbids a later start), ``stopping``, use a
 ``RequestHandler`` is the base of its request handler: HTTP/1.1 keep-alive, Nagle off, no log lines,
 bodies read by ``Content-Length`` or chunked encoding; a subclass turns the parsed ``Request`` into its fake's
 answer (``answer``) and names the answer to a body it cannot frame (``framing_error``). ``Reply`` is a plain
-answer; ``split_target``, ``form_fields`` and ``media_type`` read a request as every fake reads it (the Socket
-Mode fake, which parses its WebSocket handshake itself, included).
+answer; ``split_target``, ``form_fields`` and ``media_type`` read a request as every fake reads it (the WebSocket
+handshakes of ``localdev/websocket.py`` included).
 
 ``stop()`` also cuts the keep-alive connections still open, so pooled clients see the stop at once, and sets
 the ``_stopping`` event that ``_delay`` waits on, so no handler sleeping out a latency keeps it waiting.

@@ -2,7 +2,8 @@
 
 For end-to-end tests of ``python app.py serve`` with ``SLACK_APP_TOKEN`` set. Two parts:
 
-* ``FakeSocketMode``: an RFC 6455 server (``socket`` + ``threading``) at ``ws://127.0.0.1:PORT/link/``.
+* ``FakeSocketMode``: an RFC 6455 server (``socket`` + ``threading``, framing from ``localdev/websocket.py``) at
+  ``ws://127.0.0.1:PORT/link/``.
   On an accepted connection it sends Slack's ``hello``; a test pushes envelopes (``push_event``,
   ``push_slash_command``, ``push``) and reads the acknowledgements the client sends back (``acks``,
   ``wait_for_ack``), each with its envelope id and how long after the push it arrived.
@@ -38,9 +39,7 @@ used ticket gets ``HTTP 401`` instead of ``101``; ``debug_info`` carries made-up
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import socket
 import struct
@@ -52,13 +51,27 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from localdev.http_server import Request, split_target
+from localdev.http_server import Request
 from localdev.slack_api import FakeSlack, _Answer, _body_args, _Call, _json_answer, _SlackError
+from localdev.websocket import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    FrameReader,
+    ProtocolError,
+    close_payload,
+    read_client_frame,
+    read_handshake,
+    refusal,
+    server_frame,
+    switching_protocols,
+)
 
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
-OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
 APP_TOKEN = "xapp-fake"
+MAX_CLIENT_FRAME_BYTES = 1 << 24  # far above any acknowledgement; a client frame above it is closed with 1009
 
 
 @dataclass(frozen=True)
@@ -237,7 +250,7 @@ class FakeSocketMode:
             self._spawn(self._serve, f"fake-socket-mode-conn:{sock.getpeername()[1]}", sock)
 
     def _serve(self, sock: socket.socket) -> None:
-        reader = _Reader(sock)
+        reader = FrameReader(sock)
         try:
             connection = self._handshake(sock, reader)
             if connection is None:
@@ -261,59 +274,41 @@ class FakeSocketMode:
             "connection_info": {"app_id": self.app_id},
         }
 
-    def _handshake(self, sock: socket.socket, reader: _Reader) -> _Connection | None:
-        head = reader.until(b"\r\n\r\n", limit=16384).decode("latin-1")
-        request_line, *header_lines = head.split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        method, target, *_ = [*request_line.split(" "), "", ""]
-        path, query = split_target(target)
-        ticket = query.get("ticket", "")
-        key = headers.get("sec-websocket-key", "")
+    def _handshake(self, sock: socket.socket, reader: FrameReader) -> _Connection | None:
+        request = read_handshake(reader)
+        ticket = request.query.get("ticket", "")
         with self._lock:
             known = ticket in self._tickets
             self._tickets.discard(ticket)
         problem = None
-        if method != "GET" or not path.startswith("/link"):
+        if request.method != "GET" or not request.path.startswith("/link"):
             problem = "404 Not Found"
-        elif headers.get("upgrade", "").lower() != "websocket" or "upgrade" not in headers.get(
-                "connection", "").lower() or headers.get("sec-websocket-version") != "13" or not key:
+        elif not request.is_upgrade:
             problem = "400 Bad Request"
         elif not known:
             problem = "401 Unauthorized"
         if problem is not None:
             with self._lock:
-                self.refused_handshakes.append(request_line)
-            sock.sendall(f"HTTP/1.1 {problem}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("ascii"))
+                self.refused_handshakes.append(request.request_line)
+            sock.sendall(refusal(problem))
             return None
-        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode("ascii")).digest()).decode("ascii")
-        sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode("ascii"))
+        sock.sendall(switching_protocols(request.key))
         connection = _Connection(sock, ticket)
         with self._changed:
             self._connections.append(connection)
             self._changed.notify_all()
         return connection
 
-    def _read_frames(self, connection: _Connection, reader: _Reader) -> None:
+    def _read_frames(self, connection: _Connection, reader: FrameReader) -> None:
         message = bytearray()
         message_opcode: int | None = None
         while connection.open and not self._stopping.is_set():
-            first, second = reader.exactly(2)
-            fin, opcode = first & 0x80, first & 0x0F
-            masked, length = second & 0x80, second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", reader.exactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", reader.exactly(8))
-            if not masked:  # RFC 6455 §5.1: the server MUST close on an unmasked client frame
-                self._send(connection, OPCODE_CLOSE, struct.pack("!H", 1002) + b"unmasked frame")
+            try:
+                frame = read_client_frame(reader, max_bytes=MAX_CLIENT_FRAME_BYTES)
+            except ProtocolError as error:  # RFC 6455 §5.1: the server MUST close on an unmasked client frame
+                self._send(connection, OPCODE_CLOSE, close_payload(error.code, error.reason))
                 break
-            mask = reader.exactly(4)
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(reader.exactly(length)))
+            opcode, data = frame.opcode, frame.payload
             if opcode == OPCODE_PING:
                 self._send(connection, OPCODE_PONG, data)
             elif opcode == OPCODE_PONG:
@@ -329,7 +324,7 @@ class FakeSocketMode:
                 if opcode != OPCODE_CONTINUATION:
                     message_opcode, message = opcode, bytearray()
                 message += data
-                if fin and message_opcode == OPCODE_TEXT:
+                if frame.fin and message_opcode == OPCODE_TEXT:
                     self._received_text(message.decode("utf-8"))
         self._close_socket(connection)
 
@@ -358,17 +353,9 @@ class FakeSocketMode:
 
     @staticmethod
     def _send(connection: _Connection, opcode: int, payload: bytes) -> None:
-        """One unmasked, unfragmented frame (server to client)."""
-        length = len(payload)
-        if length <= 125:
-            header = struct.pack("!BB", 0x80 | opcode, length)
-        elif length <= 0xFFFF:
-            header = struct.pack("!BBH", 0x80 | opcode, 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
         with connection.send_lock:
             if connection.open:
-                connection.sock.sendall(header + payload)
+                connection.sock.sendall(server_frame(opcode, payload))
 
     def _close_socket(self, connection: _Connection) -> None:
         with self._changed:
@@ -379,36 +366,6 @@ class FakeSocketMode:
         with contextlib.suppress(OSError):
             connection.sock.shutdown(socket.SHUT_RDWR)
         connection.sock.close()
-
-
-class _Reader:
-    """Buffered reads from a blocking socket; ConnectionError at end of stream."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = bytearray()
-
-    def _fill(self) -> None:
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the client closed the connection")
-        self._buffer += chunk
-
-    def exactly(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            self._fill()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
-
-    def until(self, marker: bytes, *, limit: int) -> bytes:
-        while (end := self._buffer.find(marker)) < 0:
-            if len(self._buffer) > limit:
-                raise ValueError("handshake too long")
-            self._fill()
-        data = bytes(self._buffer[:end])
-        del self._buffer[: end + len(marker)]
-        return data
 
 
 class SocketModeSlack(FakeSlack):

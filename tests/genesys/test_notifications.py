@@ -308,6 +308,32 @@ def test_socket_closing_hands_over_to_a_new_channel_without_a_gap(
     assert fake.socket_connections() == 1
 
 
+def test_socket_closing_at_the_channel_limit_reconnects_to_the_same_channel(
+        make_pool: Callable[..., NotificationPool], fake: FakeGenesysCloud, recorder: Recorder,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With no room for a second channel, the pool creates none (it would evict its own) and reconnects."""
+    pool = make_pool(PushSettings(max_channels=1, heartbeat_interval_s=HEARTBEAT_S, reconnect_min_s=0.05,
+                                  reconnect_max_s=0.2), users=users(fake, 2))
+    wait_for(healthy(pool))
+    before, connects = channel_ids(fake), recorder.connects
+    fake.announce_socket_closing(grace_s=0.2)
+    wait_for(lambda: recorder.connects > connects, what="the reconnection")
+    wait_for(healthy(pool))
+    assert channel_ids(fake) == before
+    assert "holds the 1-channel limit" in caplog.text
+
+
+def test_failed_subscription_calls_are_retried_in_the_background(
+        make_pool: Callable[..., NotificationPool], fake: FakeGenesysCloud, caplog: pytest.LogCaptureFixture) -> None:
+    """Genesys failing the channel calls (500, not retried by the client) delays push but does not stop it."""
+    fake.fail_next(500, count=3, path_prefix=CHANNELS)
+    agents = users(fake, 2)
+    pool = make_pool(users=agents)
+    wait_for(healthy(pool), what="the pool after the failures")
+    assert fake.subscribed_topics() == {conversations_topic(u) for u in agents}
+    assert caplog.text.count("trying again in") == 3
+
+
 def test_an_expired_channel_is_recreated_and_resubscribed(make_pool: Callable[..., NotificationPool],
                                                           fake: FakeGenesysCloud, recorder: Recorder) -> None:
     """The socket's reconnect answers 404: a new channel gets the topics, connects, and on_connected runs."""
