@@ -37,7 +37,7 @@ RUN groupadd --gid 10001 app \
     && mkdir /data \
     && chown app:app /data
 COPY --from=build /opt/venv /opt/venv
-COPY app.py config.py sync.example.toml /app/
+COPY app.py config.py wiring.py sync.example.toml /app/
 COPY cli/ /app/cli/
 COPY genesys/ /app/genesys/
 COPY handlers/ /app/handlers/

@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from localdev.app_process import SIGNING_SECRET, app_environment, free_port, wait_for
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,7 +207,7 @@ def pending_work(database: Path) -> int | None:
 
 
 def set_up_people(slack: FakeSlack, genesys: FakeGenesysCloud, rng: random.Random, users: int,
-                  live: int) -> tuple[list[str], dict[str, LiveLeg]]:
+                  live: int) -> tuple[list[str], dict[str, JoinedParticipant]]:
     """Slack users with e-mails and custom fields, the same people in Genesys, `live` of them on a voice call."""
     for ordering, (field_id, label) in enumerate(FIELDS.items()):
         slack.define_field(field_id, label, ordering=ordering)
@@ -222,9 +222,9 @@ def set_up_people(slack: FakeSlack, genesys: FakeGenesysCloud, rng: random.Rando
                        fields=fields, display_name=f"agent{n}", pronouns=rng.choice(["she/her", "he/him", "they/them"]))
         genesys_ids[user_id] = genesys.add_user(email, name=f"Agent {n}")
         user_ids.append(user_id)
-    legs = {user_id: genesys.start_conversation(genesys_ids[user_id], media_type="voice")
+    participants = {user_id: genesys.start_conversation(genesys_ids[user_id], media_type="voice")
             for user_id in rng.sample(user_ids, min(live, users))}
-    return user_ids, legs
+    return user_ids, participants
 
 
 def build_deliveries(slack: FakeSlack, user_ids: list[str], rng: random.Random, events: int) -> list[Delivery]:
@@ -455,12 +455,12 @@ def wait_for_drain(app: App, slack: FakeSlack, genesys: FakeGenesysCloud, timeou
 
 
 def stale_participants(slack: FakeSlack, genesys: FakeGenesysCloud,
-                       legs: dict[str, LiveLeg]) -> list[tuple[str, str, str | None]]:
-    """(user, current Slack title, title on the participant) for each live leg whose title is not current."""
+                       participants: dict[str, JoinedParticipant]) -> list[tuple[str, str, str | None]]:
+    """(user, current Slack title, title on the participant) for each live participant whose title is not current."""
     stale = []
-    for user_id, leg in legs.items():
+    for user_id, participant in participants.items():
         want = slack.user(user_id)["profile"]["title"]
-        have = genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+        have = genesys.attributes(participant.conversation_id, participant.participant_id).get("slack.title")
         if have != want:
             stale.append((user_id, want, have))
     return stale
@@ -525,17 +525,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="event-burst-") as tmp, FakeSlack() as slack, \
             FakeGenesysCloud(requests_per_minute=arguments.genesys_rpm) as genesys:
         genesys.set_rate_limit(arguments.genesys_rpm)
-        user_ids, legs = set_up_people(slack, genesys, rng, arguments.users, arguments.live)
+        user_ids, participants = set_up_people(slack, genesys, rng, arguments.users, arguments.live)
         app = launch_app(slack, genesys, Path(tmp), genesys_rpm=arguments.genesys_rpm)
         try:
-            return run(arguments, rng, app, slack, genesys, user_ids, legs)
+            return run(arguments, rng, app, slack, genesys, user_ids, participants)
         finally:
             status = stop_app(app)
             print(f"app stopped (exit status {status})")
 
 
 def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: FakeSlack, genesys: FakeGenesysCloud,
-        user_ids: list[str], legs: dict[str, LiveLeg]) -> int:
+        user_ids: list[str], participants: dict[str, JoinedParticipant]) -> int:
     wait_for(lambda: genesys.request_count("POST", "/api/v2/analytics") > 0, 10, "the first Genesys poll")
     # Whatever the app does by itself at start (a first-start sync of every member, if it has one) finishes before
     # the burst, so the burst meets an app in its steady state and the drain below is the burst's own.
@@ -550,7 +550,7 @@ def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: Fake
     title_changes = sum("title" in c for c in changes)
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; app pid "
           f"{app.process.pid}")
-    print(f"{arguments.users:,} users ({len(legs)} on live voice calls); {len(deliveries):,} deliveries of "
+    print(f"{arguments.users:,} users ({len(participants)} on live voice calls); {len(deliveries):,} deliveries of "
           f"{len(deliveries) - retries:,} distinct events ({retries:,} Slack retries), {title_changes:,} title "
           f"changes and {len(changes) - title_changes:,} status-only changes among them; mean body "
           f"{sum(len(d.body) for d in deliveries) / len(deliveries):,.0f} bytes; {arguments.concurrency} keep-alive "
@@ -628,15 +628,16 @@ def run(arguments: argparse.Namespace, rng: random.Random, app: App, slack: Fake
           f"{searches:,}, analytics polls {polls:,}, other {len(new_requests) - patches - searches - polls:,}; "
           f"non-2xx {failed:,}")
     known = {d.user_id for d in deliveries} | {str(c.params.get("user")) for c in slack.calls("users.profile.get")}
-    legs = {user_id: leg for user_id, leg in legs.items() if user_id in known}  # the app knows of these only
-    stale = stale_participants(slack, genesys, legs)
-    print(f"converged: {len(legs) - len(stale)}/{len(legs)} live participants (of people the app heard of) carry "
-          f"their person's current Slack title")
+    # the app knows of these only
+    participants = {user_id: participant for user_id, participant in participants.items() if user_id in known}
+    stale = stale_participants(slack, genesys, participants)
+    print(f"converged: {len(participants) - len(stale)}/{len(participants)} live participants (of people "
+          f"the app heard of) carry their person's current Slack title")
     if stale:
         for user_id, want, have in stale[:5]:
             print(f"  not converged: {user_id} has title {have!r} on its call, Slack says {want!r}")
         time.sleep(5)
-        print(f"  5 s later: {len(stale_participants(slack, genesys, legs))} still not converged")
+        print(f"  5 s later: {len(stale_participants(slack, genesys, participants))} still not converged")
     log_text = app.log()
     if arguments.app_log is not None:
         Path(arguments.app_log).write_text(log_text)

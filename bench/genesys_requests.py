@@ -41,15 +41,15 @@ def main() -> None:
             for _ in range(arguments.writes):
                 found = client.find_user_by_email("agent@example.com")
                 assert found is not None
-                for leg in client.live_participants(found.id):
-                    client.write_attributes(leg.conversation_id, leg.participant_id, attributes)
+                for participant in client.live_participants(found.id):
+                    client.write_attributes(participant.conversation_id, participant.participant_id, attributes)
             targeted = (fake.request_count() - before) / arguments.writes
             targeted_ms = (time.perf_counter() - start) * 1000 / arguments.writes
-            leg = client.live_participants(user_id)[0]
+            participant = client.live_participants(user_id)[0]
             before = fake.request_count()
             start = time.perf_counter()
             for _ in range(arguments.writes):
-                client.write_attributes(leg.conversation_id, leg.participant_id, attributes)
+                client.write_attributes(participant.conversation_id, participant.participant_id, attributes)
             write_only = (fake.request_count() - before) / arguments.writes
             write_ms = (time.perf_counter() - start) * 1000 / arguments.writes
     print(f"{arguments.writes} writes, one user, one live voice call, token and user cached")

@@ -64,7 +64,7 @@ import psycopg
 
 from bench.event_burst import FIELDS, REPO, Delivery, RawClient, build_deliveries, log_problems, set_up_people
 from localdev.app_process import SIGNING_SECRET, app_environment, free_port, stop_process, wait_for
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant, RecordedPatch
 from localdev.postgres import PostgresServer, PostgresUnavailable, remove_server, start_server
 from localdev.slack_api import FakeSlack, signed_headers
 
@@ -173,20 +173,20 @@ class Counts:
     changes: int
 
 
-def count(versions: Mapping[str, Sequence[Version]], legs: Mapping[str, LiveLeg],
+def count(versions: Mapping[str, Sequence[Version]], participants: Mapping[str, JoinedParticipant],
           patches: Sequence[RecordedPatch], final: Mapping[str, Mapping[str, str]], end_at: float) -> Counts:
     """The table's figures from the people's versions, every PATCH and each participant's attributes at the end."""
-    by_leg: dict[tuple[str, str], list[RecordedPatch]] = {}
+    by_participant: dict[tuple[str, str], list[RecordedPatch]] = {}
     for patch in patches:
-        by_leg.setdefault((patch.conversation_id, patch.participant_id), []).append(patch)
+        by_participant.setdefault((patch.conversation_id, patch.participant_id), []).append(patch)
     lost = stale = 0
-    for user_id, leg in legs.items():
-        where = (leg.conversation_id, leg.participant_id)
-        seen = observations(by_leg.get(where, []), end_at, final[user_id])
+    for user_id, participant in participants.items():
+        where = (participant.conversation_id, participant.participant_id)
+        seen = observations(by_participant.get(where, []), end_at, final[user_id])
         lost += lost_changes(versions[user_id], seen)
         stale += not matches(versions[user_id][-1].state, final[user_id])
     return Counts(lost, stale, repeated_writes(patches), len(patches),
-                  sum(len(v) - 1 for user_id, v in versions.items() if user_id in legs))
+                  sum(len(v) - 1 for user_id, v in versions.items() if user_id in participants))
 
 
 # ------------------------------------------------------------------------------------------------ the world
@@ -198,12 +198,12 @@ class World:
 
     slack: FakeSlack
     genesys: FakeGenesysCloud
-    legs: dict[str, LiveLeg]
+    participants: dict[str, JoinedParticipant]
     versions: dict[str, list[Version]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_initial(self) -> None:
-        for user_id in self.legs:
+        for user_id in self.participants:
             self.versions[user_id] = [Version(time.monotonic(), tracked_state(self.slack.user(user_id)))]
 
     def change(self, user_id: str, change: Mapping[str, str]) -> None:
@@ -214,9 +214,9 @@ class World:
                 self.versions[user_id].append(Version(at, tracked_state(user)))
 
     def stale(self) -> int:
-        return sum(not matches(self.versions[u][-1].state, self.genesys.attributes(leg.conversation_id,
-                                                                                   leg.participant_id))
-                   for u, leg in self.legs.items())
+        return sum(not matches(self.versions[u][-1].state, self.genesys.attributes(participant.conversation_id,
+                                                                                   participant.participant_id))
+                   for u, participant in self.participants.items())
 
 
 @dataclass
@@ -578,8 +578,8 @@ def one_scenario(name: str, backend: str, plan: Plan, server: PostgresServer | N
                 for n in range(count_replicas)]
     try:
         with FakeSlack() as slack, FakeGenesysCloud(requests_per_minute=GENESYS_RPM) as genesys:
-            user_ids, legs = set_up_people(slack, genesys, rng, plan.people, plan.people)
-            world = World(slack, genesys, legs)
+            user_ids, participants = set_up_people(slack, genesys, rng, plan.people, plan.people)
+            world = World(slack, genesys, participants)
             world.record_initial()
             try:
                 for replica in replicas:
@@ -633,8 +633,9 @@ def measure(name: str, backend: str, plan: Plan, world: World, replicas: list[Re
     run.note(f"redeliveries over ({sender.attempts} attempts for {len(deliveries)} deliveries)")
     quiet(world, database, replicas)
     end_at = time.monotonic()
-    final = {u: world.genesys.attributes(leg.conversation_id, leg.participant_id) for u, leg in world.legs.items()}
-    counts = count(world.versions, world.legs, list(world.genesys.patches), final, end_at)
+    final = {u: world.genesys.attributes(participant.conversation_id, participant.participant_id) for u,
+             participant in world.participants.items()}
+    counts = count(world.versions, world.participants, list(world.genesys.patches), final, end_at)
     logs = [replica.log_path.read_text(errors="replace") for replica in replicas]
     problems = [line for text in logs for line in log_problems(text)]
     notes = tuple(run.notes) + tuple(f"log: {line[:200]}" for line in problems[:8])

@@ -70,7 +70,7 @@ from bench.event_burst import (
     stop_app,
 )
 from localdev.app_process import app_environment, free_port, wait_for
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant, RecordedPatch
 from localdev.postgres import PostgresServer, PostgresUnavailable, remove_server, start_server
 from localdev.slack_api import FakeSlack
 
@@ -193,7 +193,7 @@ def pending(database: psycopg.Connection[tuple[int]]) -> int:
 
 
 def settle(apps: list[App], slack: FakeSlack, genesys: FakeGenesysCloud, database: psycopg.Connection[tuple[int]],
-           legs: dict[str, LiveLeg], timeout_s: float) -> tuple[float, bool, float]:
+           participants: dict[str, JoinedParticipant], timeout_s: float) -> tuple[float, bool, float]:
     """Wait for the queue to drain; (seconds until it was empty and every live participant carried its person's
     current title, whether that happened, seconds until the last users.profile.get or PATCH).
 
@@ -209,7 +209,7 @@ def settle(apps: list[App], slack: FakeSlack, genesys: FakeGenesysCloud, databas
         seen = (slack.call_count("users.profile.get"), genesys.request_count("PATCH"))
         if seen != last:
             last, last_activity = seen, now
-        if pending(database) == 0 and not stale_participants(slack, genesys, legs):
+        if pending(database) == 0 and not stale_participants(slack, genesys, participants):
             since = now if since is None else since
             if now - since >= DRAIN_STABLE_S and now - last_activity >= DRAIN_STABLE_S:
                 return since - started, True, last_activity - started
@@ -263,14 +263,14 @@ def one_run(arguments: argparse.Namespace, server: PostgresServer, replicas: int
     try:
         with FakeSlack() as slack, FakeGenesysCloud(requests_per_minute=arguments.genesys_rpm) as genesys:
             genesys.set_rate_limit(arguments.genesys_rpm)
-            user_ids, legs = set_up_people(slack, genesys, rng, arguments.users, arguments.live)
+            user_ids, participants = set_up_people(slack, genesys, rng, arguments.users, arguments.live)
             apps: list[App] = []
             try:
                 for n in range(replicas):
                     apps.append(launch_replica(slack, genesys, workdir / f"{label}-{n + 1}", f"replica-{n + 1}",
                                                database_url, genesys_rpm=arguments.genesys_rpm))
                 with psycopg.connect(database_url, autocommit=True) as database:
-                    return measure(arguments, server, rng, apps, slack, genesys, database, user_ids, legs)
+                    return measure(arguments, server, rng, apps, slack, genesys, database, user_ids, participants)
             finally:
                 for n, app in enumerate(apps):
                     stop_app(app)
@@ -283,9 +283,9 @@ def one_run(arguments: argparse.Namespace, server: PostgresServer, replicas: int
 
 def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.Random, apps: list[App],
             slack: FakeSlack, genesys: FakeGenesysCloud, database: psycopg.Connection[tuple[int]],
-            user_ids: list[str], legs: dict[str, LiveLeg]) -> Result:
+            user_ids: list[str], participants: dict[str, JoinedParticipant]) -> Result:
     wait_for(lambda: genesys.request_count("POST", "/api/v2/analytics") > 0, 20, "the first Genesys poll")
-    startup_s, settled, _ = settle(apps, slack, genesys, database, legs, arguments.drain_timeout)
+    startup_s, settled, _ = settle(apps, slack, genesys, database, participants, arguments.drain_timeout)
     if not settled:
         raise RuntimeError(f"the replicas' start-up work did not settle in {startup_s:.0f} s "
                            f"({pending(database)} items pending)")
@@ -311,7 +311,7 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
                                          client_cpu=client_cpu)
         cpu_burst = CpuSnapshot.take(apps, server)
         pending_after = pending(database)
-        drain_s, drained, activity_s = settle(apps, slack, genesys, database, legs, arguments.drain_timeout)
+        drain_s, drained, activity_s = settle(apps, slack, genesys, database, participants, arguments.drain_timeout)
         cpu_drain = CpuSnapshot.take(apps, server)
     finally:
         for sampler in samplers:
@@ -324,9 +324,9 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
     bad = sum(not 200 <= s < 300 for s in statuses)
     patches = genesys.patches[patches_before:]
     writes = collections.Counter((p.conversation_id, p.participant_id) for p in patches)
-    over_written = sum(writes[(leg.conversation_id, leg.participant_id)] > title_changes[user_id]
-                       for user_id, leg in legs.items())
-    live_changes = sum(title_changes[user_id] for user_id in legs)
+    over_written = sum(writes[(participant.conversation_id, participant.participant_id)] > title_changes[user_id]
+                       for user_id, participant in participants.items())
+    live_changes = sum(title_changes[user_id] for user_id in participants)
     repeated = repeated_writes(genesys.patches)
     new_requests = genesys.requests[requests_before:]
     searches = sum(r.path.startswith("/api/v2/users/search") for r in new_requests)

@@ -42,7 +42,7 @@ import httpx
 
 from bench.event_burst import App, launch_app, log_problems, pending_work, stop_app
 from localdev.app_process import SIGNING_SECRET, wait_for
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedRequest
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant, RecordedRequest
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 
 SEED = 20261126
@@ -70,8 +70,9 @@ class World:
     user_ids: list[str]
     genesys_ids: dict[str, str]
     status_group: set[str]
-    legs: dict[str, list[LiveLeg]] = field(default_factory=dict)  # live legs per Slack user
-    every_leg: dict[tuple[str, str], str] = field(default_factory=dict)  # (conversation, participant) -> Slack user
+    participants: dict[str, list[JoinedParticipant]] = field(default_factory=dict)  # live participants per Slack user
+    # (conversation, participant) -> Slack user
+    every_participant: dict[tuple[str, str], str] = field(default_factory=dict)
     conversations: dict[str, list[str]] = field(default_factory=dict)  # live conversation -> Slack users on it
     sent: list[bytes] = field(default_factory=list)  # envelopes delivered, for retries
     done: Counter[str] = field(default_factory=Counter)
@@ -79,7 +80,7 @@ class World:
     answers: Counter[int] = field(default_factory=Counter)
 
     def idle(self) -> list[str]:
-        return [u for u in self.user_ids if not self.legs.get(u)]
+        return [u for u in self.user_ids if not self.participants.get(u)]
 
 
 def deliver(client: httpx.Client, app: App, world: World, body: bytes, *, retry: bool = False) -> None:
@@ -104,17 +105,18 @@ def user_change(client: httpx.Client, app: App, world: World, user_id: str) -> N
 
 
 def start_call(world: World, user_id: str, rng: random.Random) -> None:
-    leg = world.genesys.start_conversation(world.genesys_ids[user_id],
+    participant = world.genesys.start_conversation(world.genesys_ids[user_id],
                                            media_type="voice" if rng.random() < 0.85 else "message")
-    world.legs.setdefault(user_id, []).append(leg)
-    world.every_leg[(leg.conversation_id, leg.participant_id)] = user_id
-    world.conversations[leg.conversation_id] = [user_id]
+    world.participants.setdefault(user_id, []).append(participant)
+    world.every_participant[(participant.conversation_id, participant.participant_id)] = user_id
+    world.conversations[participant.conversation_id] = [user_id]
 
 
 def end_call(world: World, conversation_id: str) -> None:
     world.genesys.end_conversation(conversation_id)
     for user_id in world.conversations.pop(conversation_id):
-        world.legs[user_id] = [leg for leg in world.legs[user_id] if leg.conversation_id != conversation_id]
+        world.participants[user_id] = [participant for participant in world.participants[user_id]
+                                       if participant.conversation_id != conversation_id]
 
 
 def act(kind: str, rng: random.Random, client: httpx.Client, app: App, world: World) -> bool:
@@ -135,9 +137,9 @@ def act(kind: str, rng: random.Random, client: httpx.Client, app: App, world: Wo
         if not idle or not alone:
             return False
         conversation_id, user_id = rng.choice(alone), rng.choice(idle)
-        leg = world.genesys.add_participant(conversation_id, world.genesys_ids[user_id])
-        world.legs.setdefault(user_id, []).append(leg)
-        world.every_leg[(leg.conversation_id, leg.participant_id)] = user_id
+        participant = world.genesys.add_participant(conversation_id, world.genesys_ids[user_id])
+        world.participants.setdefault(user_id, []).append(participant)
+        world.every_participant[(participant.conversation_id, participant.participant_id)] = user_id
         world.conversations[conversation_id].append(user_id)
     elif kind == "title":
         user_id = rng.choice(changing)
@@ -153,7 +155,7 @@ def act(kind: str, rng: random.Random, client: httpx.Client, app: App, world: Wo
         user_id = rng.choice(sorted(world.status_group))
         text, emoji = rng.choice(STATUSES)
         world.slack.update_profile(user_id, status_text=text, status_emoji=emoji)
-        world.status_on_call += bool(world.legs.get(user_id))
+        world.status_on_call += bool(world.participants.get(user_id))
         user_change(client, app, world, user_id)
     elif kind == "retry":
         if not world.sent:
@@ -317,9 +319,9 @@ def run(arguments: argparse.Namespace, rng: random.Random, client: httpx.Client,
     print(f"requests per useful write, everything counted:                {len(requests)} / {useful} = {overall:.3f}"
           f"  (analytics polls: {polls}, {polls / window_s * 60:.0f}/min; token requests: {token})")
     print(f"status-only changes: {world.done['status only']} ({world.status_on_call} while that person was on a call),"
-          f" {status_reads} profile reads of those people, {status_extra} PATCHes beyond their legs' first write "
-          f"-> {'0 PATCHes: OK' if status_extra == 0 else 'status-only changes caused PATCHes: NOT OK'}")
-    stale = stale_legs(world)
+          f" {status_reads} profile reads of those people, {status_extra} PATCHes beyond their participants' first "
+          f"write -> {'0 PATCHes: OK' if status_extra == 0 else 'status-only changes caused PATCHes: NOT OK'}")
+    stale = stale_participants(world)
     print(f"converged: {len(stale)} live participants differ from their person's current Slack title/custom fields"
           + (f", e.g. {stale[0]}" if stale else ""))
     window_log = app.log()[log_start:]
@@ -347,7 +349,7 @@ def run(arguments: argparse.Namespace, rng: random.Random, client: httpx.Client,
     return 0
 
 
-def patched_leg(request: RecordedRequest) -> tuple[str, str] | None:
+def patched_participant(request: RecordedRequest) -> tuple[str, str] | None:
     """(conversation, participant) of an attributes PATCH, from its path."""
     parts = request.path.split("/")  # /api/v2/conversations/{c}/participants/{p}/attributes
     if request.method != "PATCH" or len(parts) != 8 or parts[5] != "participants":
@@ -363,8 +365,8 @@ def status_group_rewrites(requests: list[RecordedRequest], start: int, world: Wo
     attempts: Counter[tuple[str, str]] = Counter()
     before: set[tuple[str, str]] = set()
     for n, request in enumerate(requests):
-        where = patched_leg(request)
-        if where is None or world.every_leg.get(where) not in world.status_group:
+        where = patched_participant(request)
+        if where is None or world.every_participant.get(where) not in world.status_group:
             continue
         if n < start:
             before.add(where)
@@ -373,19 +375,19 @@ def status_group_rewrites(requests: list[RecordedRequest], start: int, world: Wo
     return sum(count - (0 if where in before else 1) for where, count in attempts.items())
 
 
-def stale_legs(world: World) -> list[str]:
+def stale_participants(world: World) -> list[str]:
     """Live participants whose title or custom fields differ from the person's current Slack profile."""
     labels = {field_id: label for field_id, (label, _values) in FIELDS.items()}
     stale = []
-    for user_id, legs in world.legs.items():
+    for user_id, participants in world.participants.items():
         profile = world.slack.user(user_id)["profile"]
         want = {"slack.title": profile["title"]}
         want.update({f"slack.custom.{labels[f]}": v["value"] for f, v in profile["fields"].items() if f in labels})
-        for leg in legs:
-            have = world.genesys.attributes(leg.conversation_id, leg.participant_id)
+        for participant in participants:
+            have = world.genesys.attributes(participant.conversation_id, participant.participant_id)
             wrong = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
             if wrong:
-                stale.append(f"{user_id} on {leg.conversation_id}: {wrong}")
+                stale.append(f"{user_id} on {participant.conversation_id}: {wrong}")
     return stale
 
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from localdev.app_process import Running
-    from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+    from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant
     from localdev.http_server import LocalHttpServer, Request
     from localdev.slack_api import FakeSlack
 
@@ -170,9 +170,9 @@ def _scripted_steps(session: _Session) -> None:
     session.say("Local Slack and Genesys Cloud started on 127.0.0.1 (no account needed)")
     healthy_s = session.start_app()
     session.say(f"App started (python app.py serve), healthy in {healthy_s:.1f} s")
-    leg = session.put_on_call()
-    session.say(f"{SAMPLE.name} ({SAMPLE.email}) is on a voice call: conversation {_short(leg.conversation_id)}, "
-                f"participant {_short(leg.participant_id)}")
+    participant = session.put_on_call()
+    session.say(f"{SAMPLE.name} ({SAMPLE.email}) is on a voice call: "
+                f"conversation {_short(participant.conversation_id)}, participant {_short(participant.participant_id)}")
     written_ms = session.send_profile()
     session.say(f"Slack sent a signed user_change; attributes written to that participant in {written_ms} ms:")
     for line in attribute_lines(session.attributes()):
@@ -182,7 +182,7 @@ def _scripted_steps(session: _Session) -> None:
 
 def _stay_up(session: _Session) -> None:
     control = session.start_control()
-    settings, leg = session.settings, session.leg
+    settings, participant = session.settings, session.participant
     app_url, genesys = session.app_url, settings["GENESYS_API_URL"]
     session.say(
         "\nStill running (--keep). Ctrl-C stops everything.\n"
@@ -191,7 +191,7 @@ def _stay_up(session: _Session) -> None:
         f"secret {settings['SLACK_SIGNING_SECRET']})\n"
         f"  Local Genesys API:   {genesys} (client {settings['GENESYS_CLIENT_ID']}, secret "
         f"{settings['GENESYS_CLIENT_SECRET']})\n"
-        f"  The live call:       conversation {leg.conversation_id}, participant {leg.participant_id}\n"
+        f"  The live call:       conversation {participant.conversation_id}, participant {participant.participant_id}\n"
         f"  Its attributes now:  curl -sS {control}/demo/attributes\n"
         f"Change {SAMPLE.name}'s title in the local Slack (the app gets a signed user_change):\n"
         f"  curl -sS --data-urlencode 'value=Head of Support' {control}/demo/title\n"
@@ -244,7 +244,7 @@ class _Session:
         self._genesys: FakeGenesysCloud | None = None
         self._app: Running | None = None
         self._control: LocalHttpServer | None = None
-        self._leg: LiveLeg | None = None
+        self._participant: JoinedParticipant | None = None
         self._settings: dict[str, str] = {}
         self._log_path = workdir / "app.log"
 
@@ -291,13 +291,14 @@ class _Session:
         self._wait(self._healthy, self.options.healthy_within_s, "the app's /healthz to answer 200", every_s=0.05)
         return time.monotonic() - started
 
-    def put_on_call(self) -> LiveLeg:
+    def put_on_call(self) -> JoinedParticipant:
         slack, genesys = self._stand_ins()
         slack.add_user(SAMPLE.slack_id, name=SAMPLE.handle, real_name=SAMPLE.name, email=SAMPLE.email,
                        title=SAMPLE.title, tz="Europe/London")
         slack.set_custom_field(SAMPLE.slack_id, DEPARTMENT_FIELD, SAMPLE.department)
-        self._leg = genesys.start_conversation(genesys.add_user(SAMPLE.email, name=SAMPLE.name), media_type="voice")
-        return self._leg
+        self._participant = genesys.start_conversation(genesys.add_user(SAMPLE.email, name=SAMPLE.name),
+                                                       media_type="voice")
+        return self._participant
 
     def send_profile(self) -> int:
         """Send the sample person's profile as Slack's user_change; returns the ms until it reached the call."""
@@ -318,7 +319,7 @@ class _Session:
 
     def attributes(self) -> dict[str, str]:
         _, genesys = self._stand_ins()
-        return genesys.attributes(self.leg.conversation_id, self.leg.participant_id)
+        return genesys.attributes(self.participant.conversation_id, self.participant.participant_id)
 
     def start_control(self) -> str:
         """Serve /demo/title and /demo/attributes on 127.0.0.1; returns its base URL."""
@@ -340,10 +341,10 @@ class _Session:
         return dict(self._settings)
 
     @property
-    def leg(self) -> LiveLeg:
-        if self._leg is None:
+    def participant(self) -> JoinedParticipant:
+        if self._participant is None:
             raise RuntimeError("put_on_call() first")
-        return self._leg
+        return self._participant
 
     def wait_for_stop(self) -> None:
         """Block until SIGINT or SIGTERM; DemoFailed if the app exits meanwhile."""
@@ -394,7 +395,7 @@ class _Session:
 
         app = self._running()
         _, genesys = self._stand_ins()
-        leg = self.leg
+        participant = self.participant
         sent = time.monotonic()
         try:
             response = app.event({"type": "user_change", "user": user})
@@ -403,7 +404,8 @@ class _Session:
         if response.status_code != 200:
             raise DemoFailed(f"the app answered the user_change with HTTP {response.status_code}: "
                              f"{response.text[:200]}")
-        self._wait(lambda: genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title") == title,
+        self._wait(lambda: genesys.attributes(participant.conversation_id,
+                                              participant.participant_id).get("slack.title") == title,
                    self.options.written_within_s, f"slack.title = {title} to reach the participant", every_s=0.002)
         return round((time.monotonic() - sent) * 1000)
 

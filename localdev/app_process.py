@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant
 from localdev.slack_api import FakeSlack, event_envelope, signed_headers
 from localdev.socket_mode import APP_TOKEN
 
@@ -145,7 +145,7 @@ def healthy(app: Running) -> bool:
         return False
 
 
-def agent_on_a_call(app: Running, *, title: str = "Support Engineer") -> tuple[dict[str, object], LiveLeg]:
+def agent_on_a_call(app: Running, *, title: str = "Support Engineer") -> tuple[dict[str, object], JoinedParticipant]:
     user = app.slack.add_user("U0ADA", name="ada", real_name="Ada Lovelace", email="ada@example.com", title=title)
     genesys_user = app.genesys.add_user("ada@example.com", name="Ada Lovelace")
     return user, app.genesys.start_conversation(genesys_user, media_type="voice")

@@ -42,8 +42,8 @@ does not depend on the fake's default choice:
 * ``FakeGenesysCloud(..., email_match="exact")``: EXACT/TERM/TERMS criteria on ``email`` and ``username``
   compare case-sensitively (the default ``"ignore_case"`` compares case-insensitively, §9.10).
 * ``end_conversation(cid, keep_in_analytics=True)`` / ``end_participant(cid, pid, keep_in_analytics=True)``:
-  the conversation (or leg) ends (GET shows ``endTime`` and ``disconnected``, PATCH is refused) but the analytics
-  detail query still reports it as live (no ``conversationEnd``/``segmentEnd``), as a lagging analytics index
+  the conversation (or participant) ends (GET shows ``endTime`` and ``disconnected``, PATCH is refused) but the
+  analytics detail query still reports it as live (no ``conversationEnd``/``segmentEnd``), as a lagging analytics index
   would (§9.5). ``catch_up_analytics()`` ends the lag for every conversation.
 
 Order of checks for an ``/api/v2`` request
@@ -95,7 +95,7 @@ service may differ.
   ``/api/v2/users/search?q64=<base64 of the request>`` links that ``GET`` serves. The fake does not
   enforce unique e-mails, so a test can model a deleted and a new user sharing an address.
 * **Analytics detail query**: results are immediately consistent with the fake's state (§9.5 freshness is
-  undocumented), unless a conversation or leg was ended with ``keep_in_analytics=True``. ``interval`` is
+  undocumented), unless a conversation or participant was ended with ``keep_in_analytics=True``. ``interval`` is
   **required** (missing, not ``start/end`` ISO-8601 datetimes, or end before start → 400 ``bad.request``
   naming ``interval``; a datetime without an offset is UTC; ISO durations are not supported). A conversation
   is included when it started on a UTC day touched by the interval (the documented rule); no maximum interval
@@ -107,7 +107,7 @@ service may differ.
   every filter. Metric or property predicates, non-empty ``evaluationFilters``/``surveyFilters``/
   ``resolutionFilters``/``mediaEndpointStatFilters``/``aggregations``, and dimensions outside the supported set are 400
   ``bad.request`` ("not supported by this fake") rather than silently ignored; other unknown top-level keys
-  are ignored. Each participant has one session with one ``interact`` segment spanning its leg; analytics
+  are ignored. Each participant has one session with one ``interact`` segment from its start to its end; analytics
   ``participantId`` equals the conversation participant ``id`` (§9.7). Nothing matching: ``{"totalHits": 0}``
   with no ``conversations`` key (as real Genesys does).
 * **GET conversation**: unknown id → 404 ``not.found``. ``endTime`` (conversation and participant) and
@@ -234,8 +234,8 @@ _FAULT_ERRORS: Mapping[int, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class LiveLeg:
-    """One user's (or the customer's) leg in a conversation, as the tests set it up."""
+class JoinedParticipant:
+    """One participant (a user or the customer) in a conversation, as the tests set it up."""
 
     conversation_id: str
     participant_id: str
@@ -338,7 +338,7 @@ class _Participant:
     session_id: str
     end: float | None = None
     attributes: dict[str, str] = field(default_factory=dict)
-    stale_in_analytics: bool = False  # ended, but analytics still shows the leg live
+    stale_in_analytics: bool = False  # ended, but analytics still shows the participant live
 
     @property
     def analytics_end(self) -> float | None:
@@ -867,7 +867,7 @@ class FakeGenesysCloud(LocalHttpServer):
         media_type: str = "voice",
         conversation_id: str | None = None,
         purpose: str = "agent",
-    ) -> LiveLeg:
+    ) -> JoinedParticipant:
         if media_type not in MEDIA_KEYS:
             raise ValueError(f"media_type must be one of {sorted(MEDIA_KEYS)}, not {media_type!r}")
         with self._lock:
@@ -881,7 +881,7 @@ class FakeGenesysCloud(LocalHttpServer):
             self._publish(conversation)
             return joined
 
-    def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> LiveLeg:
+    def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> JoinedParticipant:
         with self._lock:
             conversation = self._conversation(conversation_id)
             if conversation.end is not None:
@@ -891,7 +891,7 @@ class FakeGenesysCloud(LocalHttpServer):
             return joined
 
     def end_participant(self, conversation_id: str, participant_id: str, *, keep_in_analytics: bool = False) -> None:
-        """End one leg; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""
+        """End one participant; ``keep_in_analytics``: the analytics query keeps reporting it live (a lagging index)."""
         with self._lock:
             conversation = self._conversation(conversation_id)
             participant = conversation.participant(participant_id)
@@ -903,7 +903,7 @@ class FakeGenesysCloud(LocalHttpServer):
                 self._publish(conversation)
 
     def end_conversation(self, conversation_id: str, *, keep_in_analytics: bool = False) -> None:
-        """End the conversation and its legs; ``keep_in_analytics``: the analytics query keeps reporting it live."""
+        """End the conversation and its participants; ``keep_in_analytics``: analytics keeps reporting it live."""
         with self._lock:
             conversation = self._conversation(conversation_id)
             now = self._wall_clock()
@@ -917,7 +917,7 @@ class FakeGenesysCloud(LocalHttpServer):
                 self._publish(conversation)
 
     def catch_up_analytics(self) -> None:
-        """End every analytics lag: the query reports ended conversations and legs as ended again."""
+        """End every analytics lag: the query reports ended conversations and participants as ended again."""
         with self._lock:
             for conversation in self._conversations.values():
                 conversation.stale_in_analytics = False
@@ -932,7 +932,7 @@ class FakeGenesysCloud(LocalHttpServer):
             return dict(participant.attributes)
 
     def customer_participant_id(self, conversation_id: str) -> str:
-        """The id of the customer leg every conversation gets."""
+        """The id of the customer participant every conversation gets."""
         with self._lock:
             conversation = self._conversation(conversation_id)
             return next(p.id for p in conversation.participants if p.purpose == "customer")
@@ -951,7 +951,7 @@ class FakeGenesysCloud(LocalHttpServer):
             raise KeyError(f"no conversation {conversation_id}")
         return conversation
 
-    def _join(self, conversation: _Conversation, user_id: str | None, purpose: str) -> LiveLeg:
+    def _join(self, conversation: _Conversation, user_id: str | None, purpose: str) -> JoinedParticipant:
         user = self._users.get(user_id) if user_id else None
         name = user.name if user else ("Customer" if purpose == "customer" else "")
         participant = _Participant(
@@ -964,7 +964,7 @@ class FakeGenesysCloud(LocalHttpServer):
             session_id=str(uuid.uuid4()),
         )
         conversation.participants.append(participant)
-        return LiveLeg(conversation.id, participant.id, user_id or "", conversation.media_type)
+        return JoinedParticipant(conversation.id, participant.id, user_id or "", conversation.media_type)
 
     # -- faults and knobs ---------------------------------------------------------------------------
 
@@ -1625,13 +1625,14 @@ def _sort_key(order_by: str) -> Callable[[_Conversation], tuple[float, int]]:
     never = math.inf  # live conversations and segments sort after every timestamp
 
     def key(conversation: _Conversation) -> tuple[float, int]:
-        legs = conversation.participants
+        participants = conversation.participants
         if order_by == "conversationEnd":
             primary = conversation.analytics_end if conversation.analytics_end is not None else never
         elif order_by == "segmentStart":
-            primary = min((p.start for p in legs), default=conversation.start)
+            primary = min((p.start for p in participants), default=conversation.start)
         elif order_by == "segmentEnd":
-            primary = max((p.analytics_end if p.analytics_end is not None else never for p in legs), default=never)
+            primary = max((p.analytics_end if p.analytics_end is not None else never for p in participants),
+                          default=never)
         else:
             primary = conversation.start
         return primary, conversation.sequence

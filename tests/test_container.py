@@ -258,11 +258,12 @@ def test_the_image_runs_syncs_as_non_root_and_stops_on_sigterm(podman: Podman, i
             assert uids == [uid] * 4, f"the app's process runs as {uids}, not the image's user {uid}"
             assert b"app.py\0serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
-            user, leg = agent_on_a_call(app)
+            user, participant = agent_on_a_call(app)
             assert app.event({"type": "user_change", "user": user}, event_id="EvContainer").status_code == 200
             wait_for(lambda: bool(genesys.patches), 20, "the PATCH to reach the local Genesys")
             patch = genesys.patches[0]
-            assert (patch.conversation_id, patch.participant_id) == (leg.conversation_id, leg.participant_id)
+            where = (participant.conversation_id, participant.participant_id)
+            assert (patch.conversation_id, patch.participant_id) == where
             assert patch.attributes["slack.title"] == "Support Engineer"
             assert patch.attributes["slack.real_name"] == "Ada Lovelace"
             assert (data / "sync.db").is_file(), "the SQLite file belongs in the /data volume"

@@ -121,10 +121,10 @@ def assert_single_workspace_mode(app: Running) -> None:
 
 def assert_change_reaches_the_call(app: Running, deliver: Callable[[dict[str, Any]], object]) -> None:
     """A title change during a live call, delivered by `deliver(envelope)`, is written to that participant."""
-    user, leg = agent_on_a_call(app)
+    user, participant = agent_on_a_call(app)
     changed = app.slack.update_profile("U0ADA", title="Escalations Lead")
     deliver(event_envelope({"type": "user_change", "user": changed}, event_id="EvFirstInstall"))
-    wait_for(lambda: app.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: app.genesys.attributes(participant.conversation_id, participant.participant_id).get("slack.title")
              == "Escalations Lead", 20, f"the new title on the live call; log:\n{app.log()}")
     assert user["id"] == "U0ADA"
 

@@ -60,11 +60,11 @@ def test_debug_log_holds_no_secret_and_no_contact_details(app: Running) -> None:
     log names none of the secrets, the Genesys access token, the e-mail address or the phone number."""
     workspaces: FakeSlackWorkspaces = app.workspaces  # type: ignore[attr-defined]
     app.slack.add_user("UGINA", name="gina", real_name="Gina Globex", email=EMAIL, title="Supervisor", phone=PHONE)
-    leg = app.genesys.start_conversation(app.genesys.add_user(EMAIL, name="Gina Globex"), media_type="voice")
+    participant = app.genesys.start_conversation(app.genesys.add_user(EMAIL, name="Gina Globex"), media_type="voice")
     cookie, query = begin_install(app)
     installed = finish_install(app, workspaces.authorize(app.slack), query["state"][0], cookie)
     assert installed.status_code == 200, installed.text
-    written = lambda: app.genesys.attributes(leg.conversation_id, leg.participant_id)  # noqa: E731
+    written = lambda: app.genesys.attributes(participant.conversation_id, participant.participant_id)  # noqa: E731
     wait_for(lambda: written().get("slack.title") == "Supervisor", 15, "the installed workspace's member synced")
 
     changed = app.slack.update_profile("UGINA", title="Director")
@@ -99,10 +99,11 @@ def test_socket_mode_debug_log_holds_no_token_and_no_contact_details(tmp_path: P
         app = launch_socket_mode(slack, genesys, tmp_path, {"LOG_LEVEL": "DEBUG"})
         try:
             user = slack.add_user("UGINA", name="gina", email=EMAIL, title="Supervisor", phone=PHONE)
-            leg = genesys.start_conversation(genesys.add_user(EMAIL), media_type="voice")
+            participant = genesys.start_conversation(genesys.add_user(EMAIL), media_type="voice")
             slack.socket_mode.wait_for_ack(slack.socket_mode.push_event(
                 event_envelope({"type": "user_change", "user": user})), timeout=3)
-            wait_for(lambda: genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+            wait_for(lambda: genesys.attributes(participant.conversation_id,
+                                                participant.participant_id).get("slack.title")
                      == "Supervisor", 10, "the change written")
         finally:
             app.process.terminate()

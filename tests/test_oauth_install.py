@@ -100,19 +100,21 @@ def test_an_installed_workspace_is_synced_with_its_own_token(app: Running, world
     """After the OAuth flow, the workspace's members are read with its bot token and its live calls written."""
     world.globex.add_user("UGLOBEX1", name="gina", email="gina@globex.example", title="Globex Supervisor")
     genesys_user = world.genesys.add_user("gina@globex.example")
-    leg = world.genesys.start_conversation(genesys_user, media_type="voice")
+    participant = world.genesys.start_conversation(genesys_user, media_type="voice")
     answer = install(app, world, world.globex)
     assert answer.status_code == 200, answer.text
     assert world.slack.exchanges == ["TGLOBEX"]
     assert health(app)["workspaces"] == 1
     # The first sync of a new workspace reads every member: the live call gets the title without any event.
-    wait_for(lambda: world.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: world.genesys.attributes(participant.conversation_id,
+                                              participant.participant_id).get("slack.title")
              == "Globex Supervisor", 15, "the new workspace's member to be written")
     assert world.globex.call_count("users.list") >= 1
     assert world.acme.call_count("users.list") == 0
     changed = world.globex.update_profile("UGLOBEX1", title="Globex Director")
     assert send_event(app, {"type": "user_change", "user": changed}, "TGLOBEX").status_code == 200
-    wait_for(lambda: world.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: world.genesys.attributes(participant.conversation_id,
+                                              participant.participant_id).get("slack.title")
              == "Globex Director", 10, "the change to be written")
     assert {call.token for call in world.globex.requests} == {"xoxb-globex"}
     assert "xoxb-globex" not in app.log()
@@ -212,7 +214,7 @@ def test_a_workspace_removed_from_the_list_is_ignored_and_not_bootstrapped(world
         stop(first)
     world.globex.add_user("UGLOBEX1", name="gina", email="gina@globex.example", title="Globex Supervisor")
     genesys_user = world.genesys.add_user("gina@globex.example")
-    leg = world.genesys.start_conversation(genesys_user, media_type="voice")
+    participant = world.genesys.start_conversation(genesys_user, media_type="voice")
     app = start(world, name="narrowed", allowed="TACME")
     try:
         user = world.globex.user("UGLOBEX1")
@@ -231,7 +233,7 @@ def test_a_workspace_removed_from_the_list_is_ignored_and_not_bootstrapped(world
         assert world.globex.call_count("users.profile.get") == 0
         assert world.globex.call_count("users.info") == 0
         assert world.globex.responses_to("sync") == []
-        assert world.genesys.attributes(leg.conversation_id, leg.participant_id) == {}
+        assert world.genesys.attributes(participant.conversation_id, participant.participant_id) == {}
         log = app.log()
         assert log.count("ignoring Slack requests from workspace TGLOBEX: it is not in SLACK_ALLOWED_TEAMS") == 1
         assert "Slack workspace TGLOBEX is installed but not in SLACK_ALLOWED_TEAMS: not synced" in log
@@ -258,11 +260,12 @@ def test_two_workspaces_members_with_one_email_share_no_genesys_user(world: Worl
     written to the call, logged once and counted in /healthz."""
     world.acme.add_user("UACME1", name="ada", email="ada@example.com", title="Support Engineer")
     world.globex.add_user("UGLOBEX1", name="eve", email="ada@example.com", title="Not Ada")
-    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"), media_type="voice")
+    participant = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"), media_type="voice")
     app = start(world)
     try:
         assert install(app, world, world.acme).status_code == 200
-        wait_for(lambda: world.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+        wait_for(lambda: world.genesys.attributes(participant.conversation_id,
+                                                  participant.participant_id).get("slack.title")
                  == "Support Engineer", 15, "Acme's member to be written")
         assert install(app, world, world.globex).status_code == 200
         wait_for(lambda: httpx.get(f"{app.url}/healthz", timeout=5).json()["links"] == {"conflicts": 1}, 15,
@@ -271,7 +274,8 @@ def test_two_workspaces_members_with_one_email_share_no_genesys_user(world: Worl
         assert send_event(app, {"type": "user_change", "user": changed}, "TGLOBEX").status_code == 200
         wait_for(lambda: world.globex.call_count("users.profile.get") >= 2, 10, "the change to be read")
         time.sleep(1.5)
-        assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+        assert world.genesys.attributes(participant.conversation_id,
+                                        participant.participant_id)["slack.title"] == "Support Engineer"
         assert app.log().count("Slack user UGLOBEX1 (workspace TGLOBEX) has the e-mail of Genesys user") == 1
     finally:
         stop(app)

@@ -31,14 +31,16 @@ from localdev.slack_api import FakeSlack, event_envelope, slash_command_body
 
 def test_a_profile_change_during_a_call_is_written_to_that_participant(running: Running) -> None:
     """A user_change during a live call reaches the participant's attributes."""
-    user, leg = agent_on_a_call(running)
+    user, participant = agent_on_a_call(running)
     response = running.event({"type": "user_change", "user": user}, event_id="Ev1")
     assert response.status_code == 200
-    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: running.genesys.attributes(participant.conversation_id,
+                                                participant.participant_id).get("slack.title")
              == "Support Engineer", 10, "the title to be written")
     changed = running.slack.update_profile("U0ADA", title="Team Lead")
     running.event({"type": "user_change", "user": changed}, event_id="Ev2")
-    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: running.genesys.attributes(participant.conversation_id,
+                                                participant.participant_id).get("slack.title")
              == "Team Lead", 10, "the new title to be written")
     assert "synced U0ADA -> conversation" in running.log()
 
@@ -50,16 +52,17 @@ def test_a_call_that_starts_later_gets_the_current_attributes(running: Running) 
     running.event({"type": "user_change", "user": user}, event_id="Ev3")
     wait_for(lambda: running.slack.call_count("users.profile.get") >= 1, 10, "the profile to be read")
     time.sleep(1.5)
-    leg = running.genesys.start_conversation(genesys_user)
+    participant = running.genesys.start_conversation(genesys_user)
     started = time.monotonic()
-    wait_for(lambda: "slack.title" in running.genesys.attributes(leg.conversation_id, leg.participant_id), 5,
+    wait_for(lambda: "slack.title" in running.genesys.attributes(participant.conversation_id,
+                                                                 participant.participant_id), 5,
              "the new call to get the attributes")
     assert time.monotonic() - started < 1 + 1 + 0.5  # poll interval + a second (+ slack for a loaded machine)
 
 
 def test_a_status_only_change_costs_no_genesys_request(running: Running) -> None:
     """Changing only the status emoji and text writes nothing to Genesys."""
-    user, _leg = agent_on_a_call(running)
+    user, _participant = agent_on_a_call(running)
     running.event({"type": "user_change", "user": user}, event_id="Ev4")
     wait_for(lambda: len(running.genesys.patches) == 1, 10, "the first write")
     changed = running.slack.update_profile("U0ADA", status_text="Lunch", status_emoji=":sandwich:")
@@ -72,7 +75,7 @@ def test_a_status_only_change_costs_no_genesys_request(running: Running) -> None
 
 def test_duplicate_deliveries_cause_one_write(running: Running) -> None:
     """The same event delivered three times (Slack's retries) is written once."""
-    user, _leg = agent_on_a_call(running)
+    user, _participant = agent_on_a_call(running)
     for _ in range(3):
         assert running.event({"type": "user_change", "user": user}, event_id="EvDup").status_code == 200
     wait_for(lambda: len(running.genesys.patches) >= 1, 10, "the write")
@@ -117,7 +120,7 @@ def test_healthz_reports_each_part(running: Running) -> None:
 
 def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:
     """/genesys-sync is acknowledged at once, then answers where it wrote."""
-    _user, leg = agent_on_a_call(running)
+    _user, participant = agent_on_a_call(running)
     url = running.slack.response_url("sync")
     body = slash_command_body("", user_id="U0ADA", response_url=url)
     started = time.monotonic()
@@ -128,8 +131,9 @@ def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running
     wait_for(lambda: bool(running.slack.responses_to(url)), 10, "the answer")
     answer = running.slack.responses_to(url)[-1]
     assert answer["response_type"] == "ephemeral"
-    assert leg.conversation_id in answer["text"]
-    assert running.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+    assert participant.conversation_id in answer["text"]
+    assert running.genesys.attributes(participant.conversation_id,
+                                      participant.participant_id)["slack.title"] == "Support Engineer"
 
 
 def test_syncing_someone_else_is_refused_for_non_admins(running: Running) -> None:
@@ -187,31 +191,31 @@ def test_sigterm_during_a_genesys_back_off_stops_the_app_within_a_second(running
 def test_sigkill_mid_work_then_restart_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
     """Killed with SIGKILL while working through a burst, the restarted app writes every participant once."""
     with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        legs = []
+        participants = []
         for n in range(30):
             user = slack.add_user(f"U0P{n:03d}", name=f"p{n}", email=f"p{n}@example.com", title=f"Title {n}")
-            legs.append((user, genesys.start_conversation(genesys.add_user(f"p{n}@example.com"))))
+            participants.append((user, genesys.start_conversation(genesys.add_user(f"p{n}@example.com"))))
         genesys.set_latency(0.05)  # slow enough that the kill lands mid-burst
         first = launch(slack, genesys, tmp_path, name="first")
         try:
-            for n, (user, _leg) in enumerate(legs):
+            for n, (user, _participant) in enumerate(participants):
                 assert first.event({"type": "user_change", "user": user}, event_id=f"EvK{n}").status_code == 200
             wait_for(lambda: len(genesys.patches) >= 3, 20, "some writes before the kill")
         finally:
             first.process.kill()
             first.process.wait(timeout=10)
         written_before = len(genesys.patches)
-        assert written_before < len(legs), "the kill came too late to prove anything"
+        assert written_before < len(participants), "the kill came too late to prove anything"
         genesys.set_latency(0)
         second = launch(slack, genesys, tmp_path, name="second")
         try:
-            wait_for(lambda: len({(p.conversation_id, p.participant_id) for p in genesys.patches}) == len(legs),
+            wait_for(lambda: len({(p.conversation_id, p.participant_id) for p in genesys.patches}) == len(participants),
                      30, f"every participant to be written; second log:\n{second.log()[-3000:]}")
             time.sleep(2.5)  # two more polls: nothing is written again
-            per_leg = collections.Counter((p.conversation_id, p.participant_id) for p in genesys.patches)
-            assert set(per_leg.values()) == {1}, per_leg
-            for user, leg in legs:
-                assert genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == \
+            per_participant = collections.Counter((p.conversation_id, p.participant_id) for p in genesys.patches)
+            assert set(per_participant.values()) == {1}, per_participant
+            for user, participant in participants:
+                assert genesys.attributes(participant.conversation_id, participant.participant_id)["slack.title"] == \
                     user["profile"]["title"]
         finally:
             second.process.send_signal(signal.SIGTERM)
@@ -271,14 +275,15 @@ def test_a_setting_that_cannot_work_stops_the_app_with_one_line(tmp_path: Path, 
 
 def test_a_minute_long_genesys_outage_delays_writes_but_loses_none(running: Running) -> None:
     """Genesys answering 503 for a minute: a change made then is written once the outage ends, once."""
-    _user, leg = agent_on_a_call(running)
+    _user, participant = agent_on_a_call(running)
     running.genesys.fail_for(503, 60, path_prefix="/api/v2/")
     started = time.monotonic()
     changed = running.slack.update_profile("U0ADA", title="Written after the outage")
     assert running.event({"type": "user_change", "user": changed}, event_id="EvOutage").status_code == 200
     time.sleep(5)
     assert running.genesys.patches == []
-    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: running.genesys.attributes(participant.conversation_id,
+                                                participant.participant_id).get("slack.title")
              == "Written after the outage", 120, f"the write after the outage; log:\n{running.log()[-2000:]}")
     assert time.monotonic() - started >= 55
     time.sleep(2.5)
@@ -308,7 +313,7 @@ def until_answer_has(running: Running, text: str, user_id: str, wanted: str) -> 
 def test_a_colleagues_status_shows_calls_and_e_mail_only_to_admins(running: Running, requester: str,
                                                                    sees: bool) -> None:
     """`status @colleague` while they are on a live call: a member's answer has no conversation id or e-mail."""
-    user, leg = agent_on_a_call(running)
+    user, participant = agent_on_a_call(running)
     bob = running.slack.add_user("U0BOB", name="bob", email="bob@example.com", title="Agent")  # no Genesys user
     running.slack.add_user("U0EVE", name="eve", email="eve@example.com")
     running.slack.add_user("U0BOSS", name="boss", email="boss@example.com", is_admin=True)
@@ -316,11 +321,11 @@ def test_a_colleagues_status_shows_calls_and_e_mail_only_to_admins(running: Runn
     running.event({"type": "user_change", "user": user}, event_id="EvAda")
     running.event({"type": "user_change", "user": bob}, event_id="EvBob")
     # Each of them sees their own: the write to the live call, the e-mail no Genesys user has.
-    until_answer_has(running, "status", "U0ADA", leg.conversation_id)
+    until_answer_has(running, "status", "U0ADA", participant.conversation_id)
     until_answer_has(running, "status", "U0BOB", "bob@example.com")
     about_ada = slash(running, "status <@U0ADA|ada>", requester)
     about_bob = slash(running, "status <@U0BOB|bob>", requester)
-    assert (leg.conversation_id in about_ada) is sees, about_ada
+    assert (participant.conversation_id in about_ada) is sees, about_ada
     assert ("<!date^" in about_ada) is sees, about_ada
     assert ("bob@example.com" in about_bob) is sees, about_bob
     assert "ada@example.com" not in about_ada

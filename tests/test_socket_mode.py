@@ -42,14 +42,14 @@ def test_the_app_opens_a_socket_with_the_app_token(socket_app: tuple[Running, So
 def test_an_event_is_acked_written_once_and_its_retry_is_not(socket_app: tuple[Running, SocketModeSlack]) -> None:
     """A user_change envelope is acked within 3 s and written; its retry (same event_id) is acked, not rewritten."""
     app, slack = socket_app
-    user, leg = agent_on_a_call(app)
+    user, participant = agent_on_a_call(app)
     body = event_envelope({"type": "user_change", "user": user}, event_id="EvSock1")
     first = slack.socket_mode.push_event(body)
     ack = slack.socket_mode.wait_for_ack(first, timeout=3)
     assert ack.latency_s is not None
     assert ack.latency_s < 3
     assert ack.payload is None
-    wait_for(lambda: app.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
+    wait_for(lambda: app.genesys.attributes(participant.conversation_id, participant.participant_id).get("slack.title")
              == "Support Engineer", 10, f"the title to be written; log:\n{app.log()}")
     retry = slack.socket_mode.push_event(body, retry_attempt=1, retry_reason="timeout")
     assert retry != first
@@ -62,14 +62,14 @@ def test_an_event_is_acked_written_once_and_its_retry_is_not(socket_app: tuple[R
 def test_a_slash_command_is_acked_with_its_answer(socket_app: tuple[Running, SocketModeSlack]) -> None:
     """/genesys-sync over the socket is acked with the ephemeral answer as payload, then answers at response_url."""
     app, slack = socket_app
-    _user, leg = agent_on_a_call(app)
+    _user, participant = agent_on_a_call(app)
     url = slack.response_url("sync")
     fields = dict(parse_qsl(slash_command_body("", user_id="U0ADA", response_url=url).decode()))
     ack = slack.socket_mode.wait_for_ack(slack.socket_mode.push_slash_command(fields), timeout=3)
     assert ack.payload is not None
     assert ack.payload["response_type"] == "ephemeral"
     wait_for(lambda: bool(slack.responses_to(url)), 10, f"the answer; log:\n{app.log()}")
-    assert leg.conversation_id in slack.responses_to(url)[-1]["text"]
+    assert participant.conversation_id in slack.responses_to(url)[-1]["text"]
 
 
 def test_sigterm_stops_the_socket_mode_app_quickly(socket_app: tuple[Running, SocketModeSlack]) -> None:

@@ -20,7 +20,7 @@ from bench.reliability import (
     tracked_state,
 )
 from localdev.app_process import REPO
-from localdev.genesys_cloud import LiveLeg, RecordedPatch
+from localdev.genesys_cloud import JoinedParticipant, RecordedPatch
 
 
 def patch(title: str, at: float, participant: str = "p1") -> RecordedPatch:
@@ -73,12 +73,13 @@ def test_a_status_only_change_after_the_last_write_is_not_lost() -> None:
 
 
 def test_count_over_people() -> None:
-    legs = {"U1": LiveLeg("c1", "p1", "g1", "voice"), "U2": LiveLeg("c2", "p2", "g2", "voice")}
+    participants = {"U1": JoinedParticipant("c1", "p1", "g1", "voice"),
+                    "U2": JoinedParticipant("c2", "p2", "g2", "voice")}
     people = {"U1": versions((0, "A"), (2, "B")), "U2": versions((0, "X"), (2, "Y"), (3, "Z"))}
     patches = [patch("A", 1), RecordedPatch("c2", "p2", {"slack.title": "X"}, 1), patch("B", 3),
                RecordedPatch("c2", "p2", {"slack.title": "Y"}, 4), RecordedPatch("c2", "p2", {"slack.title": "Y"}, 5)]
     final = {"U1": {"slack.title": "B", "slack.name": "Ada"}, "U2": {"slack.title": "Y"}}
-    counts = count(people, legs, patches, final, 10)
+    counts = count(people, participants, patches, final, 10)
     assert (counts.lost, counts.stale, counts.repeated, counts.patches, counts.changes) == (1, 1, 1, 5, 3)
 
 

@@ -173,11 +173,11 @@ def test_push_writes_to_every_live_participant(genesys: FakeGenesysCloud) -> Non
     chat = genesys.start_conversation(user_id, media_type="message")
     result = run_app(genesys, "push", "--email", "ADA@example.com", "--team-profile", TEAM, USER)
     assert result.returncode == 0, result.stdout + result.stderr
-    for leg in (call, chat):
-        written = genesys.attributes(leg.conversation_id, leg.participant_id)
+    for participant in (call, chat):
+        written = genesys.attributes(participant.conversation_id, participant.participant_id)
         assert written["slack.title"] == "Senior Support Engineer"
         assert written["slack.custom.Department"] == "Customer Care"
-        assert f"conversation {leg.conversation_id} participant {leg.participant_id}" in result.stdout
+        assert f"conversation {participant.conversation_id} participant {participant.participant_id}" in result.stdout
     assert "written (contextId" in result.stdout
 
 

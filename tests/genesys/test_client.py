@@ -124,14 +124,14 @@ def test_inactive_user_is_found_with_its_state(fake: FakeGenesysCloud, client: G
 
 
 def test_live_participants_of_one_user(fake: FakeGenesysCloud, client: GenesysClient) -> None:
-    """Every live leg of the user in every media is found and confirmed; ended and others' legs are not."""
+    """Every live participant of the user in every media is found and confirmed; ended and others' are not."""
     uid = fake.add_user("agent@example.com")
     other = fake.add_user("other@example.com")
     voice = fake.start_conversation(uid, media_type="voice")
     message = fake.start_conversation(uid, media_type="message")
     email = fake.start_conversation(uid, media_type="email")
-    ended_leg = fake.start_conversation(uid)
-    fake.end_participant(ended_leg.conversation_id, ended_leg.participant_id)
+    ended_participant = fake.start_conversation(uid)
+    fake.end_participant(ended_participant.conversation_id, ended_participant.participant_id)
     ended_conversation = fake.start_conversation(uid)
     fake.end_conversation(ended_conversation.conversation_id)
     fake.start_conversation(other)
@@ -140,8 +140,9 @@ def test_live_participants_of_one_user(fake: FakeGenesysCloud, client: GenesysCl
 
     live = client.live_participants(uid)
     expected = {voice, message, email, back}
-    assert {LiveParticipant(leg.conversation_id, leg.participant_id, leg.user_id, leg.media_type)
-            for leg in expected} == set(live)
+    assert {LiveParticipant(participant.conversation_id, participant.participant_id, participant.user_id,
+                            participant.media_type)
+            for participant in expected} == set(live)
     assert len(live) == 4
     assert fake.request_count("POST", QUERY_PATH) == 1
 
@@ -156,12 +157,13 @@ def test_user_without_conversations_has_no_live_participants(fake: FakeGenesysCl
 def test_org_live_participants_is_one_paged_query(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """250 live conversations come from 3 analytics pages of 100 and no per-conversation GETs."""
     users = [fake.add_user(f"agent{i}@example.com") for i in range(10)]
-    legs = {fake.start_conversation(users[i % 10], media_type=("voice", "message")[i % 2]) for i in range(250)}
+    participants = {fake.start_conversation(users[i % 10], media_type=("voice", "message")[i % 2]) for i in range(250)}
     ended = fake.start_conversation(users[0])
     fake.end_participant(ended.conversation_id, ended.participant_id)
     live = client.org_live_participants()
-    assert set(live) == {LiveParticipant(leg.conversation_id, leg.participant_id, leg.user_id, leg.media_type)
-                         for leg in legs}
+    assert set(live) == {LiveParticipant(participant.conversation_id, participant.participant_id,
+                                         participant.user_id, participant.media_type)
+                         for participant in participants}
     assert len(live) == 250
     assert fake.request_count("POST", QUERY_PATH) == 3
     assert fake.request_count("GET") == 0
@@ -170,23 +172,24 @@ def test_org_live_participants_is_one_paged_query(fake: FakeGenesysCloud, client
 def test_write_attributes_lands_and_reports_context(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """A PATCH writes the map (202) and the result carries Genesys' correlation id."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    result = client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="Engineer", tz="UTC"))
+    participant = fake.start_conversation(uid)
+    result = client.write_attributes(participant.conversation_id, participant.participant_id,
+                                     attrs(title="Engineer", tz="UTC"))
     assert result.status == 202
     assert result.context_id
-    assert (result.conversation_id, result.participant_id) == (leg.conversation_id, leg.participant_id)
-    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "Engineer",
+    assert (result.conversation_id, result.participant_id) == (participant.conversation_id, participant.participant_id)
+    assert fake.attributes(participant.conversation_id, participant.participant_id) == {"slack.title": "Engineer",
                                                                         "slack.tz": "UTC"}
 
 
 def test_steady_state_write_costs_one_request(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """After the first token, each write is exactly one HTTP request (no token, no lookups)."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="A"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="A"))
     before = len(fake.requests)
     for i in range(20):
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title=f"T{i}"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title=f"T{i}"))
     assert len(fake.requests) - before == 20
     assert fake.request_count("POST", "/oauth/token") == 1
 
@@ -208,18 +211,18 @@ def test_write_refuses_empty_ids(client: GenesysClient, conversation_id: str, pa
 def test_many_threads_share_one_token(fake: FakeGenesysCloud, clock: FakeClock) -> None:
     """Sixteen threads writing at once on a fresh client cause one token request and all writes land."""
     uid = fake.add_user("agent@example.com")
-    legs = [fake.start_conversation(uid) for _ in range(16)]
+    participants = [fake.start_conversation(uid) for _ in range(16)]
     errors: list[Exception] = []
     barrier = threading.Barrier(16)
     with fake_client(fake, clock) as client:
-        def write(leg) -> None:
+        def write(participant) -> None:
             barrier.wait()
             try:
-                client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+                client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
             except Exception as exc:  # noqa: BLE001 (collected and asserted below)
                 errors.append(exc)
 
-        threads = [threading.Thread(target=write, args=(leg,)) for leg in legs]
+        threads = [threading.Thread(target=write, args=(participant,)) for participant in participants]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -237,8 +240,8 @@ def test_many_threads_share_one_token(fake: FakeGenesysCloud, clock: FakeClock) 
 def test_gone_conversations_raise_conversation_gone(fake: FakeGenesysCloud, client: GenesysClient, how: str) -> None:
     """Ended or unknown conversations/participants raise ConversationGone, not retried."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    cid, pid = leg.conversation_id, leg.participant_id
+    participant = fake.start_conversation(uid)
+    cid, pid = participant.conversation_id, participant.participant_id
     if how == "end_conversation":
         fake.end_conversation(cid)
     elif how == "end_participant":
@@ -258,10 +261,10 @@ def test_gone_conversations_raise_conversation_gone(fake: FakeGenesysCloud, clie
 def test_rejected_values_raise_attributes_rejected(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """A 400 invalid.value carries Genesys' code, message, messageParams and contextId."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     forged = unchecked_attributes_for_tests({"slack.n": 5})
     with pytest.raises(AttributesRejected) as caught:
-        client.write_attributes(leg.conversation_id, leg.participant_id, forged)
+        client.write_attributes(participant.conversation_id, participant.participant_id, forged)
     error = caught.value
     assert (error.status, error.code) == (400, "invalid.value")
     assert "Value [5] is not valid" in error.genesys_message
@@ -274,10 +277,10 @@ def test_rejected_values_raise_attributes_rejected(fake: FakeGenesysCloud, clien
 def test_oversized_body_raises_attributes_rejected(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """A 413 request.entity.too.large is AttributesRejected too."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     forged = unchecked_attributes_for_tests({"slack.big": "x" * 600_000})
     with pytest.raises(AttributesRejected) as caught:
-        client.write_attributes(leg.conversation_id, leg.participant_id, forged)
+        client.write_attributes(participant.conversation_id, participant.participant_id, forged)
     assert (caught.value.status, caught.value.code) == (413, "request.entity.too.large")
 
 
@@ -321,10 +324,10 @@ def test_400_403_404_are_never_retried(fake: FakeGenesysCloud, client: GenesysCl
                                        status: int, error_type: type[GenesysError]) -> None:
     """One request, no sleep, the matching error."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     fake.fail_next(status, path_prefix=PATCH_PATH)
     with pytest.raises(error_type):
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert patches(fake) == 1
     assert clock.sleeps == []
 
@@ -348,13 +351,13 @@ def test_revoked_token_mid_run_refreshes_once_and_retries_once(fake: FakeGenesys
                                                                client: GenesysClient) -> None:
     """expire_tokens → the next write gets 401, fetches one new token, repeats once and succeeds."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="before"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="before"))
     fake.expire_tokens()
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="after"))
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="after"))
     assert fake.request_count("POST", "/oauth/token") == 2
     assert [r.status for r in fake.requests if r.method == "PATCH"] == [202, 401, 202]
-    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "after"}
+    assert fake.attributes(participant.conversation_id, participant.participant_id) == {"slack.title": "after"}
 
 
 def test_token_is_renewed_before_it_expires(clock: FakeClock) -> None:
@@ -362,9 +365,9 @@ def test_token_is_renewed_before_it_expires(clock: FakeClock) -> None:
     with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, token_lifetime_s=300) as fake, \
             fake_client(fake, clock) as client:
         uid = fake.add_user("agent@example.com")
-        leg = fake.start_conversation(uid)
+        participant = fake.start_conversation(uid)
         for _ in range(4):
-            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+            client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
             clock.advance(100)
         assert fake.request_count("POST", "/oauth/token") == 2
         assert all(r.status != 401 for r in fake.requests)
@@ -394,10 +397,10 @@ def test_persistent_401_raises_authentication_failed() -> None:
 def test_429_storm_honours_retry_after(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
     """Three 429s with Retry-After 2 are waited out (2–2.5 s each) and the write lands."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="warm"))
     fake.fail_next(429, count=3, path_prefix=PATCH_PATH, retry_after=2)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert len(clock.sleeps) == 3
     assert all(2 <= s <= 2.5 for s in clock.sleeps)
     assert patches(fake) == 5
@@ -406,10 +409,10 @@ def test_429_storm_honours_retry_after(fake: FakeGenesysCloud, client: GenesysCl
 def test_endless_429s_raise_rate_limited(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
     """429s outlasting five attempts raise RateLimited with retry_after; exactly five PATCHes were sent."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     fake.fail_next(429, count=50, path_prefix=PATCH_PATH, retry_after=1)
     with pytest.raises(RateLimited) as caught:
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert caught.value.attempts == 5
     assert caught.value.retry_after is not None
     assert patches(fake) == 5
@@ -420,9 +423,9 @@ def test_real_rate_limit_is_respected_without_429s(clock: FakeClock) -> None:
     with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock, requests_per_minute=5) as fake, \
             fake_client(fake, clock) as client:
         uid = fake.add_user("agent@example.com")
-        leg = fake.start_conversation(uid)
+        participant = fake.start_conversation(uid)
         for i in range(12):
-            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title=str(i)))
+            client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title=str(i)))
         assert len(fake.patches) == 12
         assert all(r.status != 429 for r in fake.requests)
         assert 120 <= sum(clock.sleeps) <= 181
@@ -433,19 +436,19 @@ def test_client_side_budget_paces_before_genesys_refuses(clock: FakeClock) -> No
     with FakeGenesysCloud(client_id=CLIENT_ID, client_secret=SECRET, clock=clock) as fake, \
             fake_client(fake, clock, requests_per_minute=5) as client:
         uid = fake.add_user("agent@example.com")
-        leg = fake.start_conversation(uid)
+        participant = fake.start_conversation(uid)
         for _ in range(6):
-            client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+            client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
         assert sum(clock.sleeps) == pytest.approx(60)
 
 
 def test_503_window_is_waited_out(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
     """A 5-second 503 outage without Retry-After is waited out with 3 s waits."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="warm"))
     fake.fail_for(503, seconds=5)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert len(clock.sleeps) == 2
     assert all(3 <= s <= 3.5 for s in clock.sleeps)
 
@@ -453,11 +456,11 @@ def test_503_window_is_waited_out(fake: FakeGenesysCloud, client: GenesysClient,
 def test_long_503_outage_raises_unavailable(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
     """An outage longer than the retry budget raises GenesysUnavailable within 60 s of waiting."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="warm"))
     fake.fail_for(503, seconds=600, retry_after=20)
     with pytest.raises(GenesysUnavailable) as caught:
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert caught.value.status == 503
     assert caught.value.retry_after is not None
     assert sum(clock.sleeps) <= 60
@@ -478,10 +481,10 @@ def test_gateway_errors_back_off_and_recover(fake: FakeGenesysCloud, client: Gen
 def test_dropped_connections_are_retried(fake: FakeGenesysCloud, client: GenesysClient, clock: FakeClock) -> None:
     """Two connections closed without an answer, then success."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+    participant = fake.start_conversation(uid)
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="warm"))
     fake.drop_next(2, path_prefix=PATCH_PATH)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     assert [r.status for r in fake.requests if r.method == "PATCH"] == [202, 0, 0, 202]
     assert len(clock.sleeps) == 2
 
@@ -498,7 +501,7 @@ def test_always_dropped_connections_raise_unavailable(fake: FakeGenesysCloud, cl
 def test_timeouts_are_retried_then_succeed(fake: FakeGenesysCloud) -> None:
     """A read timeout (latency above the client's timeout) is retried; once Genesys is fast again it succeeds."""
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -507,12 +510,12 @@ def test_timeouts_are_retried_then_succeed(fake: FakeGenesysCloud) -> None:
 
     http = httpx.Client(timeout=httpx.Timeout(0.2))
     with fake_client(fake, http=http, sleep=sleep) as client:
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="warm"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="warm"))
         fake.set_latency(0.5)
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
     http.close()
     assert len(sleeps) == 1
-    assert fake.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "x"}
+    assert fake.attributes(participant.conversation_id, participant.participant_id) == {"slack.title": "x"}
 
 
 def test_persistent_timeouts_raise_unavailable(fake: FakeGenesysCloud) -> None:
@@ -581,11 +584,11 @@ def test_no_secret_or_token_in_any_message_or_log(fake: FakeGenesysCloud, clock:
     """Across refreshes, retries and every error, logs and exception texts never hold the secret or a token."""
     caplog.set_level(logging.DEBUG)
     uid = fake.add_user("agent@example.com")
-    leg = fake.start_conversation(uid)
+    participant = fake.start_conversation(uid)
     texts: list[str] = []
     with fake_client(fake, clock) as client:
         texts += [repr(client)]
-        client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="x"))
+        client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="x"))
         fake.expire_tokens()
         fake.fail_next(503, count=2, retry_after=1)
         fake.fail_next(429, count=1, retry_after=1)
@@ -593,9 +596,9 @@ def test_no_secret_or_token_in_any_message_or_log(fake: FakeGenesysCloud, clock:
         fake.fail_next(429, count=10, retry_after=1)
         fake.revoke_permission("directory:user:view")
         for attempt in (
-            lambda: client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="y")),
+            lambda: client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="y")),
             lambda: client.find_user_by_email("agent@example.com"),
-            lambda: client.write_attributes(leg.conversation_id, "nope", attrs(title="y")),
+            lambda: client.write_attributes(participant.conversation_id, "nope", attrs(title="y")),
         ):
             with pytest.raises(GenesysError) as caught:
                 attempt()
@@ -639,20 +642,20 @@ def test_write_result_carries_no_always_true_flag() -> None:
                                                                   "context_id"]
 
 
-def test_live_participants_confirms_legs_analytics_still_shows(fake: FakeGenesysCloud,
+def test_live_participants_confirms_those_analytics_still_shows(fake: FakeGenesysCloud,
                                                                client: GenesysClient) -> None:
     """A conversation that ended but still looks live in lagging analytics is read, found ended, and left out."""
     uid = fake.add_user("agent@example.com")
     stale = fake.start_conversation(uid)
-    stale_leg = fake.start_conversation(uid)
+    stale_participant = fake.start_conversation(uid)
     live = fake.start_conversation(uid)
     fake.end_conversation(stale.conversation_id, keep_in_analytics=True)
-    fake.end_participant(stale_leg.conversation_id, stale_leg.participant_id, keep_in_analytics=True)
+    fake.end_participant(stale_participant.conversation_id, stale_participant.participant_id, keep_in_analytics=True)
     assert client.live_participants(uid) == (
         LiveParticipant(live.conversation_id, live.participant_id, uid, live.media_type),
     )
-    for leg in (stale, stale_leg, live):
-        assert fake.request_count("GET", f"/api/v2/conversations/{leg.conversation_id}") == 1
+    for participant in (stale, stale_participant, live):
+        assert fake.request_count("GET", f"/api/v2/conversations/{participant.conversation_id}") == 1
 
 
 def test_email_search_finds_the_user_when_genesys_compares_exactly(clock: FakeClock) -> None:
@@ -695,11 +698,11 @@ def test_lookup_probe_reads_the_conversation_analytics_found() -> None:
 
 def test_lookup_probe_reads_a_live_conversation(fake: FakeGenesysCloud, client: GenesysClient) -> None:
     """With a conversation in the last hour, the lookup check reads it and says which one it read."""
-    leg = fake.start_conversation(fake.add_user("agent@example.com"))
+    participant = fake.start_conversation(fake.add_user("agent@example.com"))
     report = client.check_permissions()
     assert report.ok
-    assert report.checks[-1].message == f"permitted (read conversation {leg.conversation_id})"
-    assert fake.request_count("GET", f"/api/v2/conversations/{leg.conversation_id}") == 1
+    assert report.checks[-1].message == f"permitted (read conversation {participant.conversation_id})"
+    assert fake.request_count("GET", f"/api/v2/conversations/{participant.conversation_id}") == 1
 
 
 def test_lookup_probe_without_conversations_says_it_is_unverified(fake: FakeGenesysCloud,
@@ -795,10 +798,11 @@ def test_a_bearer_token_echoed_by_genesys_is_hidden(status: int) -> None:
 
 def test_participant_attributes_reads_what_was_written(fake: FakeGenesysCloud, clock: FakeClock) -> None:
     """participant_attributes returns the stored map, None for an unknown participant, and Gone for a 404."""
-    leg = fake.start_conversation(fake.add_user("ada@example.com"))
+    participant = fake.start_conversation(fake.add_user("ada@example.com"))
     client = fake_client(fake, clock)
-    client.write_attributes(leg.conversation_id, leg.participant_id, attrs(title="Engineer"))
-    assert client.participant_attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "Engineer"}
-    assert client.participant_attributes(leg.conversation_id, "no-such-participant") is None
+    client.write_attributes(participant.conversation_id, participant.participant_id, attrs(title="Engineer"))
+    assert client.participant_attributes(participant.conversation_id,
+                                         participant.participant_id) == {"slack.title": "Engineer"}
+    assert client.participant_attributes(participant.conversation_id, "no-such-participant") is None
     with pytest.raises(ConversationGone):
-        client.participant_attributes("00000000-0000-0000-0000-000000000000", leg.participant_id)
+        client.participant_attributes("00000000-0000-0000-0000-000000000000", participant.participant_id)

@@ -141,7 +141,7 @@ def _analytics_participant(pid: str, user: str | None, media: str, *, ended: boo
 
 
 def test_analytics_answer_gives_live_user_participants() -> None:
-    """Participants with a userId and an unended interact segment are live; customers and ended legs are not."""
+    """Participants with a userId and an unended interact segment are live; customers and ended participants are not."""
     conversations = [
         {"conversationId": "c-1", "participants": [
             _analytics_participant("p-cust", None, "voice"),
@@ -177,7 +177,7 @@ def _participant(pid: str, user: str | None, key: str, state: str, *, ended: boo
      ("socialExpressions", "socialExpression"), ("videos", "video")],
 )
 @pytest.mark.parametrize("state", ["alerting", "dialing", "contacting", "offering", "connected", "CONNECTED"])
-def test_conversation_answer_confirms_live_legs(key: str, media: str, state: str) -> None:
+def test_conversation_answer_confirms_live_participants(key: str, media: str, state: str) -> None:
     """A participant of the user with no endTime and a live communication state is live, in any media."""
     conversation = {"id": "c-1", "participants": [_participant("p-1", "u-1", key, state)]}
     assert live_in_conversation(conversation, "u-1") == [LiveParticipant("c-1", "p-1", "u-1", media)]
@@ -195,20 +195,20 @@ def test_conversation_answer_confirms_live_legs(key: str, media: str, state: str
     ],
     ids=["disconnected", "terminated", "endTime", "other user", "customer", "no communications"],
 )
-def test_conversation_answer_rejects_non_live_legs(participant: dict) -> None:
+def test_conversation_answer_rejects_non_live_participants(participant: dict) -> None:
     """Ended, disconnected, other users' and communication-less participants are not live."""
     assert live_in_conversation({"id": "c-1", "participants": [participant]}, "u-1") == []
 
 
-def test_ended_conversation_has_no_live_legs() -> None:
+def test_ended_conversation_has_no_live_participants() -> None:
     """A conversation with an endTime has no live participants, whatever their states say."""
     conversation = {"id": "c-1", "endTime": "2025-03-10T12:05:00.000Z",
                     "participants": [_participant("p-1", "u-1", "calls", "connected")]}
     assert live_in_conversation(conversation, "u-1") == []
 
 
-def test_user_with_two_legs_in_one_conversation() -> None:
-    """A transferred-back user has an ended and a live leg; only the live one counts."""
+def test_user_with_two_participants_in_one_conversation() -> None:
+    """A transferred-back user has an ended and a live participant; only the live one counts."""
     conversation = {"id": "c-1", "participants": [
         _participant("p-old", "u-1", "calls", "disconnected", ended=True),
         _participant("p-new", "u-1", "calls", "connected"),

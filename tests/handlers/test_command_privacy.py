@@ -64,10 +64,10 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         slack.add_user("U0OWNER", name="owner", email="owner@example.com", is_owner=True)
         slack.add_user("UADMIN", name="listed", email="listed@example.com")
         genesys_user_id = genesys.add_user("ada@example.com")
-        leg = genesys.start_conversation(genesys_user_id)
+        participant = genesys.start_conversation(genesys_user_id)
         assert [r.result for r in engine.sync_now(TEAM, "U0ADA").participants] == ["written"]
         assert engine.sync_now(TEAM, "U0BOB").genesys_user is None
-        yield Office(slack, genesys, engine, leg.conversation_id, genesys_user_id)
+        yield Office(slack, genesys, engine, participant.conversation_id, genesys_user_id)
         client.close()
         store.close()
 
@@ -139,7 +139,7 @@ def test_a_rejected_write_shows_an_error_id_instead_of_genesys_words(office: Off
     [("failed", "failed, retried automatically (error id 0badc0de)"),
      ("rejected", "REJECTED by Genesys (error id 0badc0de)")],
 )
-def test_failed_legs_render_their_error_id(result: str, shown: str) -> None:
+def test_failed_participants_render_their_error_id(result: str, shown: str) -> None:
     """A failed or rejected participant is rendered with the error id of its log line."""
     participant = ParticipantResult("c1", "p1", "voice", result, context_id="ctx", error_id="0badc0de")
     assert shown in SlackText().sync_report(SyncReport(None, None, (participant,)), whose="your")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg, RecordedPatch
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant, RecordedPatch
 from tests.clocks import FakeClock
 
 CLIENT_ID = "fake-client-id"
@@ -113,8 +113,8 @@ def live_calls_query(user_id: str | None = None, **extra: Any) -> dict[str, Any]
     }
 
 
-def patch_attributes(api: httpx.Client, leg: LiveLeg, body: Any, **kwargs: Any) -> httpx.Response:
-    path = f"/api/v2/conversations/{leg.conversation_id}/participants/{leg.participant_id}/attributes"
+def patch_attributes(api: httpx.Client, participant: JoinedParticipant, body: Any, **kwargs: Any) -> httpx.Response:
+    path = f"/api/v2/conversations/{participant.conversation_id}/participants/{participant.participant_id}/attributes"
     if "content" in kwargs:
         return api.patch(path, **kwargs)
     return api.patch(path, json=body, **kwargs)
@@ -326,17 +326,18 @@ def test_analytics_finds_a_users_live_call(cloud: FakeGenesysCloud, api: httpx.C
     """The official query returns the user's live call in the analytics shape."""
     user_id = cloud.add_user("ada@example.com", name="Ada")
     other = cloud.add_user("bob@example.com")
-    leg = cloud.start_conversation(user_id)
+    participant = cloud.start_conversation(user_id)
     cloud.start_conversation(other)
     response = api.post("/api/v2/analytics/conversations/details/query", json=live_calls_query(user_id))
     assert response.status_code == 200
     body = response.json()
     assert body["totalHits"] == 1
     [conversation] = body["conversations"]
-    assert conversation["conversationId"] == leg.conversation_id
+    assert conversation["conversationId"] == participant.conversation_id
     assert "conversationEnd" not in conversation
     agent = next(p for p in conversation["participants"] if p.get("userId") == user_id)
-    assert (agent["participantId"], agent["participantName"], agent["purpose"]) == (leg.participant_id, "Ada", "agent")
+    assert (agent["participantId"], agent["participantName"],
+            agent["purpose"]) == (participant.participant_id, "Ada", "agent")
     [session] = agent["sessions"]
     assert session["mediaType"] == "voice"
     [segment] = session["segments"]
@@ -347,7 +348,7 @@ def test_analytics_finds_a_users_live_call(cloud: FakeGenesysCloud, api: httpx.C
 
 
 def test_analytics_org_wide_excludes_ended(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
-    """Without a user, every live conversation with a live user segment; ended ones and ended legs drop out."""
+    """Without a user, every live conversation with a live user segment; ended ones and ended participants drop out."""
     a, b, c = (cloud.add_user(f"{n}@example.com") for n in "abc")
     live_a = cloud.start_conversation(a)
     live_b = cloud.start_conversation(b, media_type="message")
@@ -361,8 +362,8 @@ def test_analytics_org_wide_excludes_ended(cloud: FakeGenesysCloud, api: httpx.C
 
 
 def test_analytics_can_lag_behind_an_ended_conversation(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
-    """keep_in_analytics=True: GET and PATCH see the end, the analytics query still reports the conversation or leg
-    live, until catch_up_analytics()."""
+    """keep_in_analytics=True: GET and PATCH see the end, the analytics query still reports the conversation or
+    participant live, until catch_up_analytics()."""
     user_id = cloud.add_user("ada@example.com")
     ended = cloud.start_conversation(user_id)
     left = cloud.start_conversation(user_id)
@@ -376,8 +377,8 @@ def test_analytics_can_lag_behind_an_ended_conversation(cloud: FakeGenesysCloud,
         agent = next(p for p in conversation["participants"] if p.get("userId") == user_id)
         assert "segmentEnd" not in agent["sessions"][0]["segments"][0]
     assert "endTime" in api.get(f"/api/v2/conversations/{ended.conversation_id}").json()
-    for leg in (ended, left):
-        assert_error(patch_attributes(api, leg, {"attributes": {"a": "b"}}), 400,
+    for participant in (ended, left):
+        assert_error(patch_attributes(api, participant, {"attributes": {"a": "b"}}), 400,
                      "conversation.error.participant.no.active.conversations")
     cloud.catch_up_analytics()
     assert api.post(url, json=live_calls_query(user_id)).json() == {"totalHits": 0}
@@ -396,8 +397,8 @@ def test_analytics_media_type_and_purpose_predicates(cloud: FakeGenesysCloud, ap
     assert [x["conversationId"] for x in body["conversations"]] == [message.conversation_id]
 
 
-def test_analytics_transfer_shows_both_legs(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
-    """The same user can be several participants; each leg is its own analytics participant."""
+def test_analytics_transfer_shows_both_participants(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
+    """The same user can be several participants; each participant is its own analytics participant."""
     user_id = cloud.add_user("ada@example.com")
     first = cloud.start_conversation(user_id)
     second = cloud.add_participant(first.conversation_id, user_id)
@@ -409,8 +410,8 @@ def test_analytics_transfer_shows_both_legs(cloud: FakeGenesysCloud, api: httpx.
 def test_analytics_paging_and_order(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """paging splits the hits; desc order reverses; totalHits counts them all."""
     user_id = cloud.add_user("ada@example.com")
-    legs = [cloud.start_conversation(user_id) for _ in range(5)]
-    ids = [leg.conversation_id for leg in legs]
+    participants = [cloud.start_conversation(user_id) for _ in range(5)]
+    ids = [participant.conversation_id for participant in participants]
     url = "/api/v2/analytics/conversations/details/query"
     page2 = api.post(url, json=live_calls_query(user_id, paging={"pageSize": 2, "pageNumber": 2})).json()
     assert [c["conversationId"] for c in page2["conversations"]] == ids[2:4]
@@ -460,25 +461,25 @@ def test_analytics_malformed_is_bad_request(api: httpx.Client, change: dict[str,
 def test_get_conversation_live_and_ended(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """GET shows participants with ids, purposes, users and call state; ending sets endTime and disconnected."""
     user_id = cloud.add_user("ada@example.com")
-    leg = cloud.start_conversation(user_id)
-    live = api.get(f"/api/v2/conversations/{leg.conversation_id}").json()
-    assert live["id"] == leg.conversation_id
+    participant = cloud.start_conversation(user_id)
+    live = api.get(f"/api/v2/conversations/{participant.conversation_id}").json()
+    assert live["id"] == participant.conversation_id
     assert "endTime" not in live
-    agent = next(p for p in live["participants"] if p["id"] == leg.participant_id)
+    agent = next(p for p in live["participants"] if p["id"] == participant.participant_id)
     assert (agent["purpose"], agent["userId"], agent["attributes"]) == ("agent", user_id, {})
     assert agent["calls"][0]["state"] == "connected"
     assert [p["purpose"] for p in live["participants"]] == ["customer", "agent"]
 
-    cloud.end_conversation(leg.conversation_id)
-    ended = api.get(f"/api/v2/conversations/{leg.conversation_id}").json()
+    cloud.end_conversation(participant.conversation_id)
+    ended = api.get(f"/api/v2/conversations/{participant.conversation_id}").json()
     assert "endTime" in ended
     assert all("endTime" in p and p["calls"][0]["state"] == "disconnected" for p in ended["participants"])
 
 
 def test_get_conversation_message_media(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """A messaging conversation lists its communications under messages."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"), media_type="message")
-    body = api.get(f"/api/v2/conversations/{leg.conversation_id}").json()
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"), media_type="message")
+    body = api.get(f"/api/v2/conversations/{participant.conversation_id}").json()
     assert all("messages" in p and "calls" not in p for p in body["participants"])
 
 
@@ -492,23 +493,24 @@ def test_get_unknown_conversation_is_404(api: httpx.Client) -> None:
 
 def test_patch_merges_and_answers_202_empty(cloud: FakeGenesysCloud, api: httpx.Client, clock: FakeClock) -> None:
     """PATCH answers 202 with an empty body, merges into the stored map and is recorded."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
-    first = patch_attributes(api, leg, {"attributes": {"slack.title": "Engineer", "slack.tz": "Europe/Dublin"}})
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    first = patch_attributes(api, participant, {"attributes": {"slack.title": "Engineer", "slack.tz": "Europe/Dublin"}})
     assert (first.status_code, first.content) == (202, b"")
     clock.advance(5)
-    patch_attributes(api, leg, {"attributes": {"slack.title": "Lead"}})
-    assert cloud.attributes(leg.conversation_id, leg.participant_id) == {
+    patch_attributes(api, participant, {"attributes": {"slack.title": "Lead"}})
+    assert cloud.attributes(participant.conversation_id, participant.participant_id) == {
         "slack.title": "Lead",
         "slack.tz": "Europe/Dublin",
     }
     assert cloud.patches == [
         RecordedPatch(
-            leg.conversation_id, leg.participant_id, {"slack.title": "Engineer", "slack.tz": "Europe/Dublin"}, 1000.0
+            participant.conversation_id, participant.participant_id,
+            {"slack.title": "Engineer", "slack.tz": "Europe/Dublin"}, 1000.0,
         ),
-        RecordedPatch(leg.conversation_id, leg.participant_id, {"slack.title": "Lead"}, 1005.0),
+        RecordedPatch(participant.conversation_id, participant.participant_id, {"slack.title": "Lead"}, 1005.0),
     ]
-    shown = api.get(f"/api/v2/conversations/{leg.conversation_id}").json()
-    agent = next(p for p in shown["participants"] if p["id"] == leg.participant_id)
+    shown = api.get(f"/api/v2/conversations/{participant.conversation_id}").json()
+    agent = next(p for p in shown["participants"] if p["id"] == participant.participant_id)
     assert agent["attributes"]["slack.title"] == "Lead"
 
 
@@ -527,8 +529,8 @@ def test_patch_merges_and_answers_202_empty(cloud: FakeGenesysCloud, api: httpx.
 )
 def test_patch_rejections(cloud: FakeGenesysCloud, api: httpx.Client, body: Any, code: str, field_name: str) -> None:
     """Bodies that are not exactly {"attributes": {str: str}} are 400 with details naming the field."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
-    error = assert_error(patch_attributes(api, leg, body), 400, code)
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    error = assert_error(patch_attributes(api, participant, body), 400, code)
     assert field_name in [d["fieldName"] for d in error["details"]]
     assert cloud.patches == []
 
@@ -536,40 +538,41 @@ def test_patch_rejections(cloud: FakeGenesysCloud, api: httpx.Client, body: Any,
 @pytest.mark.parametrize("content", [b"{not json", b'{"attributes": {"a": NaN}}', b"\xff\xfe", b'"attributes"'])
 def test_patch_non_json_is_bad_request(cloud: FakeGenesysCloud, api: httpx.Client, content: bytes) -> None:
     """Non-JSON, NaN, non-UTF-8 or a non-object body is 400 bad.request."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
-    response = patch_attributes(api, leg, None, content=content, headers={"Content-Type": "application/json"})
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    response = patch_attributes(api, participant, None, content=content, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "bad.request")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_patch_wrong_content_type_is_415(cloud: FakeGenesysCloud, api: httpx.Client, content_type: str | None) -> None:
     """A Content-Type other than application/json is 415 unsupported.media.type."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
     headers = {"Content-Type": content_type} if content_type else {}
-    response = patch_attributes(api, leg, None, content=b'{"attributes": {}}', headers=headers)
+    response = patch_attributes(api, participant, None, content=b'{"attributes": {}}', headers=headers)
     assert_error(response, 415, "unsupported.media.type")
 
 
 def test_patch_over_512000_bytes_is_413(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """A body over 512,000 bytes is 413 request.entity.too.large; at the limit it is accepted."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
     frame = len(json.dumps({"attributes": {"k": ""}}).encode())
     at_limit = {"attributes": {"k": "x" * (512_000 - frame)}}
     body = json.dumps(at_limit).encode()
     assert len(body) == 512_000
-    ok = patch_attributes(api, leg, None, content=body, headers={"Content-Type": "application/json"})
+    ok = patch_attributes(api, participant, None, content=body, headers={"Content-Type": "application/json"})
     assert ok.status_code == 202
-    over = patch_attributes(api, leg, None, content=body[:-2] + b'x"}}', headers={"Content-Type": "application/json"})
+    over = patch_attributes(api, participant, None, content=body[:-2] + b'x"}}',
+                            headers={"Content-Type": "application/json"})
     assert_error(over, 413, "request.entity.too.large")
 
 
 def test_patch_chunked_body_is_accepted(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """A body sent with Transfer-Encoding: chunked is read like any other."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
     parts = iter([b'{"attributes": ', b'{"slack.title": ', b'"Engineer"}}'])
-    response = patch_attributes(api, leg, None, content=parts, headers={"Content-Type": "application/json"})
+    response = patch_attributes(api, participant, None, content=parts, headers={"Content-Type": "application/json"})
     assert response.status_code == 202
-    assert cloud.attributes(leg.conversation_id, leg.participant_id) == {"slack.title": "Engineer"}
+    assert cloud.attributes(participant.conversation_id, participant.participant_id) == {"slack.title": "Engineer"}
 
 
 ATTRIBUTE_MAPS = st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=40), max_size=6)
@@ -579,12 +582,12 @@ ATTRIBUTE_MAPS = st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_s
 @given(batches=st.lists(ATTRIBUTE_MAPS, min_size=1, max_size=4))
 def test_patch_merge_property(cloud: FakeGenesysCloud, api: httpx.Client, batches: list[dict[str, str]]) -> None:
     """Any sequence of string maps (unicode, dots, spaces) is stored as their left-to-right merge."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
     expected: dict[str, str] = {}
     for batch in batches:
-        assert patch_attributes(api, leg, {"attributes": batch}).status_code == 202
+        assert patch_attributes(api, participant, {"attributes": batch}).status_code == 202
         expected.update(batch)
-    assert cloud.attributes(leg.conversation_id, leg.participant_id) == expected
+    assert cloud.attributes(participant.conversation_id, participant.participant_id) == expected
 
 
 def test_patch_ended_conversation_or_participant_is_400(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
@@ -603,22 +606,22 @@ def test_patch_ended_conversation_or_participant_is_400(cloud: FakeGenesysCloud,
 @pytest.mark.parametrize("which", ["conversation", "participant"])
 def test_patch_unknown_is_404(cloud: FakeGenesysCloud, api: httpx.Client, which: str) -> None:
     """An unknown conversation or participant is 404 not.found."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
-    ghost = LiveLeg(
-        "nope" if which == "conversation" else leg.conversation_id,
-        "nope" if which == "participant" else leg.participant_id,
-        leg.user_id,
-        leg.media_type,
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    ghost = JoinedParticipant(
+        "nope" if which == "conversation" else participant.conversation_id,
+        "nope" if which == "participant" else participant.participant_id,
+        participant.user_id,
+        participant.media_type,
     )
     assert_error(patch_attributes(api, ghost, {"attributes": {"a": "b"}}), 404, "not.found")
 
 
 def test_patch_needs_no_permission(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """The attributes PATCH declares no permission, so revoking all of them does not block it."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
     for permission in ("directory:user:view", "analytics:conversationDetail:view", "conversation:communication:view"):
         cloud.revoke_permission(permission)
-    assert patch_attributes(api, leg, {"attributes": {"a": "b"}}).status_code == 202
+    assert patch_attributes(api, participant, {"attributes": {"a": "b"}}).status_code == 202
 
 
 # --- permissions -----------------------------------------------------------------------------------
@@ -800,17 +803,18 @@ def test_stop_is_prompt_idempotent_and_closes_connections() -> None:
 
 def test_concurrent_patches_are_all_recorded(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
     """Concurrent PATCHes from many connections are each stored and recorded once."""
-    leg = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    participant = cloud.start_conversation(cloud.add_user("ada@example.com"))
 
     def write(i: int) -> int:
         with httpx.Client(base_url=cloud.base_url, headers=api.headers, verify=NO_TLS) as client:
-            return patch_attributes(client, leg, {"attributes": {f"k{i}": str(i)}}).status_code
+            return patch_attributes(client, participant, {"attributes": {f"k{i}": str(i)}}).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(write, range(64)))
     assert statuses == [202] * 64
     assert len(cloud.patches) == 64
-    assert cloud.attributes(leg.conversation_id, leg.participant_id) == {f"k{i}": str(i) for i in range(64)}
+    assert cloud.attributes(participant.conversation_id,
+                            participant.participant_id) == {f"k{i}": str(i) for i in range(64)}
 
 
 def test_context_manager_and_base_url() -> None:

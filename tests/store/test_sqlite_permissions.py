@@ -97,7 +97,7 @@ def test_the_running_app_keeps_its_database_private(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeGenesysCloud() as genesys:
         app = launch(slack, genesys, tmp_path, database_url=f"sqlite:///{database}")
         try:
-            user, _leg = agent_on_a_call(app)
+            user, _participant = agent_on_a_call(app)
             assert app.event({"type": "user_change", "user": user}).status_code == 200
             wait_for(lambda: bool(genesys.patches), 15, "the write to Genesys")
             assert {file.name: oct(mode(file)) for file in sqlite_files(database)} == {

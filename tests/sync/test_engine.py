@@ -54,8 +54,8 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def ada_on_a_call(world: World) -> tuple[str, str]:
     world.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
-    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
-    return leg.conversation_id, leg.participant_id
+    participant = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    return participant.conversation_id, participant.participant_id
 
 
 def changed(world: World, user_id: str = "U0ADA", event_id: str | None = None) -> bool:
@@ -147,9 +147,10 @@ def test_sync_now_reports_each_participant(world: World) -> None:
     """sync_now writes at once to each live participant and says so."""
     conversation, _ = ada_on_a_call(world)
     report = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [(leg.conversation_id, leg.result) for leg in report.participants] == [(conversation, "written")]
+    assert [(participant.conversation_id,
+             participant.result) for participant in report.participants] == [(conversation, "written")]
     again = world.engine.sync_now("T0FAKE", "U0ADA")
-    assert [leg.result for leg in again.participants] == ["unchanged"]
+    assert [participant.result for participant in again.participants] == ["unchanged"]
 
 
 def test_sync_now_without_a_genesys_user_says_so(world: World) -> None:
@@ -208,15 +209,16 @@ def test_a_cleared_custom_field_is_cleared_on_the_participant(world: World) -> N
     world.slack.define_field("Xf01", "Team")
     world.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Agent")
     world.slack.set_custom_field("U0ADA", "Xf01", "Billing")
-    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    participant = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
     world.engine.poll_once()
     changed(world)
     world.drain()
-    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.custom.Team"] == "Billing"
+    assert world.genesys.attributes(participant.conversation_id,
+                                    participant.participant_id)["slack.custom.Team"] == "Billing"
     world.slack.set_custom_field("U0ADA", "Xf01", "")
     changed(world)
     world.drain()
-    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.custom.Team"] == ""
+    assert world.genesys.attributes(participant.conversation_id, participant.participant_id)["slack.custom.Team"] == ""
 
 
 def second_engine(world: World, worker: str) -> SyncEngine:
@@ -330,7 +332,7 @@ def test_two_workspaces_users_with_one_email_do_not_overwrite_each_other(
     world = two_workspaces
     world.contact.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
     world.other.add_user("U0EVE", name="eve", email="ada@example.com", title="Not Ada")
-    leg = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
+    participant = world.genesys.start_conversation(world.genesys.add_user("ada@example.com"))
     world.engine.poll_once()
     world.refresh(world.contact, "U0ADA")
     caplog.set_level(logging.WARNING, logger="sync.engine")
@@ -338,7 +340,8 @@ def test_two_workspaces_users_with_one_email_do_not_overwrite_each_other(
     world.refresh(world.other, "U0EVE")  # the paced refresh reads it again: still one line
     report = world.engine.sync_now("TABC", "U0EVE")
     world.engine.poll_once()
-    assert world.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+    assert world.genesys.attributes(participant.conversation_id,
+                                    participant.participant_id)["slack.title"] == "Support Engineer"
     assert {patch.attributes.get("slack.title") for patch in world.genesys.patches} == {"Support Engineer"}
     assert report.participants == ()
     assert report.conflict is not None

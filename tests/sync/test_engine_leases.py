@@ -28,7 +28,7 @@ from genesys import (
     VoiceSafeLimits,
     WriteResult,
 )
-from localdev.genesys_cloud import FakeGenesysCloud, LiveLeg
+from localdev.genesys_cloud import FakeGenesysCloud, JoinedParticipant
 from localdev.slack_api import FakeSlack
 from slack_directory import SlackDirectory
 from store import Store, open_store
@@ -95,7 +95,7 @@ class Replicas:
         self.engines.append(engine)
         return engine
 
-    def on_call(self, n: int, title: str = "Agent") -> LiveLeg:
+    def on_call(self, n: int, title: str = "Agent") -> JoinedParticipant:
         self.slack.add_user(f"U0P{n:03d}", name=f"p{n}", email=f"p{n}@example.com", title=f"{title} {n}")
         return self.genesys.start_conversation(self.genesys.add_user(f"p{n}@example.com"))
 
@@ -164,7 +164,7 @@ def test_a_poll_longer_than_the_lease_keeps_it_from_other_replicas(replicas: Rep
     """A poll three times the lease's length: renewed by its heartbeat, the second replica never gets to poll."""
     lease = {"poll_lease_s": 0.6}
     first, second = replicas.engine("first", **lease), replicas.engine("second", **lease)
-    legs = [replicas.on_call(n) for n in range(5)]
+    participants = [replicas.on_call(n) for n in range(5)]
     for n in range(5):
         replicas.refresh(first, f"U0P{n:03d}")
     assert first.take_poll_turn()
@@ -173,7 +173,7 @@ def test_a_poll_longer_than_the_lease_keeps_it_from_other_replicas(replicas: Rep
     replicas.genesys.set_latency(0)
     assert took > 3 * 0.6, f"the poll took {took:.1f} s: not longer than the lease, so it proves nothing"
     assert True not in second_turns
-    assert len(replicas.genesys.patches) == len(legs)
+    assert len(replicas.genesys.patches) == len(participants)
     assert first.take_poll_turn()  # still the first's tenure: the next poll goes on where it left off
 
 
@@ -233,7 +233,7 @@ def test_a_slow_slack_read_keeps_its_item_and_counts_no_failed_attempt(replicas:
 def test_an_older_profile_written_late_never_stays_after_a_newer_one(replicas: Replicas, newer_by: str) -> None:
     """/genesys-sync sends the old profile, held back while another replica writes the new one: the new one lands
     last (the old write's record is refused, and it re-decides)."""
-    leg = replicas.on_call(0, title="Old")
+    participant = replicas.on_call(0, title="Old")
     new_recorded = threading.Event()
 
     def hold_the_old_write(_participant: str, attributes: VoiceSafeAttributes) -> None:
@@ -258,17 +258,18 @@ def test_an_older_profile_written_late_never_stays_after_a_newer_one(replicas: R
     titles = [patch.attributes["slack.title"] for patch in replicas.genesys.patches]
     assert titles[:2] == ["New 0", "Old 0"], titles  # the interleaving under test happened
     assert titles[-1] == "New 0"
-    assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "New 0"
+    assert replicas.genesys.attributes(participant.conversation_id,
+                                       participant.participant_id)["slack.title"] == "New 0"
     row = replicas.store.desired("T0FAKE", "U0P000")
     assert row is not None
-    assert replicas.store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash
+    assert replicas.store.last_written(participant.conversation_id, participant.participant_id) == row.attributes_hash
     assert fast.poll_once() == 0  # and nothing is left to do
 
 
 def test_sync_now_writes_the_profile_the_store_kept(replicas: Replicas) -> None:
     """A Slack answer older than the stored profile is refused by the store, and /genesys-sync writes the stored one."""
     engine = replicas.engine("only")
-    leg = replicas.on_call(0, title="Read")
+    participant = replicas.on_call(0, title="Read")
     replicas.refresh(engine, "U0P000")
     stored = replicas.store.desired("T0FAKE", "U0P000")
     assert stored is not None
@@ -278,7 +279,8 @@ def test_sync_now_writes_the_profile_the_store_kept(replicas: Replicas) -> None:
                                         profile_updated=stored.profile_updated + 3600))
     report = engine.sync_now("T0FAKE", "U0P000")  # Slack still answers the older profile
     assert [result.result for result in report.participants] == ["written"]
-    assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Newer"
+    assert replicas.genesys.attributes(participant.conversation_id,
+                                       participant.participant_id)["slack.title"] == "Newer"
 
 
 # --- The read-back after a restart ---------------------------------------------------------------------------------
@@ -293,20 +295,21 @@ def test_a_truncated_write_confirmed_after_a_restart_is_not_sent_again(replicas:
         return AttributeRules(voice_safe=VoiceSafeLimits(max_value_chars=chars))
 
     replicas.slack.add_user("U0LONG", name="long", email="long@example.com", title="T" * 100)
-    leg = replicas.genesys.start_conversation(replicas.genesys.add_user("long@example.com"))
+    participant = replicas.genesys.start_conversation(replicas.genesys.add_user("long@example.com"))
     replicas.refresh(replicas.engine("reader", rules=rules(saved_under_chars)), "U0LONG")
     before_crash = replicas.engine("before-crash", rules=rules(40))
     assert before_crash.poll_once() == 1
-    assert len(replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"]) == 40
+    assert len(replicas.genesys.attributes(participant.conversation_id,
+                                           participant.participant_id)["slack.title"]) == 40
     row = replicas.store.desired("T0FAKE", "U0LONG")
     assert row is not None
     # The crash: the PATCH landed, its outcome was never recorded (the intent is what a crash leaves behind).
-    replicas.store.intend_write(leg.conversation_id, leg.participant_id, row.attributes_hash)
-    replicas.store.forget_written(leg.conversation_id, leg.participant_id)
+    replicas.store.intend_write(participant.conversation_id, participant.participant_id, row.attributes_hash)
+    replicas.store.forget_written(participant.conversation_id, participant.participant_id)
     after_restart = replicas.engine("after-restart", rules=rules(40))
     after_restart.poll_once()
     assert len(replicas.genesys.patches) == 1
-    assert replicas.store.last_written(leg.conversation_id, leg.participant_id) == row.attributes_hash
+    assert replicas.store.last_written(participant.conversation_id, participant.participant_id) == row.attributes_hash
     assert replicas.store.write_intents() == []
 
 

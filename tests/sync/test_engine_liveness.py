@@ -57,7 +57,7 @@ class StubSlack:
 
 
 class StubGenesys:
-    """A Genesys whose calls do what the test sets: `search` for the user search, `poll` for the org's live legs."""
+    """A Genesys whose calls do what the test sets: `search` for the user search, `poll` for the live participants."""
 
     def __init__(self) -> None:
         self.search: Callable[[], GenesysUser | None] = lambda: None
@@ -297,10 +297,10 @@ def test_rejected_writes_keep_at_most_their_limit_newest_first(limit: int, added
 
 def test_the_poll_forgets_refusals_of_participants_no_longer_live(store: Store, clock: FakeClock) -> None:
     """A refusal is remembered while its participant is live (no resend) and forgotten once the call ended."""
-    leg = LiveParticipant("c1", "p1", "g-ada", "voice")
+    participant = LiveParticipant("c1", "p1", "g-ada", "voice")
     genesys = StubGenesys()
     genesys.search = found_ada
-    genesys.poll = lambda: (leg,)
+    genesys.poll = lambda: (participant,)
     sent: list[str] = []
 
     def refuse(conversation_id: str, participant_id: str) -> WriteResult:
