@@ -21,6 +21,8 @@ Reported per run, then as the median and range over the runs for each replica co
 - Genesys PATCHes from the burst on, and repeated writes: PATCHes that change nothing on the participant (it
   already had every value sent; must be 0), and participants written more often than their person's title
   changed during the burst (must be 0);
+- Genesys user searches from the burst on (every person was linked at start-up, and links are shared through the
+  database, so one replica or two should search for nobody);
 - each replica's resident memory (before, peak during the burst and drain, after);
 - CPU seconds during the burst and during the drain of each replica, of PostgreSQL (the postmaster and its
   backends), of this process (the load generator and both fakes) and of everything else on the machine. Before
@@ -248,6 +250,8 @@ class Result:
     patches: int
     repeated: int
     over_written: int
+    searches: int
+    """Genesys user searches (`POST /api/v2/users/search`) from the burst on, all replicas together."""
     rss_mib: list[tuple[float, float, float]]  # per replica: before, peak during burst and drain, after
     cpu_burst: dict[str, float]
     cpu_drain: dict[str, float]
@@ -335,7 +339,7 @@ def measure(arguments: argparse.Namespace, server: PostgresServer, rng: random.R
         replicas=len(apps), events_per_s=len(deliveries) / wall, p50_ms=percentile(ordered, 0.50) * 1000,
         p95_ms=percentile(ordered, 0.95) * 1000, p99_ms=percentile(ordered, 0.99) * 1000, max_ms=ordered[-1] * 1000,
         non_2xx=bad, drain_s=drain_s, drained=drained, patches=len(patches), repeated=repeated,
-        over_written=over_written, rss_mib=rss, cpu_burst=cpu_burst.since(cpu_start),
+        over_written=over_written, searches=searches, rss_mib=rss, cpu_burst=cpu_burst.since(cpu_start),
         cpu_drain=cpu_drain.since(cpu_burst), wall_s=wall)
     result.cpu_burst["clients"] = sum(client_cpu)
 
@@ -394,6 +398,7 @@ def summary(results: list[Result]) -> None:
         ("PATCHes", lambda r: r.patches, ".0f"),
         ("repeated writes (no-op PATCHes)", lambda r: r.repeated, ".0f"),
         ("participants written > changes", lambda r: r.over_written, ".0f"),
+        ("Genesys user searches", lambda r: r.searches, ".0f"),
         ("events/s per app CPU core", lambda r: r.events_per_s * r.wall_s / r.cpu_burst["apps"], ",.0f"),
         ("peak RSS MiB, each replica", None, ""),
         ("CPU s burst: apps", lambda r: r.cpu_burst["apps"], ".1f"),

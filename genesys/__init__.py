@@ -25,7 +25,7 @@ from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import SharedBudget
 from genesys.regions import REGION_DOMAINS, GenesysEndpoints, endpoints_for
 from genesys.retries import RetryPolicy
-from genesys.users import GenesysUser
+from genesys.users import GenesysUser, normalize_email
 from genesys.voice_safe import (
     CONTROL_CHARACTERS,
     VoiceSafeAttributes,
@@ -81,4 +81,5 @@ __all__ = [
     "WriteResult",
     "check_attributes",
     "endpoints_for",
+    "normalize_email",
 ]

@@ -50,7 +50,7 @@ from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import RateLimiter, SharedBudget, Sleep
 from genesys.regions import GenesysEndpoints
 from genesys.retries import Reachability, RetryingSender, RetryPolicy
-from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
+from genesys.users import GenesysUser, pick_user, user_search_body
 from genesys.voice_safe import VoiceSafeAttributes
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,6 @@ class GenesysClient:
         shared_budget: SharedBudget | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        user_ttl_s: float = 600.0,
-        missing_user_ttl_s: float = 60.0,
     ) -> None:
         if http is not None and (transport is not None or timeout is not DEFAULT_TIMEOUT):
             raise ValueError("pass either http, or transport and timeout for the client built here, not both")
@@ -139,7 +137,6 @@ class GenesysClient:
                                    reachability=reachability)
         login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, reachability=reachability)
         self._tokens = TokenProvider(credentials, endpoints.login_url, login, clock=clock)
-        self._users = UserCache(clock=clock, found_ttl_s=user_ttl_s, missing_ttl_s=missing_user_ttl_s)
 
     def __repr__(self) -> str:
         return f"GenesysClient(api_url={self._endpoints.api_url!r}, client_id={self._credentials.client_id!r})"
@@ -147,16 +144,10 @@ class GenesysClient:
     # ----------------------------------------------------------------- users
 
     def find_user_by_email(self, email: str) -> GenesysUser | None:
-        """The Genesys user with this e-mail (ignoring case), or None; answers are cached, misses briefly."""
-        key = normalize_email(email)
-        hit, user = self._users.get(key)
-        if hit:
-            return user
-        user = self._search_user(email)
-        self._users.put(key, user)
-        return user
+        """The Genesys user with this e-mail (ignoring case), or None; one search per call.
 
-    def _search_user(self, email: str) -> GenesysUser | None:
+        Not cached: the sync engine keeps the answer as the Slack user's link in its store, shared by its replicas
+        and trusted for a while (`sync.engine.EngineSettings.link_trust_s`), and the CLI asks once per run."""
         operation = "users search"
         response = self._call("POST", USERS_SEARCH, operation=operation, body=user_search_body(email))
         if response.status_code != 200:

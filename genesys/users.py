@@ -1,4 +1,6 @@
-"""Finding a Genesys Cloud user by e-mail: the search body, picking the match, and a TTL cache.
+"""Finding a Genesys Cloud user by e-mail: the search body and picking the match.
+
+Not cached here: the sync engine keeps each e-mail's answer in its store, shared by every replica (`sync.engine`).
 
 `POST /api/v2/users/search` with an EXACT criterion on `email` plus the state criterion of Genesys' own example
 (reference §7). Whether EXACT is case-sensitive is undocumented, so a mixed-case address is searched both as given
@@ -7,8 +9,7 @@ and lower-cased in one request, and results are compared case-insensitively.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class GenesysUser:
 
 
 def normalize_email(email: str) -> str:
-    """The cache key and comparison form of an address: trimmed and lower-cased."""
+    """The comparison form of an address: trimmed and lower-cased."""
     if not isinstance(email, str) or "@" not in email.strip():
         raise ValueError(f"not an e-mail address: {email!r}")
     return email.strip().lower()
@@ -67,43 +68,3 @@ def pick_user(payload: Mapping[str, Any], email: str) -> GenesysUser | None:
     if not matches:
         return None
     return min(matches, key=lambda user: _STATE_PREFERENCE.get(user.state, len(USER_STATES)))
-
-
-class UserCache:
-    """E-mail → user (or "no such user") with separate time-to-live for each; thread-safe."""
-
-    def __init__(self, *, clock: Callable[[], float], found_ttl_s: float = 600.0, missing_ttl_s: float = 60.0,
-                 max_entries: int = 50_000) -> None:
-        self._clock = clock
-        self._found_ttl_s = found_ttl_s
-        self._missing_ttl_s = missing_ttl_s
-        self._max_entries = max_entries
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, GenesysUser | None]] = {}
-
-    def get(self, key: str) -> tuple[bool, GenesysUser | None]:
-        """(True, user-or-None) when cached and fresh, else (False, None)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return False, None
-            if self._clock() >= entry[0]:
-                del self._entries[key]
-                return False, None
-            return True, entry[1]
-
-    def put(self, key: str, user: GenesysUser | None) -> None:
-        """Remember a search result: a user for `found_ttl_s`, "no such user" for `missing_ttl_s`."""
-        now = self._clock()
-        ttl = self._found_ttl_s if user is not None else self._missing_ttl_s
-        with self._lock:
-            if len(self._entries) >= self._max_entries:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-                while len(self._entries) >= self._max_entries:
-                    del self._entries[next(iter(self._entries))]
-            self._entries[key] = (now + ttl, user)
-
-    def clear(self) -> None:
-        """Forget everything (e.g. after an operator changed users in Genesys)."""
-        with self._lock:
-            self._entries.clear()

@@ -44,6 +44,7 @@ from genesys import (
     VoiceSafeAttributes,
     WriteResult,
     check_attributes,
+    normalize_email,
 )
 from profiles import FieldLabels, SlackUser
 from slack_directory import TEAM_NOT_ALLOWED, SlackDirectoryError, SlackUserRecord
@@ -168,6 +169,18 @@ class EngineSettings:
     Not a multiple of the poll interval: the loop turns at least twice a second whatever POLL_INTERVAL_SECONDS is.
     Longer than the slowest step a healthy engine takes (a Genesys call gives up within 60 s; a Slack read may wait
     out Slack's rate limit twice), so waiting out a rate limit never looks like a hang."""
+    link_trust_s: float = 3600.0
+    """A Slack user's stored link to the Genesys user with their e-mail stands for a search this long after it was
+    resolved, on every replica (the link is in the store, not in one process). After it, their next profile read (an
+    event, a `/genesys-sync`, the paced refresh) searches again: a person whose Genesys account was replaced is
+    re-linked within `refresh_interval_s` plus this. A changed e-mail is searched at once. An hour: longer than a
+    burst of events (spread over replicas, it searches for each person once), shorter than the paced refresh (so its
+    reads check the links too, one search per person per `refresh_interval_s`)."""
+    missing_link_trust_s: float = 600.0
+    """A stored "no Genesys user has this e-mail" (or a link conflict) stands for a search this long, on every
+    replica. A person added to Genesys later is found at once by `/genesys-sync` (which searches again whenever the
+    stored answer is "none"), and otherwise by their first profile read after it: within `refresh_interval_s`
+    plus this, through the paced refresh."""
     rejected_limit: int = 10_000
     """At most this many refused writes are remembered (so not sent again); the oldest are forgotten first."""
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
@@ -228,7 +241,8 @@ class SyncReport:
     """The outcome of syncing one person now (for `/genesys-sync`)."""
 
     desired: DesiredAttributes | None
-    genesys_user: GenesysUser | None
+    genesys_user_id: str | None
+    """Their Genesys user, from the store's link or a search (None: not synced)."""
     participants: tuple[ParticipantResult, ...]
     not_synced: NotSynced | None = None
     """Why nothing was written, when nothing could be (`sync.render` words it)."""
@@ -380,16 +394,19 @@ class SyncEngine:
             return SyncReport(desired, None, (), "not_syncable")
         if not desired.ok:
             return SyncReport(desired, None, (), "not_voice_safe")
-        genesys_user = self._link(record)
-        if genesys_user is None:
+        # The person asking may have just been given a Genesys account or had their e-mail fixed there: a stored
+        # "none" is searched again (one search per request), a stored link is trusted like the worker trusts it.
+        genesys_user_id = self._link(record, trust_none=False)
+        if genesys_user_id is None:
             conflict = self._store.link_conflict(team_id, user_id)
             if conflict is not None:
                 return SyncReport(desired, None, (), "link_conflict", conflict=conflict)
             return SyncReport(desired, None, (), "no_genesys_user", email=record.email)
         if row.deleted or not row.attributes_hash:
-            return SyncReport(desired, genesys_user, (), "newer_read_not_synced")
-        participants = self._genesys.live_participants(genesys_user.id)
-        return SyncReport(desired, genesys_user, tuple(self._write(participant, row) for participant in participants))
+            return SyncReport(desired, genesys_user_id, (), "newer_read_not_synced")
+        participants = self._genesys.live_participants(genesys_user_id)
+        return SyncReport(desired, genesys_user_id,
+                          tuple(self._write(participant, row) for participant in participants))
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
@@ -805,10 +822,10 @@ class SyncEngine:
             record = self._slack.user(team_id, user_id)
             desired, _row = self._save_desired(record)
             if record.syncable and desired.ok:
-                genesys_user = self._link(record)
-                if genesys_user is not None:
+                genesys_user_id = self._link(record)
+                if genesys_user_id is not None:
                     self._write_all(participant for participant in self._live_participants()
-                                    if participant.user_id == genesys_user.id)
+                                    if participant.user_id == genesys_user_id)
             elif not desired.ok:
                 log.warning("Slack user %s: attributes not voice-safe, nothing written: %s", user_id,
                             "; ".join(str(p) for p in desired.report.problems[:3]))
@@ -878,7 +895,13 @@ class SyncEngine:
             return attributes
         return dict(sorted(combined.items()))
 
-    def _link(self, record: SlackUserRecord) -> GenesysUser | None:
+    def _link(self, record: SlackUserRecord, *, trust_none: bool = True) -> str | None:
+        """The id of the Genesys user this Slack user is linked to (None: no Genesys user has their e-mail, or
+        another Slack user holds its link): the store's link while it is trusted (`_stored_link`), else a search,
+        recorded in the store for every replica. `trust_none=False` searches again when the stored answer is None."""
+        stored = self._stored_link(record)
+        if stored is not None and (stored.genesys_user_id is not None or trust_none):
+            return stored.genesys_user_id
         email = record.email
         genesys_user = self._genesys.find_user_by_email(email) if email else None
         linked = self._store.link_user(record.team_id, record.user_id, email,
@@ -892,7 +915,25 @@ class SyncEngine:
                             conflict.genesys_user_id, conflict.holder_user_id, conflict.holder_team_id,
                             conflict.user_id)
             return None
-        return genesys_user
+        return linked.genesys_user_id
+
+    def _stored_link(self, record: SlackUserRecord) -> UserLink | None:
+        """The store's link of this Slack user when it may stand for a search now, else None: resolved for the
+        e-mail they have now (compared as Genesys compares addresses: trimmed, ignoring case), `link_trust_s` ago
+        at most (`missing_link_trust_s` for "none found").
+
+        Whichever replica resolved it, so a burst spread over replicas searches each person once. Its age is taken
+        both ways: replicas' clocks differ a little (a link stamped a moment in this one's future is fresh), and a
+        clock set back by hours must not make a link trusted for those hours."""
+        email = _address(record.email)
+        if email is None:
+            return None
+        link = self._store.genesys_user_for(record.team_id, record.user_id)
+        if link is None or _address(link.email) != email:
+            return None
+        settings = self._settings
+        trust_s = settings.link_trust_s if link.genesys_user_id is not None else settings.missing_link_trust_s
+        return link if abs(self._clock() - link.resolved_at) < trust_s else None
 
     def _live_participants(self) -> tuple[LiveParticipant, ...]:
         """The last poll's live participants, overruled by what push said since of a user's conversation."""
@@ -1024,6 +1065,15 @@ class SyncEngine:
 
 class _LeaseLost(Exception):
     """Raised before a poller's write when its tenure of the poll lease no longer holds: it must not write."""
+
+
+def _address(email: str | None) -> str | None:
+    """An e-mail in the form Genesys matches it (`normalize_email`); None for none, or for one that is not an
+    address (never trusted: searched, as before)."""
+    try:
+        return normalize_email(email) if email else None
+    except ValueError:
+        return None
 
 
 def _describe(error: BaseException) -> str:

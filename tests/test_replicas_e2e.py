@@ -172,9 +172,9 @@ def test_a_poll_slower_than_the_lease_stays_with_one_replica(
             polling = poller(*apps)
             assert polling is not None
             other = second if polling is first else first
-            # The change's refresh stores the new profile, then its Genesys user lookup is refused at once (a dead
-            # letter; the person is linked already): so the other replica stays idle, asking for the poll every
-            # second, while the poller writes the stored profile in one slow poll (about 24 s).
+            # The change's refresh stores the new profile and takes the person's stored link (a user search, should
+            # one be made, is refused at once: a dead letter, not a 12 s wait): so the other replica stays idle,
+            # asking for the poll every second, while the poller writes the stored profile in one slow poll (24 s).
             genesys.fail_for(400, 60, path_prefix="/api/v2/users/search")
             genesys.set_latency(12.0)  # under the client's 15 s read timeout: slow, not failing
             started = time.monotonic()

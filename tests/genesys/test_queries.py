@@ -13,8 +13,7 @@ from genesys.participants import (
     live_in_analytics,
     live_in_conversation,
 )
-from genesys.users import GenesysUser, UserCache, normalize_email, pick_user, user_search_body
-from tests.genesys.support import FakeClock
+from genesys.users import GenesysUser, normalize_email, pick_user, user_search_body
 
 NOW = datetime(2025, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -61,30 +60,6 @@ def test_pick_user_compares_case_insensitively_and_prefers_active() -> None:
 def test_pick_user_without_results_is_none(payload: object) -> None:
     """No results key (Genesys' answer to no match) or an empty list gives None."""
     assert pick_user(payload, "agent@example.com") is None  # type: ignore[arg-type]
-
-
-def test_user_cache_remembers_users_longer_than_misses() -> None:
-    """A found user lives found_ttl_s; "no such user" lives missing_ttl_s."""
-    clock = FakeClock()
-    cache = UserCache(clock=clock, found_ttl_s=600, missing_ttl_s=60)
-    user = GenesysUser("u", "a@x", "A", "active")
-    cache.put("a@x", user)
-    cache.put("b@x", None)
-    assert cache.get("a@x") == (True, user)
-    assert cache.get("b@x") == (True, None)
-    clock.advance(61)
-    assert cache.get("a@x") == (True, user)
-    assert cache.get("b@x") == (False, None)
-    clock.advance(540)
-    assert cache.get("a@x") == (False, None)
-
-
-def test_user_cache_is_bounded() -> None:
-    """The cache never holds more than max_entries."""
-    cache = UserCache(clock=FakeClock(), max_entries=3)
-    for i in range(10):
-        cache.put(f"{i}@x", None)
-    assert [cache.get(f"{i}@x")[0] for i in range(10)] == [False] * 7 + [True] * 3
 
 
 @pytest.mark.parametrize(

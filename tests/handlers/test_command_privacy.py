@@ -66,7 +66,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         genesys_user_id = genesys.add_user("ada@example.com")
         participant = genesys.start_conversation(genesys_user_id)
         assert [r.result for r in engine.sync_now(TEAM, "U0ADA").participants] == ["written"]
-        assert engine.sync_now(TEAM, "U0BOB").genesys_user is None
+        assert engine.sync_now(TEAM, "U0BOB").genesys_user_id is None
         yield Office(slack, genesys, engine, participant.conversation_id, genesys_user_id)
         client.close()
         store.close()
