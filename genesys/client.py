@@ -9,6 +9,7 @@ query also has one deadline for all its pages (`RetryPolicy.max_paged_query_s`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -23,7 +24,14 @@ from urllib.parse import quote
 import httpx
 
 from genesys.auth import AccessToken, ClientCredentials, TokenProvider
-from genesys.channels import NotificationChannel, TopicSubscription, parse_channel, parse_subscriptions, short_id
+from genesys.channels import (
+    NotificationChannel,
+    TopicSubscription,
+    conversations_topic,
+    parse_channel,
+    parse_subscriptions,
+    short_id,
+)
 from genesys.diagnosis import explain
 from genesys.errors import (
     AttributesRejected,
@@ -74,8 +82,11 @@ MAX_ANALYTICS_PAGES = 100
 _SEARCH_CHECK = "users search"
 _ANALYTICS_CHECK = "analytics conversation query"
 _LOOKUP_CHECK = "conversation lookup"
+_PUSH_CHECK = "conversation notifications"
+PERMISSIONS_PUSH = ("conversation:communication:view",)
+"""What a `v2.users.{id}.conversations` topic is assumed to need (undocumented; a rejected topic names its own)."""
 _PROBES = ((_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH), (_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS),
-           (_LOOKUP_CHECK, PERMISSIONS_CONVERSATION))
+           (_LOOKUP_CHECK, PERMISSIONS_CONVERSATION), (_PUSH_CHECK, PERMISSIONS_PUSH))
 
 _GONE_CODE_HINTS = ("not.found", "no.active", "not.active", "not.conversation.participant", "ended")
 
@@ -343,9 +354,38 @@ class GenesysClient:
         if blocked:
             earlier = _SEARCH_CHECK if checks[-1].outcome is Outcome.UNVERIFIED else _ANALYTICS_CHECK
             checks.append(self._blocked(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, earlier))
+            checks.append(self._blocked(_PUSH_CHECK, PERMISSIONS_PUSH, earlier))
         else:
             checks.append(self._lookup(_first_conversation_id(answer)))
+            checks.append(self._push_check())
         return PermissionReport(tuple(checks))
+
+    def _push_check(self) -> PermissionCheck:
+        """Subscribe a test topic on a new channel, then empty it: Permitted, or the permissions Genesys names.
+
+        The channel stays (empty) until Genesys drops it after 24 h; it counts towards the client's 20 channels, so
+        an app that needs all 20 may lose its oldest to a check (the app then recreates it)."""
+        topic = conversations_topic(str(uuid.uuid4()))
+        try:
+            channel = self.create_notification_channel()
+            try:
+                [answer] = self.set_channel_topics(channel.id, [topic])
+            finally:
+                with contextlib.suppress(GenesysError):
+                    self.set_channel_topics(channel.id, [])
+        except GenesysError as exc:
+            refused = exc.needs if isinstance(exc, PermissionMissing) else ""
+            return PermissionCheck(_PUSH_CHECK, PERMISSIONS_PUSH[0], Outcome.FAILED, explain(exc, self._endpoints),
+                                   refused)
+        if answer.permitted:
+            return PermissionCheck(_PUSH_CHECK, PERMISSIONS_PUSH[0], Outcome.PASSED,
+                                   "permitted (a test topic subscribed, then removed)")
+        missing = ", ".join(answer.missing_permissions) or PERMISSIONS_PUSH[0]
+        return PermissionCheck(
+            _PUSH_CHECK, PERMISSIONS_PUSH[0], Outcome.FAILED,
+            f"Genesys rejected the topic of users' conversations ({answer.reason or 'no reason given'}): the OAuth "
+            f"client's role lacks {missing}; without it the app polls every POLL_INTERVAL_SECONDS instead",
+            missing)
 
     def _lookup(self, sample: str | None) -> PermissionCheck:
         target = sample or str(uuid.uuid4())

@@ -53,7 +53,7 @@ class PermissionReport:
     @property
     def missing(self) -> tuple[str, ...]:
         """What Genesys refused (403s only): never a permission a check merely could not reach."""
-        return tuple(check.refused for check in self.checks if check.refused)
+        return tuple(dict.fromkeys(check.refused for check in self.checks if check.refused))
 
     def summary(self) -> str:
         """ "2 checks passed, 1 failed, 1 could not be verified" (zero counts left out, passes always shown)."""

@@ -300,6 +300,18 @@ class SyncStatus:
     """When it did not: the id of the log line that holds why."""
     conflict: LinkConflict | None = None
     """Set when their e-mail matched a Genesys user another Slack user was linked to first: they are not synced."""
+    push: PushStatus | None = None
+    """Genesys' notifications as this replica sees them; None with GENESYS_PUSH off."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushStatus:
+    """Whether Genesys' notifications bring new calls now, for `/genesys-sync status`."""
+
+    state: PushState | None
+    """None while another replica consumes them."""
+    fast_poll_s: float
+    """The poll's interval while push does not cover everyone."""
 
 
 def attributes_hash(attributes: Mapping[str, str]) -> str:
@@ -418,6 +430,7 @@ class SyncEngine:
             dead_letters=self._store.dead_letter_count(), genesys_ok=poll_ok,
             genesys_error_id=self._last_poll_error_id if poll_ok is False else "",
             conflict=self._store.link_conflict(team_id, user_id),
+            push=PushStatus(self.push_state(), self._settings.poll_interval_s) if self.push_enabled else None,
         )
 
     def bootstrap(self, team_id: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from store import LinkConflict
 from sync.desired import DesiredAttributes
-from sync.engine import ResyncProgress, ResyncSummary, SyncReport, SyncStatus
+from sync.engine import PushStatus, ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 
 _MAX_LINES = 40
 _MARKS = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
@@ -64,6 +64,7 @@ class SlackText:
             status.genesys_ok, f"unreachable (error id {status.genesys_error_id})" if status.genesys_error_id
             else "unreachable")
         lines.append(f"Pending work: {status.pending}; dead letters: {status.dead_letters}; Genesys: {genesys}.")
+        lines.append(_push_line(status.push))
         return "\n".join(lines)
 
 
@@ -80,6 +81,17 @@ class SlackText:
             else f"still running ({summary.pending} to read; it carries on by itself)"
         return (f"Resync {finished}: {summary.queued} people queued, {summary.written} participant write(s) made, "
                 f"{summary.dead_letters} dead letter(s) in total.")
+
+
+def _push_line(push: PushStatus | None) -> str:
+    if push is None:
+        return "Push: off (GENESYS_PUSH); new calls are found by the poll."
+    if push.state is None:
+        return "Push: on; another replica of the app receives Genesys' notifications."
+    if push.state.healthy:
+        return "Push: on; new calls are written as Genesys notifies them."
+    return (f"Push: on, but not covering everyone now ({push.state.fallback_reason}); new calls are found by the "
+            f"poll every {push.fast_poll_s:g} s meanwhile.")
 
 
 def _not_synced_text(report: SyncReport) -> str:

@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from handlers.app import SlackAuthorization
 from slack_directory import StoreInstallationStore
 from store import Store, StoreError
-from sync.engine import Liveness, SyncEngine
+from sync.engine import Liveness, PushState, SyncEngine
 from web.wsgi import HealthReport
 
 
@@ -73,6 +73,34 @@ class GenesysPart:
 
 
 @dataclass(frozen=True, slots=True)
+class PushPart:
+    """Genesys' notifications. Never `ok: false`: while they are down or refused the fast poll finds new calls (the
+    app works, only slower), so a load balancer must not take the replica out; `state` and `detail` say why."""
+
+    enabled: bool
+    polling: bool
+    """Whether this replica holds the poll lease (the one that consumes notifications)."""
+    state: PushState | None
+
+    def json(self) -> dict[str, object]:
+        if not self.enabled:
+            return {"state": "off", "detail": "GENESYS_PUSH is off: new calls are found by the poll"}
+        if self.state is None:
+            return {"state": "another replica" if not self.polling else "starting"}
+        state = self.state
+        part: dict[str, object] = {
+            "state": "connected" if state.healthy else "fallback", "channels": state.channels,
+            "topics": state.topics}
+        if state.since_last_message_s is not None:
+            part["last_message_s_ago"] = round(state.since_last_message_s, 1)
+        if not state.healthy:
+            part["detail"] = f"{state.fallback_reason}; new calls are found by the fast poll meanwhile"
+        if state.missing_permissions:
+            part["missing_permissions"] = list(state.missing_permissions)
+        return part
+
+
+@dataclass(frozen=True, slots=True)
 class SlackPart:
     """How Slack reaches the app and whether its requests can be authorized. The field order is the JSON's."""
 
@@ -102,10 +130,12 @@ class Health:
     links: LinksPart
     genesys: GenesysPart
     slack: SlackPart
+    push: PushPart
 
     def report(self) -> HealthReport:
         return HealthReport({"database": self.database.json(), "engine": engine_json(self.engine),
-                             "links": self.links.json(), "genesys": self.genesys.json(), "slack": self.slack.json()})
+                             "links": self.links.json(), "genesys": self.genesys.json(), "push": self.push.json(),
+                             "slack": self.slack.json()})
 
 
 def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandler | None,
@@ -127,6 +157,7 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         links=links,
         genesys=genesys_part(engine, client_ids=() if details else client_ids),
         slack=slack_part(authorization, socket_mode, workspaces),
+        push=PushPart(engine.push_enabled, engine.polling, engine.push_state()),
     ).report()
 
 

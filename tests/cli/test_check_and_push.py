@@ -53,27 +53,27 @@ class CheckCase:
 CHECK_CASES = {
     "refused": CheckCase("refused", "refused", 1, ("FAIL token: 127.0.0.1:{refused_port} refused the connection",
                                                    "gave up after 4 attempts over"),
-                         "0 checks passed, 1 failed, 3 could not be verified"),
+                         "0 checks passed, 1 failed, 4 could not be verified"),
     "timeout": CheckCase("silent", "silent", 1, ("FAIL token: 127.0.0.1:{silent_port} accepted the connection but sent"
                                                  " no answer within 0.3 s (read timeout)",
                                                  "gave up after 4 attempts over"),
-                         "0 checks passed, 1 failed, 3 could not be verified", args=("--timeout", "0.3")),
+                         "0 checks passed, 1 failed, 4 could not be verified", args=("--timeout", "0.3")),
     "tls": CheckCase("tls", "tls", 1, ("FAIL token: the TLS handshake with 127.0.0.1:{fake_port} failed",
                                        "not retried, since retrying cannot fix this"),
-                     "0 checks passed, 1 failed, 3 could not be verified"),
+                     "0 checks passed, 1 failed, 4 could not be verified"),
     "dns": CheckCase("https://api.genesys.invalid", None, 1,
                      ("FAIL token: the host name login.genesys.invalid does not resolve (DNS lookup failed",
                       "not retried, since retrying cannot fix this"),
-                     "0 checks passed, 1 failed, 3 could not be verified"),
+                     "0 checks passed, 1 failed, 4 could not be verified"),
     "wrong secret": CheckCase("fake", "fake", 1, ("FAIL token: the login host 127.0.0.1:{fake_port} (GENESYS_LOGIN_URL)"
                                                   " refused OAuth client 'cli-client' (401 invalid_client): the client"
                                                   " id or secret is wrong",),
-                              "0 checks passed, 1 failed, 3 could not be verified", secret="wrong-secret-value"),
+                              "0 checks passed, 1 failed, 4 could not be verified", secret="wrong-secret-value"),
     "API host refused": CheckCase("refused", "fake", 1, ("ok   token: obtained from",
                                                          "FAIL users search [directory:user:view]: 127.0.0.1:"
                                                          "{refused_port} refused the connection",
                                                          "could not be verified: the users search failed first"),
-                                  "1 check passed, 1 failed, 2 could not be verified"),
+                                  "1 check passed, 1 failed, 3 could not be verified"),
 }
 
 
@@ -132,14 +132,21 @@ def test_check_names_the_real_cause(case: CheckCase, hosts: dict[str, str], tmp_
     "permission", ["directory:user:view", "analytics:conversationDetail:view", "conversation:communication:view"]
 )
 def test_check_names_a_refused_permission(genesys: FakeGenesysCloud, tmp_path: Path, permission: str) -> None:
-    """A revoked role permission is the one FAIL line and the only permission advised; check exits 1."""
+    """A revoked role permission fails the checks that need it (the lookup and the notifications share one) and is
+    the only permission advised; check exits 1."""
     genesys.start_conversation(genesys.add_user("agent@example.com"))
     genesys.revoke_permission(permission)
     result = run_check(tmp_path, genesys.base_url, genesys.base_url)
     assert result.returncode == 1, result.stdout + result.stderr
-    (failed,) = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    failed, *notifications = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert f"(403 missing.any.permissions): the OAuth client's role lacks {permission}" in failed \
         or f"(403 missing.permissions): the OAuth client's role lacks {permission}" in failed
+    if permission == "conversation:communication:view":
+        (rejected,) = notifications
+        assert rejected.startswith("FAIL conversation notifications")
+        assert f"the OAuth client's role lacks {permission}" in rejected
+    else:
+        assert notifications == []
     (advice,) = [line for line in result.stdout.splitlines() if line.startswith("Not ready")]
     assert f"Add {permission}" in advice
     others = {"directory:user:view", "conversation:communication:view"} - {permission}
@@ -149,10 +156,10 @@ def test_check_names_a_refused_permission(genesys: FakeGenesysCloud, tmp_path: P
 
 
 @pytest.mark.parametrize(("on_a_call", "status", "present", "absent"), [
-    (True, 0, ("ok   users search [directory:user:view]: permitted", "4 checks passed: the app can find users"),
+    (True, 0, ("ok   users search [directory:user:view]: permitted", "5 checks passed: the app can find users"),
      ("FAIL", "????")),
     (False, 3, ("???? conversation lookup [conversation:communication:view]: could not be verified",
-                "Not fully verified (3 checks passed, 1 could not be verified)."), ("All checks passed", "Add ")),
+                "Not fully verified (4 checks passed, 1 could not be verified)."), ("All checks passed", "Add ")),
 ])
 def test_check_passes_only_what_it_could_verify(genesys: FakeGenesysCloud, tmp_path: Path, on_a_call: bool,
                                                status: int, present: tuple[str, ...], absent: tuple[str, ...]) -> None:

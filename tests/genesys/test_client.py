@@ -525,25 +525,28 @@ def test_check_permissions_all_ok(fake: FakeGenesysCloud, client: GenesysClient)
     assert report.ok
     assert report.missing == ()
     assert [c.name for c in report.checks] == ["token", "users search", "analytics conversation query",
-                                               "conversation lookup"]
+                                               "conversation lookup", "conversation notifications"]
     assert fake.patches == []
+    assert fake.subscribed_topics() == frozenset()  # the test topic was removed again
 
 
-@pytest.mark.parametrize(
-    "permission",
-    ["directory:user:view", "analytics:conversationDetail:view", "conversation:communication:view"],
-)
+@pytest.mark.parametrize(("permission", "checks"), [
+    ("directory:user:view", ["users search"]),
+    ("analytics:conversationDetail:view", ["analytics conversation query"]),
+    ("conversation:communication:view", ["conversation lookup", "conversation notifications"]),
+])
 def test_check_permissions_names_the_missing_one(fake: FakeGenesysCloud, client: GenesysClient,
-                                                 permission: str) -> None:
-    """Revoking one permission fails exactly its check, naming it (with any alternative Genesys named)."""
+                                                 permission: str, checks: list[str]) -> None:
+    """Revoking one permission fails exactly the checks that need it, naming it once (with any alternative)."""
     fake.start_conversation(fake.add_user("agent@example.com"))
     fake.revoke_permission(permission)
     report = client.check_permissions()
     assert not report.ok
     (missing,) = report.missing
     assert missing.startswith(permission)
-    (failed,) = [c for c in report.checks if c.outcome is Outcome.FAILED]
-    assert permission in failed.message
+    failed = [c for c in report.checks if c.outcome is Outcome.FAILED]
+    assert [c.name for c in failed] == checks
+    assert all(permission in c.message for c in failed)
     assert permission in str(report)
 
 
@@ -551,12 +554,12 @@ def test_check_permissions_with_bad_credentials(fake: FakeGenesysCloud, clock: F
     """Without a token the token check fails naming the cause, and every probe is unverified, not failed."""
     with fake_client(fake, clock, secret="wrong-secret-XYZ") as client:
         report = client.check_permissions()
-    assert [c.outcome for c in report.checks] == [Outcome.FAILED] + [Outcome.UNVERIFIED] * 3
+    assert [c.outcome for c in report.checks] == [Outcome.FAILED] + [Outcome.UNVERIFIED] * 4
     assert "GENESYS_CLIENT_SECRET" in report.checks[0].message
     assert "401 invalid_client" in report.checks[0].message
     assert all("could not be verified without a token" in c.message for c in report.checks[1:])
     assert report.missing == ()
-    assert report.summary() == "0 checks passed, 1 failed, 3 could not be verified"
+    assert report.summary() == "0 checks passed, 1 failed, 4 could not be verified"
     assert "wrong-secret-XYZ" not in str(report)
 
 
@@ -685,7 +688,8 @@ def test_lookup_probe_reads_a_live_conversation(fake: FakeGenesysCloud, client: 
     participant = fake.start_conversation(fake.add_user("agent@example.com"))
     report = client.check_permissions()
     assert report.ok
-    assert report.checks[-1].message == f"permitted (read conversation {participant.conversation_id})"
+    lookup = next(c for c in report.checks if c.name == "conversation lookup")
+    assert lookup.message == f"permitted (read conversation {participant.conversation_id})"
     assert fake.request_count("GET", f"/api/v2/conversations/{participant.conversation_id}") == 1
 
 
@@ -694,12 +698,11 @@ def test_lookup_probe_without_conversations_says_it_is_unverified(fake: FakeGene
     """With no conversation to read, a 404 for a random id proves nothing: the check is unverified, not passed."""
     report = client.check_permissions()
     assert not report.ok
-    lookup = report.checks[-1]
-    assert lookup.name == "conversation lookup"
+    lookup = next(c for c in report.checks if c.name == "conversation lookup")
     assert lookup.outcome is Outcome.UNVERIFIED
     assert lookup.message.startswith("could not be verified against a real conversation")
     assert report.missing == ()
-    assert report.summary() == "3 checks passed, 1 could not be verified"
+    assert report.summary() == "4 checks passed, 1 could not be verified"
 
 
 def test_refreshing_after_a_401_shares_the_calls_deadline() -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from genesys import ConversationSeen, LiveParticipant, PushState
 from store import Store
 from sync import AttributeRules
-from sync.engine import EngineSettings, PushPort, SyncEngine
+from sync.engine import EngineSettings, PushPort, PushStatus, SyncEngine
+from sync.render import SlackText
 from sync.timer import Timer
 from tests.clocks import FakeClock, RealWaits
 from tests.sync.memory import TEAM, Memory, MemoryGenesys, MemorySlack
@@ -244,3 +245,31 @@ def test_push_down_polls_fast_at_once_and_a_reconnect_catches_up(memory: Memory,
 
     polls = _poll_times(memory.store, memory, pools, script, until=200)
     assert polls == [0, 5, 65, 100, 105, 110, 115, 120, 122, 182]
+
+
+def _state(fallback: str | None) -> PushState:
+    return PushState(connected=fallback is None, channels=1, topics=3, rejected=0, uncovered=0, pending=0,
+                     since_last_message_s=1.0, fallback_reason=fallback, missing_permissions=())
+
+
+@pytest.mark.parametrize(("push", "said"), [
+    (None, "Push: off (GENESYS_PUSH); new calls are found by the poll."),
+    (PushStatus(None, 5.0), "Push: on; another replica of the app receives Genesys' notifications."),
+    (PushStatus(_state(None), 5.0), "Push: on; new calls are written as Genesys notifies them."),
+    (PushStatus(_state("1 of 1 notification sockets not connected"), 5.0),
+     "Push: on, but not covering everyone now (1 of 1 notification sockets not connected); new calls are found by "
+     "the poll every 5 s meanwhile."),
+])
+def test_status_says_whether_push_is_on(memory: Memory, push: PushStatus | None, said: str) -> None:
+    """`/genesys-sync status` ends with one line on push: off, another replica's, working, or why it falls back."""
+    status = replace(memory.engine.status(TEAM, "U0ADA"), push=push)
+    assert SlackText().status(status, whose="your", full=True).splitlines()[-1] == said
+
+
+def test_the_engine_reports_its_push_in_status(memory: Memory, pools: Pools) -> None:
+    """With push on, the status carries this replica's push state (None before it holds the poll lease)."""
+    engine = _engine(memory, pools)
+    assert engine.status(TEAM, "U0ADA").push == PushStatus(None, 5.0)
+    engine.take_poll_turn()
+    assert engine.status(TEAM, "U0ADA").push == PushStatus(pools.current.state(), 5.0)
+    assert memory.engine.status(TEAM, "U0ADA").push is None  # the fixture's engine has push off
