@@ -211,30 +211,31 @@ def test_follow_adds_and_drops_users_in_the_background(make_pool: Callable[..., 
 
 def test_an_event_reaches_on_conversation_with_the_users_live_participants(
         make_pool: Callable[..., NotificationPool], fake: FakeGenesysCloud, recorder: Recorder) -> None:
-    """A started conversation arrives with the user's live leg; its end arrives with none."""
+    """A started conversation arrives with the user's live participant; its end arrives with none."""
     [agent] = users(fake, 1)
     pool = make_pool(users=[agent])
     wait_for(healthy(pool))
-    leg = fake.start_conversation(agent)
-    wait_for(lambda: recorder.about(leg.conversation_id), what="the conversation event")
-    assert recorder.about(leg.conversation_id)[-1] == ConversationSeen(
-        agent, leg.conversation_id, (LiveParticipant(leg.conversation_id, leg.participant_id, agent, "voice"),))
-    fake.end_conversation(leg.conversation_id)
-    wait_for(lambda: recorder.about(leg.conversation_id)[-1].live == (), what="the end event")
+    participant = fake.start_conversation(agent)
+    wait_for(lambda: recorder.about(participant.conversation_id), what="the conversation event")
+    assert recorder.about(participant.conversation_id)[-1] == ConversationSeen(
+        agent, participant.conversation_id, (
+            LiveParticipant(participant.conversation_id, participant.participant_id, agent, "voice"),))
+    fake.end_conversation(participant.conversation_id)
+    wait_for(lambda: recorder.about(participant.conversation_id)[-1].live == (), what="the end event")
 
 
 def test_a_user_who_left_sees_no_live_participant(make_pool: Callable[..., NotificationPool],
                                                   fake: FakeGenesysCloud, recorder: Recorder) -> None:
-    """When the user's leg ends in a conversation that goes on, the event carries no live participant of theirs."""
+    """When the user leaves a conversation that goes on, the event carries no live participant of theirs."""
     first, second = users(fake, 2)
     pool = make_pool(users=[first, second])
     wait_for(healthy(pool))
-    leg = fake.start_conversation(first)
-    fake.add_participant(leg.conversation_id, second)
-    fake.end_participant(leg.conversation_id, leg.participant_id)
-    wait_for(lambda: [s for s in recorder.about(leg.conversation_id) if s.user_id == first and not s.live],
+    participant = fake.start_conversation(first)
+    fake.add_participant(participant.conversation_id, second)
+    fake.end_participant(participant.conversation_id, participant.participant_id)
+    wait_for(lambda: [s for s in recorder.about(participant.conversation_id) if s.user_id == first and not s.live],
              what="the leave event")
-    assert [s for s in recorder.about(leg.conversation_id) if s.user_id == second][-1].live
+    assert [s for s in recorder.about(participant.conversation_id) if s.user_id == second][-1].live
 
 
 def test_users_beyond_the_channel_limit_are_uncovered_and_no_channel_is_evicted(
@@ -278,8 +279,8 @@ def test_a_dropped_socket_reconnects_to_the_same_channel(make_pool: Callable[...
     wait_for(lambda: recorder.connects > connects, what="the reconnection")
     wait_for(healthy(pool))
     assert channel_ids(fake) == before
-    leg = fake.start_conversation(agent)
-    wait_for(lambda: recorder.about(leg.conversation_id), what="an event after the reconnection")
+    participant = fake.start_conversation(agent)
+    wait_for(lambda: recorder.about(participant.conversation_id), what="an event after the reconnection")
 
 
 def test_socket_closing_hands_over_to_a_new_channel_without_a_gap(

@@ -87,12 +87,13 @@ def test_another_replica_uses_the_link_without_searching(replicas: Replicas) -> 
     genesys_user = replicas.genesys.add_user("ada@example.com")
     replicas.refresh(0)
     assert (replicas.searches(), replicas.linked()) == (1, genesys_user)
-    leg = replicas.genesys.start_conversation(genesys_user)
+    participant = replicas.genesys.start_conversation(genesys_user)
     replicas.slack.update_profile("U0ADA", title="Team Lead")
     replicas.refresh(1)
     assert replicas.searches() == 1
     assert replicas.engines[1].poll_once() == 1
-    assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Team Lead"
+    written = replicas.genesys.attributes(participant.conversation_id, participant.participant_id)
+    assert written["slack.title"] == "Team Lead"
 
 
 @pytest.mark.parametrize(("email", "searched"), [
@@ -147,13 +148,14 @@ def test_sync_now_trusts_a_link_but_not_a_miss(replicas: Replicas) -> None:
     replicas.slack.add_user("U0ADA", name="ada", email="ada@example.com", title="Support Engineer")
     replicas.refresh(0)
     genesys_user = replicas.genesys.add_user("ada@example.com")
-    leg = replicas.genesys.start_conversation(genesys_user)
+    participant = replicas.genesys.start_conversation(genesys_user)
     report = replicas.engines[1].sync_now(TEAM, "U0ADA")
     assert (replicas.searches(), report.genesys_user_id) == (2, genesys_user)
     report = replicas.engines[0].sync_now(TEAM, "U0ADA")
     assert (replicas.searches(), report.genesys_user_id) == (2, genesys_user)
     assert [result.result for result in report.participants] == ["unchanged"]
-    assert replicas.genesys.attributes(leg.conversation_id, leg.participant_id)["slack.title"] == "Support Engineer"
+    written = replicas.genesys.attributes(participant.conversation_id, participant.participant_id)
+    assert written["slack.title"] == "Support Engineer"
 
 
 def test_a_conflict_is_shared_like_a_miss(replicas: Replicas) -> None:
