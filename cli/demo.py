@@ -178,6 +178,9 @@ def _scripted_steps(session: _Session) -> None:
     for line in attribute_lines(session.attributes()):
         session.say(f"  {line}")
     session.change_title(SAMPLE.new_title)
+    new_call_ms = session.next_call()
+    session.say(f"{SAMPLE.name}'s next call (a new conversation) carried her attributes in {new_call_ms} ms: Genesys "
+                "notified the app, no poll")
 
 
 def _stay_up(session: _Session) -> None:
@@ -320,6 +323,22 @@ class _Session:
     def attributes(self) -> dict[str, str]:
         _, genesys = self._stand_ins()
         return genesys.attributes(self.participant.conversation_id, self.participant.participant_id)
+
+    def next_call(self) -> int:
+        """End the sample call and start another once the app follows the person's conversations (push); returns
+        the ms until the new participant carried the attributes. The new call is the one `--keep` shows."""
+        _, genesys = self._stand_ins()
+        previous = self.participant
+        topic = f"v2.users.{previous.user_id}.conversations"
+        self._wait(lambda: topic in genesys.subscribed_topics(), self.options.written_within_s,
+                   "the app to follow the sample person's conversations", every_s=0.01)
+        genesys.end_conversation(previous.conversation_id)
+        started = time.monotonic()
+        self._participant = participant = genesys.start_conversation(previous.user_id, media_type="voice")
+        self._wait(lambda: genesys.attributes(participant.conversation_id, participant.participant_id).get(
+            "slack.title") == SAMPLE.new_title, self.options.written_within_s,
+                   "the attributes to reach the new call", every_s=0.002)
+        return round((time.monotonic() - started) * 1000)
 
     def start_control(self) -> str:
         """Serve /demo/title and /demo/attributes on 127.0.0.1; returns its base URL."""

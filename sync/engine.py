@@ -369,7 +369,7 @@ class SyncEngine:
         self._pushed: dict[tuple[str, str], tuple[float, tuple[LiveParticipant, ...]]] = {}
         """What push said of each (user, conversation) and when (timer): outranks the poll for `pushed_memory_s`."""
         self._wake = threading.Event()
-        """Set by a notification or a reconnect: the loop's idle wait ends at once."""
+        """Set by a notification, a reconnect or queued work: the loop's idle wait ends at once."""
         self._catch_up = False
         """A (re)connected socket may have missed notifications: poll once at once."""
 
@@ -385,8 +385,10 @@ class SyncEngine:
 
     def _enqueue_refresh(self, team_id: str, user_id: str, event_id: str | None = None) -> bool:
         """Queue one person's refresh. One key per person, so an event, a resync and the schedule coalesce."""
-        return self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id},
-                                   event_id=event_id)
+        queued = self._store.enqueue(REFRESH, f"{team_id}:{user_id}", {"team_id": team_id, "user_id": user_id},
+                                     event_id=event_id)
+        self._wake.set()  # this process's loop takes it now rather than at its next turn
+        return queued
 
     # ------------------------------------------------------------------ one person now
 

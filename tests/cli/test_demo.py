@@ -43,6 +43,9 @@ def assert_the_story(stdout: str) -> None:
     assert "  slack.title = Support Engineer" in stdout
     assert "Title changed in Slack: Support Engineer → Team Lead" in stdout
     assert re.search(r"Change written to the live call in \d+ ms: slack\.title = Team Lead", stdout)
+    pushed = re.search(r"next call \(a new conversation\) carried her attributes in (\d+) ms: Genesys notified", stdout)
+    assert pushed is not None
+    assert int(pushed.group(1)) < 1000  # pushed: with push healthy the app polls once a minute
 
 
 @pytest.fixture
