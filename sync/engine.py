@@ -694,6 +694,7 @@ class SyncEngine:
         self._last_poll_ok, self._last_poll_error = True, ""
         with self._live_lock:
             self._live = live
+            self._forget_old_pushed(self._timer.monotonic())
         live = self._live_participants()  # with what push saw since the analytics index did
         live_keys = {(participant.conversation_id, participant.participant_id) for participant in live}
         self._store.forget_participants(live_keys)
@@ -724,11 +725,15 @@ class SyncEngine:
             return 0
         now = self._timer.monotonic()
         with self._live_lock:
-            forget_before = now - self._settings.pushed_memory_s
-            self._pushed = {key: value for key, value in self._pushed.items() if value[0] >= forget_before}
+            self._forget_old_pushed(now)
             for key, conversation in seen.items():
                 self._pushed[key] = (now, conversation.live)
         return self._write_all(participant for conversation in seen.values() for participant in conversation.live)
+
+    def _forget_old_pushed(self, now: float) -> None:
+        """Drop what push said longer than `pushed_memory_s` ago: by then the poll knows (call with `_live_lock`)."""
+        forget_before = now - self._settings.pushed_memory_s
+        self._pushed = {key: value for key, value in self._pushed.items() if value[0] >= forget_before}
 
     @property
     def push_enabled(self) -> bool:

@@ -69,10 +69,11 @@ class Pools:
         return self.built[-1]
 
 
-def _engine(memory: Memory, pools: Pools, timer: Timer | None = None) -> SyncEngine:
+def _engine(memory: Memory, pools: Pools, timer: Timer | None = None, *, pushed_memory_s: float = 300.0
+            ) -> SyncEngine:
     """An engine with push; the poll lease's heartbeat waits for real, so the fake clock moves only when told."""
     return SyncEngine(store=memory.store, genesys=memory.genesys, slack=memory.slack, rules=AttributeRules(),
-                      clock=memory.clock, settings=EngineSettings(worker="push"),
+                      clock=memory.clock, settings=EngineSettings(worker="push", pushed_memory_s=pushed_memory_s),
                       timer=timer or RealWaits(memory.clock), push=pools)
 
 
@@ -273,3 +274,21 @@ def test_the_engine_reports_its_push_in_status(memory: Memory, pools: Pools) -> 
     engine.take_poll_turn()
     assert engine.status(TEAM, "U0ADA").push == PushStatus(pools.current.state(), 5.0)
     assert memory.engine.status(TEAM, "U0ADA").push is None  # the fixture's engine has push off
+
+
+def test_what_push_saw_is_forgotten_once_the_poll_knows(memory: Memory, pools: Pools) -> None:
+    """A notification outranks the poll for `pushed_memory_s`, then the poll's view is the truth again: a call whose
+    end notification was lost is not written forever."""
+    engine = _engine(memory, pools, pushed_memory_s=5.0)  # shorter than the poll lease, which must hold meanwhile
+    ada = _linked(memory, engine)
+    engine.take_poll_turn()
+    pools.current.notify(ada, "c1", _call(ada))
+    engine.write_notified()
+    memory.clock.advance(6)
+    engine.poll_once()  # the poll shows no call: c1 ended while the socket was down
+    memory.genesys.writes.clear()
+    memory.slack.edit("U0ADA", title="Team Lead")
+    engine.user_changed(TEAM, {"id": "U0ADA"}, None)
+    while engine.work_once():
+        pass
+    assert memory.genesys.writes == []
