@@ -273,8 +273,8 @@ def _plain_keys(keys: Collection[str], limits: VoiceSafeLimits) -> bool:
 class VoiceSafeChecker:
     """`check_attributes` for map after map under one set of limits, remembering the keys that passed.
 
-    Attribute keys repeat from profile to profile, values do not: known keys skip the key rules (about 4 µs of
-    a profile's 48 in bench/profile_layer.py; docs/performance.md). Whoever checks many maps keeps one
+    Attribute keys repeat from profile to profile, values do not: known keys skip the key rules (about 3.5 µs of
+    a profile's 38 in bench/profile_layer.py; docs/performance.md). Whoever checks many maps keeps one
     (`sync.AttributeRules` does). Bounded: cleared when full.
     """
 
