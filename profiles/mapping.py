@@ -216,7 +216,7 @@ class AttributeMapper:
 
 
 def _mapped(placement: Placement, notes: NoteList) -> Mapped:
-    return Mapped(dict(sorted(placement.placed.items())), tuple(placement.left_out), notes.freeze())
+    return Mapped(placement.in_key_order(), tuple(placement.left_out), notes.freeze())
 
 
 def _compile(patterns: tuple[str, ...], *, ignore_case: bool = False) -> re.Pattern[str] | None:

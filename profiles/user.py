@@ -98,7 +98,7 @@ def flatten_user(user: Mapping[str, JsonValue], labels: FieldLabels, *,
     notes = NoteList()
     placement = Placement(notes, max_key_chars=limits.max_key_chars, max_value_chars=limits.max_value_chars)
     flatten_user_into(user, labels, custom_field_names, limits, placement, notes)
-    return Flattened(dict(sorted(placement.placed.items())), notes.freeze())
+    return Flattened(placement.in_key_order(), notes.freeze())
 
 
 def flatten_user_into(user: Mapping[str, JsonValue], labels: FieldLabels, custom_field_names: CustomFieldNames,
