@@ -97,7 +97,7 @@ def new_call(app: Running, genesys_user_id: str, title: str, *, timeout: float =
     while genesys.attributes(participant.conversation_id, participant.participant_id).get("slack.title") != title:
         if time.monotonic() - started > timeout:
             raise AssertionError(f"the call was not written within {timeout} s; log:\n{app.log()[-3000:]}")
-        time.sleep(0.005)
+        time.sleep(0.001)
     return participant, time.monotonic() - started
 
 
@@ -171,7 +171,7 @@ def test_idle_the_app_barely_polls_and_a_new_call_carries_attributes_within_a_se
     assert polled >= IDLE_WINDOW_S / 2
 
     queries = analytics_queries(genesys)
-    took = [written_by_push(app, "Engineer") for _ in range(5)]
+    took = [written_by_push(app, "Engineer") for _ in range(10)]
     print(f"new call -> attributes through push: median {statistics.median(took) * 1000:.0f} ms, "
           f"max {max(took) * 1000:.0f} ms ({', '.join(f'{t * 1000:.0f}' for t in took)} ms)")
     assert max(took) < WITHIN_S, took
@@ -239,7 +239,7 @@ def test_while_push_cannot_reconnect_the_fast_poll_writes_new_calls(fakes: tuple
     genesys = app.genesys
     try:
         wait_pushing(app, ADA)
-        genesys.fail_for(503, 4, path_prefix=NOTIFICATIONS)
+        genesys.fail_for(503, 3, path_prefix=NOTIFICATIONS)
         before = len(genesys.requests)
         genesys.expire_channels()
         wait_for(lambda: genesys.socket_connections() == 0, 5, "the socket to close")
