@@ -211,8 +211,9 @@ FAULTS: dict[str, tuple[Callable[[FakeGenesysCloud], None], bool]] = {
 
 def test_push_recovers_from_each_fault_and_the_call_it_missed_is_written(app: Running) -> None:
     """Default settings; in turn a dropped socket, a socket Genesys closes, expired channels: a call started right
-    after the fault is written within a few seconds (from its notification, or by the catch-up poll after the
-    reconnect, well before the 5 s fast poll), and once reconnected a new call is written from its notification."""
+    after the fault is written within a few seconds (from its notification on the replacement of a closing socket;
+    else by the poll that losing the socket starts at once, or the catch-up poll after the reconnect: well before
+    the 5 s fast poll), and once reconnected a new call is written from its notification."""
     genesys = app.genesys
     for fault, (inflict, same_channel) in FAULTS.items():
         [channel] = connected_channels(genesys)
