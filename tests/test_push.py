@@ -169,6 +169,9 @@ def test_idle_the_app_barely_polls_and_a_new_call_carries_attributes_within_a_se
     print(f"analytics queries in {IDLE_WINDOW_S:g} idle seconds: {pushed} with push, {polled} with the poll alone")
     assert pushed <= 1, app.log()[-3000:]
     assert polled >= IDLE_WINDOW_S / 2
+    push = httpx.get(f"{app.url}/healthz", timeout=5).json()["push"]
+    assert (push["state"], push["channels"], push["topics"]) == ("connected", 1, 1)
+    assert push["last_message_s_ago"] < 60  # within two of Genesys' 30 s heartbeats: the socket is alive
 
     queries = analytics_queries(genesys)
     took = [written_by_push(app, "Engineer") for _ in range(10)]
@@ -274,6 +277,10 @@ def test_rejected_topics_fall_back_to_the_fast_poll_naming_the_permission(fakes:
         print("the lines naming the permission:", *warnings, sep="\n")
         assert warnings
         assert all(" WARNING " in line for line in warnings)
+        health = httpx.get(f"{app.url}/healthz", timeout=5)
+        assert health.status_code == 200  # slower, not broken: the fast poll covers everyone
+        assert health.json()["push"]["state"] == "fallback"
+        assert health.json()["push"]["missing_permissions"] == [PERMISSION]
         # One from push (the rejection, with its retry pace) and one from the engine (the fallback), never more.
         assert len(warnings) <= 2
     finally:
