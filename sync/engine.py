@@ -372,6 +372,8 @@ class SyncEngine:
         """Set by a notification, a reconnect or queued work: the loop's idle wait ends at once."""
         self._catch_up = False
         """A (re)connected socket may have missed notifications: poll once at once."""
+        self._follow_soon = False
+        """A link was resolved: hand push the followed people at the loop's next turn."""
 
     # --------------------------------------------------------------- intake (handlers)
 
@@ -512,13 +514,16 @@ class SyncEngine:
         next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         push_was_healthy = False
+        push_condition: object = None
         while not stop.is_set():
             failed = False
             try:
                 now = self._timer.monotonic()
-                push_healthy = self._push_healthy()
-                if push_healthy != push_was_healthy:
-                    self._log_push_change(push_healthy)
+                push = self.push_state()
+                push_healthy = push is not None and push.healthy
+                if push is not None and _push_condition(push) != push_condition:
+                    self._log_push_change(push)
+                push_condition = _push_condition(push) if push is not None else None
                 if (push_was_healthy and not push_healthy) or self._catch_up:
                     # The socket went down (poll fast at once), or came back (one poll for what it missed).
                     self._catch_up, next_poll = False, now
@@ -529,8 +534,8 @@ class SyncEngine:
                 if self._polling and now >= next_refresh:
                     next_refresh = now + settings.refresh_tick_s
                     failed |= self._step("scheduling profile refreshes", self.schedule_refreshes) is None
-                if self._push is not None and now >= next_follow:
-                    next_follow = now + settings.follow_every_s
+                if self._push is not None and (now >= next_follow or self._follow_soon):
+                    next_follow, self._follow_soon = now + settings.follow_every_s, False
                     failed |= self._step("following Genesys users", self.follow_linked) is None
                 failed |= self._step("writing what Genesys notified", self.write_notified) is None
                 # Retention runs on the replica that polls: one replica deletes (the statements are idempotent, but N
@@ -745,19 +750,12 @@ class SyncEngine:
         push = self._push
         return push.state() if push is not None else None
 
-    def _push_healthy(self) -> bool:
-        push = self._push
-        return push is not None and push.state().healthy
-
-    def _log_push_change(self, healthy: bool) -> None:
-        if healthy:
-            log.info("Genesys notifications work: polling every %.0f s as a safety net",
-                     self._settings.push_poll_interval_s)
-            return
-        state = self.push_state()
-        if state is None:
-            return  # this replica let go of the poll (logged), or push is off
-        if state.connected and not state.rejected and not state.uncovered:
+    def _log_push_change(self, state: PushState) -> None:
+        """One line when push starts or stops covering everyone, or falls back for another reason."""
+        if state.healthy:
+            log.info("Genesys notifications work (%d people followed): polling every %.0f s as a safety net",
+                     state.topics, self._settings.push_poll_interval_s)
+        elif _push_condition(state) == "subscribing":
             log.info("subscribing %d newly followed person(s) to Genesys notifications: polling every %.0f s "
                      "until done", state.pending, self._settings.poll_interval_s)
         else:
@@ -926,6 +924,7 @@ class SyncEngine:
         genesys_user = self._genesys.find_user_by_email(email) if email else None
         linked = self._store.link_user(record.team_id, record.user_id, email,
                                       genesys_user.id if genesys_user else None, resolved_at=self._clock())
+        self._follow_soon = True  # a new person's calls are followed from the next turn, not within follow_every_s
         if linked.conflict is not None:
             if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
                 conflict = linked.conflict
@@ -1094,6 +1093,15 @@ def _address(email: str | None) -> str | None:
         return normalize_email(email) if email else None
     except ValueError:
         return None
+
+
+def _push_condition(state: PushState) -> object:
+    """What push's state means for the poll and the log, without its counts (which change without news)."""
+    if state.healthy:
+        return "healthy"
+    if not state.rejected and not state.uncovered and (state.pending or state.connected):
+        return "subscribing"  # people just followed, on a socket that is open or opening for them
+    return (state.connected, bool(state.rejected), bool(state.uncovered), state.missing_permissions)
 
 
 def _describe(error: BaseException) -> str:
