@@ -114,8 +114,9 @@ def test_healthz_reports_each_part(running: Running) -> None:
     assert body["database"]["ok"] is True
     assert body["slack"]["mode"] == "http"
     assert body["engine"]["ok"] is True
-    assert set(body) == {"status", "database", "engine", "links", "genesys", "slack"}
+    assert set(body) == {"status", "database", "engine", "links", "genesys", "push", "slack"}
     assert body["links"] == {"conflicts": 0}
+    assert body["push"] == {"state": "off", "detail": "GENESYS_PUSH is off: new calls are found by the poll"}
 
 
 def test_slash_command_syncs_the_caller_and_answers_ephemerally(running: Running) -> None:
