@@ -58,7 +58,8 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
         needed = read_command_settings(
             environment.values, service=command == "serve", genesys=command in ("serve", "check", "push"),
             rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
+        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys),
+                          needed.settings.log_format)
         if command == "check":
             endpoints = asked_for(needed.endpoints)
             with genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
