@@ -80,7 +80,8 @@ def _log_stopped(serving: threading.Event) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=wiring.genesys_client)
+    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=wiring.genesys_client,
+                         open_store=wiring.store)
 
 
 if __name__ == "__main__":

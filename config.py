@@ -401,9 +401,15 @@ def read_settings_file(path: Path | None) -> SettingsTables:
     return SettingsTables(path, document)
 
 
-def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None) -> tuple[str, ...]:
+def read_database_url(environ: Mapping[str, str]) -> str:
+    """DATABASE_URL alone (the commands that only read the store); `open_store` checks it."""
+    return environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+
+
+def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None,
+               database_url: str | None = None) -> tuple[str, ...]:
     """The secret values the settings hold, for `configure_logging` to keep out of every log line."""
-    values = [genesys.client_secret if genesys else None]
+    values = [genesys.client_secret if genesys else None, *(url_secrets(database_url) if database_url else ())]
     if service is not None:
         values += [service.bot_token, service.signing_secret, service.app_token,
                    service.oauth.client_secret if service.oauth else None, *url_secrets(service.database_url)]
