@@ -568,8 +568,8 @@ class LogRedaction(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         for name, value in structured_fields(record).items():
-            if isinstance(value, str):
-                setattr(record, name, self.redact(value))
+            if not (isinstance(value, int | float | bool) or value is None):  # a dict's text may hold a secret too
+                setattr(record, name, self.redact(str(value)))
         return True
 
 
@@ -593,7 +593,7 @@ class JsonLogLines(logging.Formatter):
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname, "logger": record.name, "message": record.getMessage(),
         }
-        for name, value in structured_fields(record).items():
+        for name, value in structured_fields(record).items():  # strings by now, but for numbers (LogRedaction)
             line.setdefault(name, value if isinstance(value, str | int | float | bool) or value is None else str(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)

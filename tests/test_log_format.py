@@ -77,7 +77,7 @@ def test_json_and_text_lines_carry_the_same_redacted_message(app_log: tuple[logg
         try:
             raise RuntimeError(leaky)
         except RuntimeError:
-            logger.exception("failed: %s", leaky, extra={"detail": leaky})
+            logger.exception("failed: %s", leaky, extra={"detail": leaky, "body": {"token": "abc-123"}, "count": 2})
 
     log_both()
     text = stream.getvalue()
@@ -89,6 +89,8 @@ def test_json_and_text_lines_carry_the_same_redacted_message(app_log: tuple[logg
     redacted = "token xoxb-*** secret *** for ***@***"
     assert line["message"] == f"failed: {redacted}"
     assert line["detail"] == redacted
+    assert line["body"] == "{'token': ***}"
+    assert line["count"] == 2
     assert "Traceback" in str(line["exception"])
     assert redacted in str(line["exception"])
     assert text.splitlines()[0].endswith(f"ERROR tests.log_format: failed: {redacted}")
