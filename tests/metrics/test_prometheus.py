@@ -23,8 +23,11 @@ from localdev.slack_api import FakeSlack
 from metrics import AppMetrics
 from slack_directory import SlackDirectory, SlackDirectoryError
 from store import Store, StoreError
+from sync import AttributeRules
+from sync.engine import EngineSettings, SyncEngine
 from tests.clocks import FakeClock
 from tests.genesys.support import SECRET, fake_client
+from tests.sync.memory import TEAM, MemoryGenesys, MemorySlack
 from web.wsgi import HealthReport, wsgi_application
 
 
@@ -197,3 +200,19 @@ def test_metrics_are_served_beside_healthz_without_secrets(metrics: AppMetrics) 
     call(application, "POST", "/slack/events")
     assert value(metrics, "genesys_sync_slack_ack_seconds_count") == 1
     assert call(wsgi_application(None, HealthReport), "GET", "/metrics")[0].startswith("404")
+
+
+def test_the_engine_reports_each_write_and_poll(metrics: AppMetrics, store: Store, clock: FakeClock) -> None:
+    """One profile written, then polled twice more: written once, unchanged twice, one PATCH timed, three polls."""
+    slack, genesys = MemorySlack(), MemoryGenesys()
+    engine = SyncEngine(store=store, genesys=genesys, slack=slack, rules=AttributeRules(), clock=clock,
+                        settings=EngineSettings(worker="metrics"), timer=clock, observer=metrics)
+    slack.add("U0ADA", "ada@example.com", "Support Engineer")
+    genesys.on_call("ada@example.com")
+    engine.user_changed(TEAM, {"id": "U0ADA"}, None)
+    engine.work_once()
+    assert [engine.poll_once() for _ in range(3)] == [1, 0, 0]
+    assert value(metrics, "genesys_sync_writes_total", result="written") == 1
+    assert value(metrics, "genesys_sync_writes_total", result="unchanged") == 2
+    assert value(metrics, "genesys_sync_write_duration_seconds_count") == 1
+    assert value(metrics, "genesys_sync_poll_duration_seconds_count") == 3
