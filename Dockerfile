@@ -41,6 +41,7 @@ COPY app.py config.py wiring.py sync.example.toml /app/
 COPY cli/ /app/cli/
 COPY genesys/ /app/genesys/
 COPY handlers/ /app/handlers/
+COPY metrics/ /app/metrics/
 COPY profiles/ /app/profiles/
 COPY slack_directory/ /app/slack_directory/
 COPY store/ /app/store/

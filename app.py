@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from prometheus_client import CollectorRegistry
 from slack_sdk.signature import SignatureVerifier
 
 import cli.main
@@ -20,6 +21,7 @@ import wiring
 from config import GenesysSettings, ServiceSettings
 from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
+from metrics import AppMetrics
 from sync import AttributeRules
 from sync.engine import SyncEngine
 from sync.shared_budget import StoreBudget
@@ -38,20 +40,24 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
     # Whatever fails, everything opened so far is closed, in the reverse order: the one clean-up path.
     with contextlib.ExitStack() as lifecycle:
         lifecycle.callback(_log_stopped, serving)  # last: a run that served ends its log with "stopped"
+        metrics = AppMetrics(CollectorRegistry())  # this process's; each package reports through its observer seam
         store = lifecycle.enter_context(contextlib.closing(wiring.store(service.database_url)))
         budget = StoreBudget(store, genesys_settings.requests_per_minute)  # shared by the replicas on this store
         genesys = lifecycle.enter_context(wiring.genesys_client(genesys_settings, endpoints, shared_budget=budget,
-                                                                stop=stop))
-        slack_clients = wiring.slack_clients(service, store)
+                                                                stop=stop, observer=metrics))
+        slack_clients = wiring.slack_clients(service, store, observer=metrics)
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
-                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys))
-        slack = wiring.slack_side(service, store, engine, slack_clients)
+                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
+                            observer=metrics)
+        metrics.watch(store, engine)
+        slack = wiring.slack_side(service, store, engine, slack_clients, event_observer=metrics)
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,
             details=service.health_details,
             client_ids=(genesys_settings.client_id, service.oauth.client_id if service.oauth else ""))
         verifier = SignatureVerifier(service.signing_secret) if slack.http else None
-        server = web_server.listen(wsgi_application(slack.http, health, verifier=verifier), service.port)
+        server = web_server.listen(wsgi_application(slack.http, health, verifier=verifier, metrics=metrics),
+                                   service.port)
         lifecycle.callback(server.close)
         web_server.stop_on_signals(server, stop)
         log_slack_mode(service, slack.authorization)
@@ -66,9 +72,10 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         if slack.socket_mode is not None:
             connect_socket_mode(slack.socket_mode)
             lifecycle.callback(slack.socket_mode.close)
-            log.info("connected to Slack in Socket Mode; health on port %d", service.port)
+            log.info("connected to Slack in Socket Mode; health and metrics on port %d", service.port)
         else:
-            log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz)", service.port)
+            log.info("serving Slack requests on port %d (POST /slack/events, GET /healthz, GET /metrics)",
+                     service.port)
         serving.set()
         web_server.run(server, stop)
     return 0
@@ -80,7 +87,8 @@ def _log_stopped(serving: threading.Event) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=wiring.genesys_client)
+    return cli.main.main(sys.argv[1:] if argv is None else argv, serve=serve, genesys_client=wiring.genesys_client,
+                         open_store=wiring.store)
 
 
 if __name__ == "__main__":

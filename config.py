@@ -5,6 +5,7 @@ Nothing below `app.py` reads `os.environ`; everything is passed in from here as 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from store.database_url import DEFAULT_DATABASE_URL, url_secrets
 DEFAULT_SETTINGS_FILE = Path("sync.toml")
 SETTINGS_TABLES = ("attributes", "flatten", "voice_safe")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 T = TypeVar("T")
 
 
@@ -87,6 +89,8 @@ class Settings:
     settings_file: Path | None
     """The TOML settings file; None means built-in defaults (no SYNC_SETTINGS_FILE and no ./sync.toml)."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """LOG_FORMAT: `text` (one readable line per event) or `json` (one JSON object per line, for log shippers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,16 +363,23 @@ def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high
 
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (`read_environment` puts the working directory's `.env` under it)."""
+    problems: list[str] = []
     log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        problems.append(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    log_format = environ.get("LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT: {log_format!r} is neither text (one readable line per event, the default) nor "
+                        "json (one JSON object per line, for log shippers)")
     configured = environ.get("SYNC_SETTINGS_FILE", "").strip()
+    path = DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None
     if configured:
         path = Path(configured)
         if not path.is_file():
-            raise ConfigError(f"SYNC_SETTINGS_FILE: {configured!r} is not a readable file (fix the path or unset it)")
-        return Settings(path, log_level)
-    return Settings(DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None, log_level)
+            problems.append(f"SYNC_SETTINGS_FILE: {configured!r} is not a readable file (fix the path or unset it)")
+    if problems:
+        raise ConfigError(*problems)
+    return Settings(path, log_level, log_format)
 
 
 def read_settings_file(path: Path | None) -> SettingsTables:
@@ -390,9 +401,15 @@ def read_settings_file(path: Path | None) -> SettingsTables:
     return SettingsTables(path, document)
 
 
-def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None) -> tuple[str, ...]:
+def read_database_url(environ: Mapping[str, str]) -> str:
+    """DATABASE_URL alone (the commands that only read the store); `open_store` checks it."""
+    return environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+
+
+def secrets_of(service: ServiceSettings | None, genesys: GenesysSettings | None,
+               database_url: str | None = None) -> tuple[str, ...]:
     """The secret values the settings hold, for `configure_logging` to keep out of every log line."""
-    values = [genesys.client_secret if genesys else None]
+    values = [genesys.client_secret if genesys else None, *(url_secrets(database_url) if database_url else ())]
     if service is not None:
         values += [service.bot_token, service.signing_secret, service.app_token,
                    service.oauth.client_secret if service.oauth else None, *url_secrets(service.database_url)]
@@ -416,14 +433,19 @@ LIBRARY_LOG_FLOORS: Mapping[str, int] = {
 """The lowest level each library may log at, whatever LOG_LEVEL says: below it they log bodies or noise."""
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """One readable line per event on standard error; at DEBUG request lines and timings, never bodies.
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str = "text") -> None:
+    """One readable line per event on standard error (`log_format` json: one JSON object per line, `JsonLogLines`);
+    at DEBUG request lines and timings, never bodies.
 
     Libraries are clamped to `LIBRARY_LOG_FLOORS`, and every line, the app's too, passes `LogRedaction` (known
     `secrets`, Slack tokens, e-mail addresses, and secret or personal fields in logged dicts and JSON) as a second
     line of defence: a library may log a body at a level it is allowed, e.g. Bolt's warning for an unhandled request.
+    The redaction is a filter on the handlers, so it runs before either format sees the line.
     """
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, handlers=[_handler_of_the_app()])
     app_level = logging.getLevelName(level)
     for name, floor in LIBRARY_LOG_FLOORS.items():
         logging.getLogger(name).setLevel(max(app_level, floor))  # spares the libraries formatting what is dropped
@@ -434,6 +456,21 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
         # On the handlers too: Bolt gives each App a logger with the root's level set on it, below any clamp.
         _add_filter_once(handler, LibraryFloors(LIBRARY_LOG_FLOORS))
         _add_filter_once(handler, LogRedaction(secrets))
+        if isinstance(handler.formatter, TextLogLines | JsonLogLines):  # the app's own, not a test runner's
+            handler.setFormatter(JsonLogLines() if log_format == "json" else TextLogLines())
+
+
+class TextLogLines(logging.Formatter):
+    """LOG_FORMAT=text: `time LEVEL logger: message`, the app's own formatter (so a later call can tell its handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_LOG_FORMAT)
+
+
+def _handler_of_the_app() -> logging.Handler:
+    handler = logging.StreamHandler()
+    handler.setFormatter(TextLogLines())
+    return handler
 
 
 def _add_filter_once(target: logging.Filterer, new: logging.Filter) -> None:
@@ -530,7 +567,41 @@ class LogRedaction(logging.Filter):
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
+        for name, value in structured_fields(record).items():
+            if not (isinstance(value, int | float | bool) or value is None):  # a dict's text may hold a secret too
+                setattr(record, name, self.redact(str(value)))
         return True
+
+
+_STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def structured_fields(record: logging.LogRecord) -> dict[str, object]:
+    """What a log call added to its line besides the message (`extra=`, such as `error_id`)."""
+    return {name: value for name, value in vars(record).items()
+            if name not in _STANDARD_RECORD_FIELDS and not name.startswith("_")}
+
+
+class JsonLogLines(logging.Formatter):
+    """LOG_FORMAT=json: each line one JSON object with `time` (UTC, ISO 8601), `level`, `logger` and `message` (the
+    text line's, word for word), the line's structured fields (`error_id`, …), and `exception` for a traceback.
+
+    Redaction happened before (`LogRedaction`, a filter on the handler), so both formats carry the same content."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        for name, value in structured_fields(record).items():  # strings by now, but for numbers (LogRedaction)
+            line.setdefault(name, value if isinstance(value, str | int | float | bool) or value is None else str(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

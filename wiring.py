@@ -19,7 +19,9 @@ from slack_sdk import WebClient
 from config import ConfigError, GenesysSettings, ServiceSettings
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, NotificationPool, SharedBudget
 from handlers.app import SlackAuthorization, build_slack_app, verify_bot_token
+from handlers.events import EventObserver
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
+from slack_directory.directory import SlackCallObserver
 from slack_directory.installations import Allowed
 from store import Store, StoreError, open_store
 from sync.engine import EngineSettings, PushFactory, SyncEngine
@@ -70,17 +72,18 @@ class SlackClients:
     """SLACK_ALLOWED_TEAMS as a test (every workspace when it is empty)."""
 
 
-def slack_clients(service: ServiceSettings, store: Store) -> SlackClients:
-    """Bolt's Web API client and the engine's Slack directory, for one workspace or for OAuth installations."""
+def slack_clients(service: ServiceSettings, store: Store, observer: SlackCallObserver | None = None) -> SlackClients:
+    """Bolt's Web API client and the engine's Slack directory, for one workspace or for OAuth installations;
+    `observer` counts the directory's calls (metrics)."""
     bolt = SlackDirectory.web_client(service.bot_token, service.api_url)
     allowed = service.allowed_teams.allows if service.allowed_teams is not None else (lambda *workspace: True)
     if service.oauth is None:
-        return SlackClients(bolt, SlackDirectory(lambda team_id: bolt), allowed)
+        return SlackClients(bolt, SlackDirectory(lambda team_id: bolt, observer=observer), allowed)
     # The engine looks tokens up through a view of the installations with no callbacks: the callbacks of Bolt's
     # (slack_side) call the engine, which does not exist yet.
     tokens = WorkspaceClients(StoreInstallationStore(store, allowed=allowed),
                               functools.partial(SlackDirectory.web_client, base_url=service.api_url))
-    return SlackClients(bolt, SlackDirectory(tokens), allowed)
+    return SlackClients(bolt, SlackDirectory(tokens, observer=observer), allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +100,10 @@ class SlackSide:
     """Bolt behind POST /slack/events and the OAuth install pages; None in Socket Mode without OAuth."""
 
 
-def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients) -> SlackSide:
-    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first."""
+def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients,
+               event_observer: EventObserver | None = None) -> SlackSide:
+    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first;
+    `event_observer` counts the user events (metrics)."""
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(
@@ -107,7 +112,8 @@ def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clien
         oauth_states = StoreOAuthStateStore(store)
     authorization = SlackAuthorization(verify_bot_token(clients.bolt, service) if service.oauth is None else None)
     app = build_slack_app(service, engine, clients.bolt, installations=installations, oauth_states=oauth_states,
-                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke))
+                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke),
+                          event_observer=event_observer)
     socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
     # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
     http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None

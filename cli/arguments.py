@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from cli import check as check_command
+from cli import dead_letters as dead_letters_command
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -58,8 +59,33 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     demo_command.add_argument("--keep", action="store_true",
                               help="keep it running afterwards (until Ctrl-C), with the URLs and a command that "
                               "changes the sample person's title")
+    dead = subcommands.add_parser(
+        "dead-letters", help="list the work the sync engine gave up on, or requeue it (retry ID…|--all)",
+        description=dead_letters_command.DESCRIPTION,
+    )
+    dead.add_argument("--limit", type=_positive, default=dead_letters_command.DEFAULT_LIMIT, metavar="N",
+                      help=f"list the newest N (default {dead_letters_command.DEFAULT_LIMIT})")
+    dead_actions = dead.add_subparsers(dest="action", metavar="ACTION")
+    requeue = dead_actions.add_parser(
+        "retry", help="put dead letters back on the work queue, due now with a fresh retry budget",
+        description="Requeue the dead letters with these ids (as `dead-letters` lists them), or every one with "
+        "--all; the running app works on them on its next turn. Exit 0: requeued; 1: an ID is no dead letter (the "
+        "others were requeued); 2: no ID and no --all; 3: the database failed.",
+    )
+    requeue.add_argument("ids", type=_positive, nargs="*", metavar="ID", help="a dead letter's id")
+    requeue.add_argument("--all", action="store_true", help="every dead letter")
     subcommands.add_parser("help", help="show this help, or one command's (help COMMAND)")
-    return parser.parse_args(_help_as_flag(argv))
+    arguments = parser.parse_args(_help_as_flag(argv))
+    if getattr(arguments, "action", None) == "retry" and bool(arguments.ids) == arguments.all:
+        requeue.error("name the dead letters to requeue by ID, or --all for every one (not both)")
+    return arguments
+
+
+def _positive(text: str) -> int:
+    """A whole number from 1 (a dead letter's id, a limit); argparse names the argument when this refuses."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
+    return int(text)
 
 
 def _help_as_flag(argv: Sequence[str]) -> list[str]:

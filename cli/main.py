@@ -6,12 +6,15 @@ What the commands build comes from the composition root (`app.py`): `serve` itse
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from cli import check as check_command
+from cli import dead_letters as dead_letters_command
 from cli.arguments import parse_arguments
 from cli.check import check
 from cli.preview import EXIT_UNUSABLE, PreviewRequest, preview, stdin_bytes
@@ -28,10 +31,15 @@ from config import (
     withhold_from_libraries,
 )
 from genesys import GenesysClient, GenesysEndpoints
+from store import Store
 from sync import AttributeRules
 
 Serve = Callable[[ServiceSettings, GenesysSettings, GenesysEndpoints, AttributeRules], int]
 """Runs the Slack app and the sync engine until stopped; returns the exit status."""
+
+
+OpenStore = Callable[[str], Store]
+"""Opens the store at DATABASE_URL; one that cannot be opened raises ConfigError naming DATABASE_URL."""
 
 
 class GenesysClientFactory(Protocol):
@@ -40,7 +48,7 @@ class GenesysClientFactory(Protocol):
     def __call__(self, settings: GenesysSettings, endpoints: GenesysEndpoints, **options: Any) -> GenesysClient: ...
 
 
-def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFactory) -> int:
+def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFactory, open_store: OpenStore) -> int:
     arguments = parse_arguments(argv)
     command = arguments.command = arguments.command or "serve"
     if command == "demo":  # before .env and the settings: the demo needs none and reads none
@@ -57,8 +65,11 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
         rules_file = Path(arguments.config) if getattr(arguments, "config", None) else None
         needed = read_command_settings(
             environment.values, service=command == "serve", genesys=command in ("serve", "check", "push"),
-            rules_file=rules_file, rules=command in ("serve", "preview", "push"))
-        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys))
+            rules_file=rules_file, rules=command in ("serve", "preview", "push"), database=command == "dead-letters")
+        configure_logging(needed.settings.log_level, secrets_of(needed.service, needed.genesys, needed.database_url),
+                          needed.settings.log_format)
+        if command == "dead-letters":
+            return _dead_letters(arguments, open_store(asked_for(needed.database_url)))
         if command == "check":
             endpoints = asked_for(needed.endpoints)
             with genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
@@ -76,3 +87,11 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
     except ConfigError as error:
         print(describe_problems(command, error, environment), file=sys.stderr)
         return EXIT_UNUSABLE
+
+
+def _dead_letters(arguments: argparse.Namespace, store: Store) -> int:
+    with contextlib.closing(store):
+        if arguments.action == "retry":
+            ids = None if arguments.all else arguments.ids
+            return dead_letters_command.retry(store, ids, out=sys.stdout, err=sys.stderr)
+        return dead_letters_command.list_dead_letters(store, limit=arguments.limit, out=sys.stdout, err=sys.stderr)

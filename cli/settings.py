@@ -16,6 +16,7 @@ from config import (
     Settings,
     SettingsProblems,
     SettingsTables,
+    read_database_url,
     read_genesys_settings,
     read_service_settings,
     read_settings,
@@ -37,10 +38,13 @@ class CommandSettings:
     genesys: GenesysSettings | None = None
     endpoints: GenesysEndpoints | None = None
     rules: AttributeRules | None = None
+    database_url: str | None = None
+    """DATABASE_URL for a command that reads only the store (`serve` has it in `service`)."""
 
 
 def read_command_settings(environ: Mapping[str, str], *, service: bool = False, genesys: bool = False,
-                          rules_file: Path | None = None, rules: bool = False) -> CommandSettings:
+                          rules_file: Path | None = None, rules: bool = False,
+                          database: bool = False) -> CommandSettings:
     """Read the settings a command needs; every missing or invalid one is named in a single ConfigError."""
     problems = SettingsProblems()
     settings = problems.attempt(read_settings, environ)
@@ -52,7 +56,8 @@ def read_command_settings(environ: Mapping[str, str], *, service: bool = False, 
         tables = problems.attempt(read_settings_file, rules_file or settings.settings_file)
         attribute_rules = problems.attempt(build_rules, tables) if tables is not None else None
     problems.raise_if_any()
-    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules)
+    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules,
+                           read_database_url(environ) if database else None)
 
 
 def asked_for(value: T | None) -> T:

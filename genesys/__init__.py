@@ -20,6 +20,7 @@ from genesys.errors import (
 )
 from genesys.network import NetworkCause, NetworkFailure
 from genesys.notifications import ConversationSeen, NotificationApi, NotificationPool, PushSettings, PushState
+from genesys.observer import NO_OBSERVER, RequestObserver
 from genesys.participants import LiveParticipant
 from genesys.permissions import Outcome, PermissionCheck, PermissionReport
 from genesys.rate_limit import SharedBudget
@@ -39,6 +40,7 @@ from genesys.voice_safe import (
 
 __all__ = [
     "CONTROL_CHARACTERS",
+    "NO_OBSERVER",
     "REGION_DOMAINS",
     "AttributesRejected",
     "AuthenticationFailed",
@@ -67,6 +69,7 @@ __all__ = [
     "PushSettings",
     "PushState",
     "RateLimited",
+    "RequestObserver",
     "RequestRejected",
     "RetryPolicy",
     "SharedBudget",

@@ -46,6 +46,7 @@ from genesys.errors import (
     RequestRejected,
 )
 from genesys.network import host_of
+from genesys.observer import NO_OBSERVER, RequestObserver
 from genesys.participants import (
     LiveParticipant,
     live_conversations_query,
@@ -124,7 +125,9 @@ class GenesysClient:
         shared_budget: SharedBudget | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        observer: RequestObserver = NO_OBSERVER,
     ) -> None:
+        """`observer` is told of every HTTP attempt (API and token requests, retries included), for metrics."""
         if http is not None and (transport is not None or timeout is not DEFAULT_TIMEOUT):
             raise ValueError("pass either http, or transport and timeout for the client built here, not both")
         self._owns_http = http is None
@@ -145,8 +148,9 @@ class GenesysClient:
         # One outage state for the API and the login host: a whole outage is one warning and one recovery line.
         reachability = Reachability(clock)
         self._api = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, limiter=self._limiter,
-                                   reachability=reachability)
-        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, reachability=reachability)
+                                   reachability=reachability, observer=observer)
+        login = RetryingSender(self._http, policy, clock=clock, sleep=sleep, rng=rng, reachability=reachability,
+                               observer=observer)
         self._tokens = TokenProvider(credentials, endpoints.login_url, login, clock=clock)
 
     def __repr__(self) -> str:

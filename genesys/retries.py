@@ -42,6 +42,7 @@ import httpx
 
 from genesys.errors import ErrorBody, GenesysUnavailable, GenesysUnreachable, RateLimited, Stopping
 from genesys.network import NetworkCause, NetworkFailure, classify, host_name, host_of
+from genesys.observer import NO_OBSERVER, RequestObserver
 from genesys.rate_limit import RateLimiter, Sleep, header_number
 from genesys.regions import STATUS_PAGE, region_of_host
 
@@ -136,8 +137,10 @@ class RetryingSender:
         rng: random.Random,
         limiter: RateLimiter | None = None,
         reachability: Reachability | None = None,
+        observer: RequestObserver = NO_OBSERVER,
     ) -> None:
         self._http = http
+        self._observer = observer
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -173,16 +176,20 @@ class RetryingSender:
             try:
                 response = self._http.send(request)
             except httpx.PoolTimeout:
+                self._observer.genesys_request(operation, None)
                 final = {"reason": POOL_EXHAUSTED, "advice": POOL_ADVICE}
             except RETRYABLE_TRANSPORT_ERRORS as exc:
+                self._observer.genesys_request(operation, None)
                 network = classify(exc, _timeout_of(request, exc))
                 failure = network.short
                 wait, source = self._backoff(attempt), "backoff"
                 self._reachability.failed(f"{failure} at {_host(request)}")
             except httpx.HTTPError as exc:
+                self._observer.genesys_request(operation, None)
                 final = {"reason": f"the HTTP request failed ({type(exc).__name__})"}
                 self._reachability.failed(f"{final['reason']} at {_host(request)}")
             else:
+                self._observer.genesys_request(operation, response.status_code)
                 if self._limiter is not None:
                     self._limiter.observe(response.headers)
                 status = response.status_code

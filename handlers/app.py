@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from config import ConfigError, ServiceSettings, describe_cause
 from handlers import commands, errors, events, install, workspaces
 from handlers.commands import CommandEngine
-from handlers.events import Uninstalled, UserChangeSink
+from handlers.events import EventObserver, Uninstalled, UserChangeSink
 from slack_directory import StoreInstallationStore, StoreOAuthStateStore
 from sync.render import SlackText
 
@@ -94,12 +94,13 @@ def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdenti
 
 def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebClient, *, uninstalled: Uninstalled,
                     installations: StoreInstallationStore | None = None,
-                    oauth_states: StoreOAuthStateStore | None = None) -> App:
+                    oauth_states: StoreOAuthStateStore | None = None,
+                    event_observer: EventObserver | None = None) -> App:
     """The Bolt app with every listener registered, configured from `service` alone: every value Bolt needs is
     passed here (the SLACK_* variables are withheld from it), so the mode is the one the settings decide.
     One workspace: `client` carries the bot token verified at start. OAuth (`service.oauth`): installs at
     /slack/install, kept in `installations`, tokens looked up per request. `uninstalled(enterprise_id, team_id)`
-    when a workspace removes the app or revokes its token."""
+    when a workspace removes the app or revokes its token; `event_observer` counts user events (metrics)."""
     oauth_settings = None
     if service.oauth is not None:
         if installations is None or oauth_states is None:
@@ -125,7 +126,7 @@ def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebCl
     errors.register(app)
     if service.allowed_teams is not None:
         workspaces.register(app, service.allowed_teams.allows)
-    events.register(app, engine, uninstalled=uninstalled)
+    events.register(app, engine, uninstalled=uninstalled, observer=event_observer)
     commands.register(app, engine, admins=service.admins, render=SlackText())
     return app
 

@@ -37,15 +37,30 @@ class UserChangeSink(Protocol):
     def user_changed(self, team_id: str, user: Mapping[str, Any], event_id: str | None) -> bool: ...
 
 
+class EventObserver(Protocol):
+    """Told of each user event's outcome, for metrics."""
+
+    def slack_event(self, event_type: str, outcome: str) -> None:
+        """A `user_change` or `team_join` was recorded, a duplicate delivery, or ignored."""
+
+
+class _NoObserver:
+    def slack_event(self, event_type: str, outcome: str) -> None:
+        return None
+
+
 def is_slack_id(value: object) -> bool:
     return isinstance(value, str) and SLACK_ID.fullmatch(value) is not None
 
 
-def register(app: App, engine: UserChangeSink, *, uninstalled: Uninstalled) -> None:
-    """Listen to every event the manifest subscribes to."""
+def register(app: App, engine: UserChangeSink, *, uninstalled: Uninstalled,
+             observer: EventObserver | None = None) -> None:
+    """Listen to every event the manifest subscribes to; `observer` is told each user event's outcome."""
+    told = observer or _NoObserver()
 
     def on_user_event(body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        record_user_event(engine, body, event)
+        outcome = record_user_event(engine, body, event)
+        told.slack_event(event["type"] if event.get("type") in USER_EVENTS else "event", outcome.split(":")[0])
 
     def on_lifecycle_event(body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         record_lifecycle_event(uninstalled, body, event)

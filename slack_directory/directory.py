@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -80,12 +80,25 @@ _ADVICE = {
 }
 
 
+class SlackCallObserver(Protocol):
+    """Told of each Slack Web API call the directory makes, for metrics."""
+
+    def slack_api_call(self, method: str, result: str) -> None:
+        """`method` ("users.profile.get", …) ended: "ok", Slack's error code ("ratelimited", …) or "unreachable"."""
+
+
+class _NoObserver:
+    def slack_api_call(self, method: str, result: str) -> None:
+        return None
+
+
 class SlackDirectory:
     """Users and profiles of one or more workspaces, through one WebClient per bot token."""
 
     def __init__(self, client_for: Callable[[str], WebClient], *, clock: Callable[[], float] = time.monotonic,
-                 labels_ttl_s: float = LABELS_TTL_S) -> None:
+                 labels_ttl_s: float = LABELS_TTL_S, observer: SlackCallObserver | None = None) -> None:
         self._client_for = client_for
+        self._observer = observer or _NoObserver()
         self._clock = clock
         self._labels_ttl_s = labels_ttl_s
         self._labels: dict[str, tuple[float, FieldLabels]] = {}
@@ -146,16 +159,19 @@ class SlackDirectory:
             if not cursor:
                 return
 
-    @staticmethod
-    def _call(method: str, call: Callable[[], Any]) -> Mapping[str, Any]:
+    def _call(self, method: str, call: Callable[[], Any]) -> Mapping[str, Any]:
         try:
             response = call()
         except SlackApiError as error:
             code = str(error.response.get("error", "unknown_error")) if error.response is not None else "unknown_error"
+            self._observer.slack_api_call(method, code if code.isidentifier() else "unknown_error")
             raise SlackDirectoryError(method, code, _ADVICE.get(code, "")) from None
         except SlackClientError as error:
+            self._observer.slack_api_call(method, "unreachable")
             raise SlackDirectoryError(method, f"could not reach Slack ({type(error).__name__})") from None
         except OSError as error:
+            self._observer.slack_api_call(method, "unreachable")
             raise SlackDirectoryError(method, f"could not reach Slack ({error.strerror or type(error).__name__})") \
                 from None
+        self._observer.slack_api_call(method, "ok")
         return response.data if isinstance(response.data, Mapping) else {}

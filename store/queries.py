@@ -255,6 +255,11 @@ class Queries:
         self.pending_count = sql("SELECT COUNT(*) FROM work")
         self.dead_letters = sql(f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT :limit")
         self.dead_letter_count = sql("SELECT COUNT(*) FROM dead_letters")
+        self.all_dead_letter_ids = sql("SELECT id FROM dead_letters ORDER BY id")
+        self.dead_letter = sql(f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = :id")
+        # Deleted first: of two operators retrying one dead letter at once, only the one whose delete counted
+        # requeues it (PostgreSQL's second DELETE waits for the first to commit, then finds nothing).
+        self.delete_dead_letter = sql("DELETE FROM dead_letters WHERE id = :id")
 
         # --- Slack OAuth installations (workspace key: enterprise_id and team_id, '' where Slack gives none).
         self.save_installation = sql(

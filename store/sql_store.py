@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from store.backend import Cursor, Database
@@ -446,23 +446,38 @@ class Store:
         with self._db.reading("read dead letters") as cursor:
             cursor.execute(self._q.dead_letters, {"limit": limit})
             found = cursor.fetchall()
-        return [
-            DeadLetter(
-                id=dead_id,
-                kind=kind,
-                key=key,
-                payload=json.loads(payload),
-                attempts=attempts,
-                reason=reason,
-                last_error=last_error,
-                at=at,
-            )
-            for dead_id, kind, key, payload, attempts, reason, last_error, at in found
-        ]
+        return [_dead_letter(row) for row in found]
 
     def dead_letter_count(self) -> int:
         """How many dead letters are kept."""
         return self._count(self._q.dead_letter_count, "count dead letters")
+
+    def requeue_dead_letters(self, ids: Iterable[int] | None = None) -> list[DeadLetter]:
+        """Put dead letters back on the work queue, due now with a fresh retry budget, and delete them; `ids` None:
+        every one. Returns those requeued, oldest first; an id that is no dead letter (never was, or requeued
+        meanwhile) is left out.
+
+        Requeued as `enqueue` queues work: one pending item per (kind, key), so a dead letter whose work is pending
+        again already (a newer event) joins it instead of running twice. One transaction: all or none."""
+        now = self._clock()
+        requeued: list[DeadLetter] = []
+        with self._db.transaction("requeue dead letters") as cursor:
+            if ids is None:
+                cursor.execute(self._q.all_dead_letter_ids)
+                ids = [row[0] for row in cursor.fetchall()]
+            for dead_id in dict.fromkeys(ids):
+                cursor.execute(self._q.dead_letter, {"id": dead_id})
+                row = cursor.fetchone()
+                if row is None:
+                    continue
+                cursor.execute(self._q.delete_dead_letter, {"id": dead_id})
+                if cursor.rowcount != 1:
+                    continue
+                dead = _dead_letter(row)
+                cursor.execute(self._q.enqueue, {"kind": dead.kind, "key": dead.key, "not_before": now, "now": now,
+                                                 "payload": _json(dict(dead.payload))})
+                requeued.append(dead)
+        return sorted(requeued, key=lambda dead: dead.id)
 
     # --- Slack OAuth installations --------------------------------------------------------------------------------
 
@@ -643,6 +658,12 @@ class Store:
             cursor.execute(statement)
             (count,) = cursor.fetchone()
         return int(count)
+
+
+def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
+    dead_id, kind, key, payload, attempts, reason, last_error, at = row
+    return DeadLetter(id=dead_id, kind=kind, key=key, payload=json.loads(payload), attempts=attempts, reason=reason,
+                      last_error=last_error, at=at)
 
 
 def _desired_row(row: tuple[Any, ...]) -> DesiredRow:

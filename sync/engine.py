@@ -64,6 +64,7 @@ from store import (
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
 from sync.leases import Heartbeat
+from sync.observer import NO_OBSERVER, EngineObserver
 from sync.rejected import RejectedWrites
 from sync.timer import SYSTEM_TIMER, Timer
 
@@ -325,8 +326,11 @@ class SyncEngine:
 
     def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
-                 timer: Timer = SYSTEM_TIMER, push: PushFactory | None = None) -> None:
+                 timer: Timer = SYSTEM_TIMER, push: PushFactory | None = None,
+                 observer: EngineObserver = NO_OBSERVER) -> None:
         self._store = store
+        self._observer = observer
+        """Told of each write and poll, for metrics."""
         self._genesys = genesys
         self._slack = slack
         self._rules = rules
@@ -676,6 +680,7 @@ class SyncEngine:
 
     def poll_once(self) -> int:
         """Poll the org's live participants and write where the last write differs; returns writes made."""
+        started = self._timer.monotonic()
         try:
             live = self._genesys.org_live_participants()
         except Stopping:
@@ -690,6 +695,8 @@ class SyncEngine:
                 self._poll_warned = True
             self._last_poll_ok, self._last_poll_error = False, str(error)
             return 0
+        finally:
+            self._observer.poll_finished(self._timer.monotonic() - started)
         if not self._poll_lease_holds():  # the query outlived the lease and another replica polls now
             self._lost_poll_lease(len(live))
             return 0
@@ -997,6 +1004,7 @@ class SyncEngine:
             for _ in range(WRITE_ROUNDS):
                 result = self._write_once(participant, row, fence=fence, doubt=doubt)
                 if result is not None:
+                    self._observer.write_finished(result.result)
                     return result
                 log.info("conversation %s participant %s: another write was recorded there meanwhile; deciding "
                          "again from the stored profile", participant.conversation_id, participant.participant_id)
@@ -1006,6 +1014,7 @@ class SyncEngine:
                 row, doubt = latest, True
             # Still contended (or the profile went): forget what is known, so that the next poll decides afresh.
             self._store.forget_written(participant.conversation_id, participant.participant_id)
+            self._observer.write_finished("failed")
             return ParticipantResult(participant.conversation_id, participant.participant_id, participant.media_type,
                                      "failed", "other writes to this participant kept coming; the next poll writes it")
 
@@ -1058,7 +1067,11 @@ class SyncEngine:
                 return record_written("confirmed after a restart: the write sent before it had landed" if unconfirmed
                                       else "confirmed by reading the participant after another write")
             self._store.intend_write(participant.conversation_id, participant.participant_id, row.attributes_hash)
-            outcome = self._genesys.write_attributes(*key, attributes)
+            sent = self._timer.monotonic()
+            try:
+                outcome = self._genesys.write_attributes(*key, attributes)
+            finally:
+                self._observer.write_sent(self._timer.monotonic() - sent)
         except ConversationGone as error:
             # Expected (the call ended between the poll and the write): no log line, so no error id.
             return record("gone", str(error), error.context_id, told="the conversation ended")

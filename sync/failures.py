@@ -20,8 +20,9 @@ def logged_failure(logger: logging.Logger, what: str, error: BaseException, *, t
     error_id = secrets.token_hex(4)
     # The class name too: `KeyError('user')` prints as just 'user'.
     cause = f"{type(error).__name__}: {error}"
+    fields = {"error_id": error_id}  # LOG_FORMAT=json carries it as a field of its own too
     if traceback:
-        logger.error("%s [error id %s]: %s", what, error_id, cause, exc_info=error, stacklevel=2)
+        logger.error("%s [error id %s]: %s", what, error_id, cause, exc_info=error, stacklevel=2, extra=fields)
     else:
-        logger.log(level, "%s [error id %s]: %s", what, error_id, cause, stacklevel=2)
+        logger.log(level, "%s [error id %s]: %s", what, error_id, cause, stacklevel=2, extra=fields)
     return error_id

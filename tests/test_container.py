@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from localdev.app_process import Running, agent_on_a_call, app_settings, free_port, wait_for, wait_healthy
@@ -267,6 +268,8 @@ def test_the_image_runs_syncs_as_non_root_and_stops_on_sigterm(podman: Podman, i
             assert patch.attributes["slack.title"] == "Support Engineer"
             assert patch.attributes["slack.real_name"] == "Ada Lovelace"
             assert (data / "sync.db").is_file(), "the SQLite file belongs in the /data volume"
+            wait_for(lambda: 'genesys_sync_writes_total{result="written"} 1.0' in httpx.get(
+                f"{app.url}/metrics", timeout=5).text, 10, "the image's /metrics to count the write")
 
             started = time.monotonic()
             podman.run("stop", "--time", "10", name, timeout=30)

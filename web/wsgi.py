@@ -1,4 +1,5 @@
-"""One WSGI application: `POST /slack/events` goes to Bolt, `GET /healthz` reports health, the rest is 404.
+"""One WSGI application: `POST /slack/events` goes to Bolt, `GET /healthz` reports health, `GET /metrics` the
+Prometheus metrics (when given), the rest is 404.
 
 Served by waitress (see the README for why): one process, a thread pool, no forking — the sync engine's
 background thread lives in the same process. web.server sets waitress's limits; this module answers what gets
@@ -26,9 +27,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -55,15 +57,37 @@ class HealthReport:
         return json.dumps({"status": "ok" if self.healthy else "unhealthy", **self.parts}).encode()
 
 
+class WebMetrics(Protocol):
+    """The metrics page, and what this layer measures for it."""
+
+    def page(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus' text format, and its Content-Type."""
+        ...
+
+    def slack_request_answered(self, seconds: float) -> None:
+        """A request to the Slack path was answered (its status line sent) `seconds` after it arrived: Slack's
+        acknowledgement latency, which must stay under 3 s."""
+
+
 def wsgi_application(slack: WsgiApp | None, health: Callable[[], HealthReport], *,
-                     verifier: SignatureVerifier | None = None, slack_path: str = "/slack/events") -> WsgiApp:
-    """Route Slack's requests to Bolt (when serving HTTP) and health checks to `health`; `verifier` (the signing
-    secret's, required with `slack`) tells a signed misshapen payload from an unsigned one."""
+                     verifier: SignatureVerifier | None = None, slack_path: str = "/slack/events",
+                     metrics: WebMetrics | None = None) -> WsgiApp:
+    """Route Slack's requests to Bolt (when serving HTTP), health checks to `health` and scrapes to `metrics`;
+    `verifier` (the signing secret's, required with `slack`) tells a signed misshapen payload from an unsigned one."""
     if slack is not None and verifier is None:
         raise ValueError("serving Slack's requests needs the signing secret's verifier")
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if metrics is not None and path == slack_path:
+            start_response = _timing_answer(start_response, metrics)
+        if metrics is not None and path == "/metrics" and method in ("GET", "HEAD"):
+            # No secret is in it (counts and durations, labelled by result, status, operation and Slack method),
+            # and like /healthz it is unauthenticated: the port should be reachable by the scraper only.
+            page, content_type = metrics.page()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(page))),
+                                      ("Cache-Control", "no-store")])
+            return [] if method == "HEAD" else [page]
         if path == "/healthz" and method in ("GET", "HEAD"):
             report = health()
             body = report.body()
@@ -136,6 +160,17 @@ def _malformed(timestamp: str | None, signature: str | None) -> bool:
         except ValueError:
             return True
     return signature is not None and not signature.isascii()
+
+
+def _timing_answer(start_response: Callable[..., Any], metrics: WebMetrics) -> Callable[..., Any]:
+    """`start_response` that tells `metrics` how long after now the answer's status line went out."""
+    arrived = time.monotonic()
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        metrics.slack_request_answered(time.monotonic() - arrived)
+        return start_response(status, headers, exc_info)
+
+    return start
 
 
 def _logging_refusals(start_response: Callable[..., Any], path: str) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ def run_app(*args: str) -> subprocess.CompletedProcess[str]:
         (("help", "push"), ("push", "--help")),
         (("help", "serve"), ("serve", "--help")),
         (("help", "check"), ("check", "--help")),
+        (("help", "dead-letters"), ("dead-letters", "--help")),
     ],
 )
 def test_help_prints_what_the_help_flag_prints(asked: tuple[str, ...], flagged: tuple[str, ...]) -> None:

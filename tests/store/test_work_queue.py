@@ -284,3 +284,46 @@ def test_renewing_a_claim_keeps_slow_work_from_other_workers(store: Store, clock
     [taken] = store.claim(worker="other", lease_s=10)  # once renewals stop, the lease runs out as before
     assert (taken.key, taken.attempts) == ("T1:U2", 1)
     assert store.renew_claim(items, lease_s=10) == 0  # the slow worker's claim no longer holds it
+
+
+def bury(store: Store, key: str, payload: dict[str, object] | None = None) -> int:
+    """Enqueue `key`, give up on it at once; returns its dead letter's id."""
+    store.enqueue("refresh", key, payload or {"key": key})
+    store.dead_letter(claim_one(store), reason=f"gave up on {key}")
+    return store.dead_letters(limit=1)[0].id
+
+
+def test_requeuing_a_dead_letter_makes_it_due_now_with_a_fresh_budget(store: Store, clock: FakeClock) -> None:
+    """A requeued dead letter leaves the dead letters and is claimable at once, payload kept, attempts from zero."""
+    kept, requeued = bury(store, "a"), bury(store, "b", {"team_id": "T1", "user_id": "U1"})
+    clock.advance(3600)
+    [dead] = store.requeue_dead_letters([requeued])
+    assert (dead.id, dead.key, dead.reason) == (requeued, "b", "gave up on b")
+    assert [letter.id for letter in store.dead_letters()] == [kept]
+    item = claim_one(store)
+    assert (item.kind, item.key, item.payload, item.attempts) == ("refresh", "b", {"team_id": "T1", "user_id": "U1"}, 0)
+
+
+def test_requeuing_every_dead_letter(store: Store) -> None:
+    """`ids` None requeues them all, oldest first; a second call finds none."""
+    ids = [bury(store, key) for key in ("a", "b", "c")]
+    assert [dead.id for dead in store.requeue_dead_letters()] == ids
+    assert (store.dead_letter_count(), store.pending_count()) == (0, 3)
+    assert store.requeue_dead_letters() == []
+
+
+def test_requeuing_an_unknown_id_changes_nothing(store: Store) -> None:
+    """An id that is no dead letter (or one already requeued) is left out of the answer; the rest are requeued."""
+    known = bury(store, "a")
+    assert [dead.id for dead in store.requeue_dead_letters([known + 100, known, known])] == [known]
+    assert store.requeue_dead_letters([known]) == []
+    assert store.pending_count() == 1
+
+
+def test_a_requeued_dead_letter_joins_pending_work_of_its_key(store: Store) -> None:
+    """Work of the same key queued again meanwhile (a newer event) is joined, not doubled."""
+    dead = bury(store, "a")
+    store.enqueue("refresh", "a", {"key": "a"})
+    assert len(store.requeue_dead_letters([dead])) == 1
+    assert store.pending_count() == 1
+    assert len(store.claim(worker="w1", limit=5)) == 1
