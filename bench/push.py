@@ -26,6 +26,9 @@ Sections (--sections, default all):
   fallback  Push down: (a) every subscription Rejected (`conversation:communication:view` revoked before start),
             (b) every notification socket cut (`drop_sockets`) every --drop-every seconds. For each, during
             --window seconds with calls spread over it: new call → attributes and analytics queries a minute.
+            Then one fault at a time on a healthy app (every channel expired; `socket_closing` on every socket),
+            with --window-calls calls 0.5 s apart from the fault on: how long the engine said push was down, and
+            the calls meanwhile.
 
 --quick: 8 people, 10 calls with push and 4 without, 4 s idle windows, 150 people for scale, 8 s fallback
 windows; the scenarios run side by side (five apps at once) so it ends in about 20 s. The full run is sequential.
@@ -131,6 +134,8 @@ class Scenario:
     window: QueryRate | None = None
     """Analytics queries over the calls window (fallback scenarios)."""
     notes: tuple[str, ...] = ()
+    down_s: float | None = None
+    """A fault applied once: seconds from it until the engine said push works again (0: it never said otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +407,46 @@ def push_off(plan: Plan, sections: set[str]) -> Scenario:
                         idle, notes=problems(app))
 
 
+FAULTS: Mapping[str, Callable[[FakeGenesysCloud], None]] = {
+    "every channel expired": FakeGenesysCloud.expire_channels,
+    "socket_closing on every socket": FakeGenesysCloud.announce_socket_closing,
+}
+
+
+def one_fault(plan: Plan, name: str) -> Scenario:
+    """Push healthy, then one fault and calls over the next `window_calls` × 0.5 s: how long push was down, and
+    the calls meanwhile."""
+    with world(plan.people, plan.seed) as here:
+        app = start_app(here, DEFAULTS)
+        settle_s = settle(here, push=True)
+        past_fast_poll(here.genesys)
+        offset = len(app.log())
+        down: list[float] = []
+        stop = threading.Event()
+
+        def watch(at: float) -> None:
+            while not stop.wait(0.02):
+                tail = app.log()[offset:]
+                if (PUSH_DOWN in tail or PUSH_PENDING in tail) and push_works(app):
+                    down.append(time.monotonic() - at)
+                    return
+
+        watcher = threading.Thread(target=watch, args=(time.monotonic(),), name="watch-push", daemon=True)
+        FAULTS[name](here.genesys)
+        watcher.start()
+        latencies: list[float | None] = []
+        spread = plan.window_calls * 0.5
+        window = count_window(here.genesys, spread, lambda: latencies.extend(
+            run_calls(here, plan.window_calls, random.Random(plan.seed), spread_s=spread)))
+        stop.set()
+        watcher.join(timeout=5)
+        tail = app.log()[offset:]
+        went_down = PUSH_DOWN in tail or PUSH_PENDING in tail
+        return Scenario(f"push, {name}", plan.people, engine_line(app), round(settle_s, 1), Latencies.of(latencies),
+                        None, window, notes=problems(app),
+                        down_s=round(down[0], 2) if down else (None if went_down else 0.0))
+
+
 def rejected(plan: Plan) -> Scenario:
     """Push on, every topic Rejected (the permission it needs revoked before start): calls over the window."""
     with world(plan.people, plan.seed, revoke=PERM_COMMUNICATION_VIEW) as here:
@@ -475,6 +520,14 @@ def seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def down_for(scenario: Scenario) -> str:
+    if scenario.name not in {f"push, {name}" for name in FAULTS}:
+        return ""
+    if scenario.down_s is None:
+        return "not back within the window"
+    return "never down" if scenario.down_s == 0 else seconds(scenario.down_s)
+
+
 def text(report: Report) -> str:
     lines = [f"{report.cpus} CPUs; load at start: {report.load}; {'--quick' if report.quick else 'full run'}", ""]
     lines += ["| scenario | how the app polls (its start-up line) | calls carried | p50 | p95 | max |",
@@ -484,13 +537,15 @@ def text(report: Report) -> str:
             lat = s.latency
             lines.append(f"| {s.name} | {s.engine} | {lat.carried}/{lat.calls} | {seconds(lat.p50_s)} | "
                          f"{seconds(lat.p95_s)} | {seconds(lat.max_s)} |")
-    lines += ["", "| scenario | window | analytics queries | per minute | other Genesys requests |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| scenario | window | analytics queries | per minute | other Genesys requests | push down for |",
+              "|---|---|---|---|---|---|"]
     for s in report.scenarios:
         for label, rate in (("idle", s.idle), ("calls", s.window)):
             if rate is not None:
-                lines.append(f"| {s.name} | {label} {rate.seconds:.0f} s | {rate.queries} | {rate.per_minute:g} | "
-                             f"{rate.other_requests} |")
+                down = down_for(s) if label == "calls" else ""
+                rate_text = "" if down else f"{rate.per_minute:g}"  # one fault in a few seconds: no rate to speak of
+                lines.append(f"| {s.name} | {label} {rate.seconds:.0f} s | {rate.queries} | {rate_text} | "
+                             f"{rate.other_requests} | {down} |")
     if report.scale:
         lines += ["", "| linked people | push | linked | all subscribed | subscribed after the last link | push "
                       f"healthy | channels | sockets | RSS at start → settled | Genesys requests (app and budget at "
@@ -557,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs += [lambda: push_on(plan, chosen), lambda: push_off(plan, chosen)]
     if "fallback" in chosen:
         jobs += [lambda: rejected(plan), lambda: flapping(plan)]
+        jobs += [lambda name=name: one_fault(plan, name) for name in FAULTS]  # type: ignore[misc]
     if "scale" in chosen:
         jobs += [lambda people=people: scale(people, plan.seed) for people in plan.scale]  # type: ignore[misc]
         if not arguments.quick:  # what push's threads, sockets and state cost, beside the same people without it

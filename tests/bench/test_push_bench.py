@@ -13,8 +13,9 @@ import pytest
 from bench.push import POLL_INTERVAL_S, Latencies
 from localdev.app_process import REPO
 
-SCENARIOS = {"push (defaults)", "push off (GENESYS_PUSH=off)", "push, every topic rejected",
-             "push, every socket cut every 5 s"}
+FAULTED = ("push off (GENESYS_PUSH=off)", "push, every topic rejected", "push, every socket cut every 5 s",
+           "push, every channel expired", "push, socket_closing on every socket")
+SCENARIOS = {"push (defaults)", *FAULTED}
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,19 @@ def test_push_carries_every_call_faster_than_the_poll(report: dict[str, Any]) ->
 
 @pytest.mark.timeout(90)
 def test_without_push_the_poll_carries_the_calls(report: dict[str, Any]) -> None:
-    """Push off, or every topic rejected: every call still written, within the fast poll's interval and a bit."""
-    for name in ("push off (GENESYS_PUSH=off)", "push, every topic rejected", "push, every socket cut every 5 s"):
+    """Push off, rejected, cut, expired or closing: every call still written, within the fast poll's interval and
+    a bit."""
+    for name in FAULTED:
         latency = scenario(report, name)["latency"]
         assert latency["carried"] == latency["calls"] > 0, name
         assert latency["max_s"] < POLL_INTERVAL_S + 1.5, name
     assert "names the permission: True" in scenario(report, "push, every topic rejected")["notes"]
+
+
+@pytest.mark.timeout(90)
+def test_push_comes_back_after_one_fault(report: dict[str, Any]) -> None:
+    """After expired channels or socket_closing the engine says push works again within the window."""
+    for name in ("push, every channel expired", "push, socket_closing on every socket"):
+        down_s = scenario(report, name)["down_s"]
+        assert down_s is not None, name
+        assert down_s < 5, name
