@@ -298,13 +298,14 @@ def run_calls(here: World, calls: int, rng: random.Random, *, spread_s: float | 
 
     def collect() -> None:
         patches = genesys.patches
-        for patch in patches[seen[0]:len(patches)]:
+        upto = len(patches)  # the list only grows (the app may PATCH while this reads)
+        for patch in patches[seen[0]:upto]:
             key = (patch.conversation_id, patch.participant_id)
             if key in started and key not in written:
                 written[key] = patch.at
                 genesys.end_conversation(patch.conversation_id)
                 busy.discard(owner[key])
-        seen[0] = len(patches)
+        seen[0] = upto
 
     gap = (spread_s / calls, spread_s / calls) if spread_s else GAP_S
     for _ in range(calls):
