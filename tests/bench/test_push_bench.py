@@ -57,7 +57,7 @@ def test_push_carries_every_call_faster_than_the_poll(report: dict[str, Any]) ->
     push = scenario(report, "push (defaults)")
     assert push["latency"]["carried"] == push["latency"]["calls"] == 10
     assert push["latency"]["p95_s"] < 1.0 < POLL_INTERVAL_S
-    assert push["idle"]["queries"] == 0  # 4 s of a 60 s poll, after the fast poll's last turn
+    assert push["idle"]["queries"] == 0  # 3 s of a 60 s poll, after the fast poll's last turn
 
 
 @pytest.mark.timeout(90)
