@@ -269,23 +269,6 @@ def test_a_setting_that_cannot_work_stops_the_app_with_one_line(tmp_path: Path, 
     assert "Traceback" not in completed.stderr
 
 
-def test_a_minute_long_genesys_outage_delays_writes_but_loses_none(running: Running) -> None:
-    """Genesys answering 503 for a minute: a change made then is written once the outage ends, once."""
-    _user, leg = agent_on_a_call(running)
-    running.genesys.fail_for(503, 60, path_prefix="/api/v2/")
-    started = time.monotonic()
-    changed = running.slack.update_profile("U0ADA", title="Written after the outage")
-    assert running.event({"type": "user_change", "user": changed}, event_id="EvOutage").status_code == 200
-    time.sleep(5)
-    assert running.genesys.patches == []
-    wait_for(lambda: running.genesys.attributes(leg.conversation_id, leg.participant_id).get("slack.title")
-             == "Written after the outage", 120, f"the write after the outage; log:\n{running.log()[-2000:]}")
-    assert time.monotonic() - started >= 55
-    time.sleep(2.5)
-    assert len(running.genesys.patches) == 1
-    assert "Traceback" not in running.log()
-
-
 def slash(running: Running, text: str, user_id: str, timeout: float = 10) -> str:
     """A signed /genesys-sync from `user_id`; returns the answer posted to its response_url."""
     url = running.slack.response_url()
