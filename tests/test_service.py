@@ -85,6 +85,7 @@ def test_duplicate_deliveries_cause_one_write(running: Running) -> None:
     ("headers", "timestamp"),
     [({"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "0", "Content-Type": "application/json"}, None),
      (None, int(time.time()) - 600)],
+    ids=["wrong signature", "stale timestamp"],  # not the time: every xdist process must collect the same names
 )
 def test_bad_signatures_and_stale_timestamps_get_401(running: Running, headers: dict[str, str] | None,
                                                       timestamp: int | None) -> None:
