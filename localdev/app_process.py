@@ -106,11 +106,26 @@ def app_environment(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path,
     return env
 
 
+class PortTaken(AssertionError):
+    """The app exited because its port was taken (the line `app.py`'s `_listen` exits with)."""
+
+
 def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name: str = "app",
            database_url: str | None = None, env_changes: Mapping[str, str | None] | None = None) -> Running:
     """Start the app as a real process and wait until /healthz answers 200; `env_changes` sets settings (None:
     removes one) over the fakes' defaults."""
-    port = free_port()
+    for _ in range(2):
+        try:
+            return _launch_on(free_port(), slack, genesys, tmp_path, name, database_url, env_changes)
+        except PortTaken:
+            # Another process (a test running in parallel) bound the port between free_port() and the app's own
+            # bind a second later: start again on another one.
+            pass
+    return _launch_on(free_port(), slack, genesys, tmp_path, name, database_url, env_changes)
+
+
+def _launch_on(port: int, slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, name: str,
+               database_url: str | None, env_changes: Mapping[str, str | None] | None) -> Running:
     env = app_environment(slack, genesys, tmp_path, port, database_url=database_url)
     for setting, value in (env_changes or {}).items():
         if value is None:
@@ -127,6 +142,8 @@ def launch(slack: FakeSlack, genesys: FakeGenesysCloud, tmp_path: Path, *, name:
     except BaseException:
         process.kill()
         process.wait(timeout=10)
+        if process.returncode == 2 and f"PORT: cannot listen on port {port}" in app.log():
+            raise PortTaken(app.log()) from None
         raise
     return app
 

@@ -38,6 +38,12 @@ def slack_fixture(name: str) -> Any:
     return load_json(path)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (the image, then those marked `long`): ./test.sh runs the suite on several processes,
+    which take the tests in this order, so the run does not end with one of them alone in a minute-long test."""
+    items.sort(key=lambda item: (item.get_closest_marker("container") is None, item.get_closest_marker("long") is None))
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the session; skips without PostgreSQL unless REQUIRE_POSTGRES=1."""

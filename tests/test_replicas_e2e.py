@@ -56,6 +56,7 @@ def people() -> Iterator[tuple[FakeSlack, FakeGenesysCloud, list[tuple[str, Join
         yield slack, genesys, participants
 
 
+@pytest.mark.long
 def test_two_replicas_write_each_change_once_and_survive_a_sigkill(
         people: tuple[FakeSlack, FakeGenesysCloud, list[tuple[str, JoinedParticipant]]], postgres_url: str,
         tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -154,6 +155,7 @@ def test_an_unreachable_database_is_reported_and_survived(postgres_server: Postg
             app.process.wait(timeout=15)
 
 
+@pytest.mark.long
 def test_a_poll_slower_than_the_lease_stays_with_one_replica(
         postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """With Genesys answering in 12 s, one poll (the query, then a write) outlasts the 15 s lease: the poller renews

@@ -88,6 +88,7 @@ def test_duplicate_deliveries_cause_one_write(running: Running) -> None:
     ("headers", "timestamp"),
     [({"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "0", "Content-Type": "application/json"}, None),
      (None, int(time.time()) - 600)],
+    ids=["wrong signature", "stale timestamp"],  # not the time: every xdist process must collect the same names
 )
 def test_bad_signatures_and_stale_timestamps_get_401(running: Running, headers: dict[str, str] | None,
                                                       timestamp: int | None) -> None:
@@ -272,24 +273,6 @@ def test_a_setting_that_cannot_work_stops_the_app_with_one_line(tmp_path: Path, 
     assert completed.returncode == 2
     assert line in completed.stderr
     assert "Traceback" not in completed.stderr
-
-
-def test_a_minute_long_genesys_outage_delays_writes_but_loses_none(running: Running) -> None:
-    """Genesys answering 503 for a minute: a change made then is written once the outage ends, once."""
-    _user, participant = agent_on_a_call(running)
-    running.genesys.fail_for(503, 60, path_prefix="/api/v2/")
-    started = time.monotonic()
-    changed = running.slack.update_profile("U0ADA", title="Written after the outage")
-    assert running.event({"type": "user_change", "user": changed}, event_id="EvOutage").status_code == 200
-    time.sleep(5)
-    assert running.genesys.patches == []
-    wait_for(lambda: running.genesys.attributes(participant.conversation_id,
-                                                participant.participant_id).get("slack.title")
-             == "Written after the outage", 120, f"the write after the outage; log:\n{running.log()[-2000:]}")
-    assert time.monotonic() - started >= 55
-    time.sleep(2.5)
-    assert len(running.genesys.patches) == 1
-    assert "Traceback" not in running.log()
 
 
 def slash(running: Running, text: str, user_id: str, timeout: float = 10) -> str:

@@ -89,6 +89,7 @@ def test_tracked_state_is_the_title_and_the_custom_fields_by_label() -> None:
     assert tracked_state(user) == {"slack.title": "Agent", "slack.custom.Department": "Billing"}
 
 
+@pytest.mark.long
 @pytest.mark.timeout(150)
 def test_quick_run_on_sqlite_loses_nothing() -> None:
     done = subprocess.run(

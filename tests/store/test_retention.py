@@ -201,7 +201,10 @@ def test_only_the_replica_that_polls_applies_retention(database_url: str, clock:
     store.record_write(write_record(at=clock.now - 31 * DAY, participant_id="old"))
     assert store.hold_lease(POLL_LEASE, "the-poller", ttl_s=3600)
     engine = SyncEngine(store=store, genesys=NothingLive(), slack=SlackDirectory(lambda team_id: None),  # type: ignore[arg-type]
-                        rules=AttributeRules(), settings=EngineSettings(worker="not-the-poller"), clock=clock)
+                        rules=AttributeRules(), clock=clock,
+                        # Asking for the poll five times a second: five refusals in the second below, and the
+                        # released lease is taken at once (the default 5 s would make it wait that long).
+                        settings=EngineSettings(worker="not-the-poller", poll_interval_s=0.2))
     stop = threading.Event()
     worker = threading.Thread(target=engine.run, args=(stop,))
     try:
