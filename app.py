@@ -20,7 +20,7 @@ import wiring
 from config import GenesysSettings, ServiceSettings
 from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 from sync.engine import SyncEngine
 from sync.shared_budget import StoreBudget
 from sync.workspaces import bootstrap_in_background, workspaces_to_sync
@@ -32,7 +32,7 @@ log = logging.getLogger("app")
 
 
 def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints: GenesysEndpoints,
-          rules: AttributeRules) -> int:
+          rules: AttributeRules, target: SyncTarget) -> int:
     """Run the Slack app and the sync engine until SIGTERM or SIGINT."""
     stop, serving = threading.Event(), threading.Event()
     # Whatever fails, everything opened so far is closed, in the reverse order: the one clean-up path.
@@ -44,7 +44,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
                                                                 stop=stop))
         slack_clients = wiring.slack_clients(service, store)
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
-                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys))
+                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
+                            target=target)
         slack = wiring.slack_side(service, store, engine, slack_clients)
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,

@@ -87,6 +87,12 @@ class Settings:
     settings_file: Path | None
     """The TOML settings file; None means built-in defaults (no SYNC_SETTINGS_FILE and no ./sync.toml)."""
     log_level: str = "INFO"
+    sync_target: str = "agent"
+    """SYNC_TARGET: agent (each person's own participant), customer (the customer's participant of their calls,
+    where flows, scripts and screen pops read), or both."""
+    customer_key_prefix: str = "slack.agent."
+    """CUSTOMER_KEY_PREFIX: on the customer's participant it replaces the attribute prefix (slack.title becomes
+    slack.agent.title), so flows tell the person's data from the customer's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,18 +363,36 @@ def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high
     return value
 
 
+SYNC_TARGETS = ("agent", "customer", "both")
+
+
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (`read_environment` puts the working directory's `.env` under it)."""
+    problems: list[str] = []
     log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        problems.append(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    target = environ.get("SYNC_TARGET", "").strip().lower() or "agent"
+    if target not in SYNC_TARGETS:
+        problems.append(f"SYNC_TARGET: {target!r} is not agent, customer or both; where attributes are written: each "
+                        "person's own participant (agent, the default), the customer's participant of their calls, "
+                        "which flows, scripts and screen pops read (customer), or both")
+    prefix = environ.get("CUSTOMER_KEY_PREFIX", "").strip() or "slack.agent."
+    if len(prefix) > 64 or any(ord(character) < 32 or ord(character) == 127 or character.isspace()
+                               for character in prefix):
+        problems.append(f"CUSTOMER_KEY_PREFIX: {prefix!r} is not a key prefix (at most 64 characters, no spaces or "
+                        "control characters); it starts the keys on the customer's participant, e.g. slack.agent.")
+    path: Path | None = None
     configured = environ.get("SYNC_SETTINGS_FILE", "").strip()
     if configured:
         path = Path(configured)
         if not path.is_file():
-            raise ConfigError(f"SYNC_SETTINGS_FILE: {configured!r} is not a readable file (fix the path or unset it)")
-        return Settings(path, log_level)
-    return Settings(DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None, log_level)
+            problems.append(f"SYNC_SETTINGS_FILE: {configured!r} is not a readable file (fix the path or unset it)")
+    elif DEFAULT_SETTINGS_FILE.is_file():
+        path = DEFAULT_SETTINGS_FILE
+    if problems:
+        raise ConfigError(*problems)
+    return Settings(path, log_level, target, prefix)
 
 
 def read_settings_file(path: Path | None) -> SettingsTables:

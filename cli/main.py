@@ -28,9 +28,9 @@ from config import (
     withhold_from_libraries,
 )
 from genesys import GenesysClient, GenesysEndpoints
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 
-Serve = Callable[[ServiceSettings, GenesysSettings, GenesysEndpoints, AttributeRules], int]
+Serve = Callable[[ServiceSettings, GenesysSettings, GenesysEndpoints, AttributeRules, SyncTarget], int]
 """Runs the Slack app and the sync engine until stopped; returns the exit status."""
 
 
@@ -66,10 +66,11 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
                 return check(client, endpoints, out=sys.stdout)
         rules = asked_for(needed.rules)
         if command == "serve":
-            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
+            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules,
+                         needed.target)
         if command == "preview":
             request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json, arguments.verbose)
-            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
+            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr, target=needed.target)
         with genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
             return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
                         stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
