@@ -22,6 +22,7 @@ from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
 from sync import AttributeRules, SyncTarget
 from sync.engine import SyncEngine
+from sync.render import SlackText
 from sync.shared_budget import StoreBudget
 from sync.workspaces import bootstrap_in_background, workspaces_to_sync
 from web import server as web_server
@@ -46,7 +47,8 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
                             settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
                             target=target)
-        slack = wiring.slack_side(service, store, engine, slack_clients)
+        slack = wiring.slack_side(service, store, engine, slack_clients,
+                                  render=SlackText(target, rules.mapping.prefix))
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,
             details=service.health_details,

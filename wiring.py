@@ -23,6 +23,7 @@ from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthSt
 from slack_directory.installations import Allowed
 from store import Store, StoreError, open_store
 from sync.engine import EngineSettings, PushFactory, SyncEngine
+from sync.render import SlackText
 from sync.workspaces import Uninstalls, bootstrap_in_background
 
 
@@ -97,8 +98,10 @@ class SlackSide:
     """Bolt behind POST /slack/events and the OAuth install pages; None in Socket Mode without OAuth."""
 
 
-def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients) -> SlackSide:
-    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first."""
+def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients, *,
+               render: SlackText | None = None) -> SlackSide:
+    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first.
+    `render` words the slash command's answers (SlackText for SYNC_TARGET and the mapping's key prefix)."""
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(
@@ -107,7 +110,8 @@ def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clien
         oauth_states = StoreOAuthStateStore(store)
     authorization = SlackAuthorization(verify_bot_token(clients.bolt, service) if service.oauth is None else None)
     app = build_slack_app(service, engine, clients.bolt, installations=installations, oauth_states=oauth_states,
-                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke))
+                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke),
+                          render=render)
     socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
     # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
     http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None

@@ -25,6 +25,7 @@ from slack_directory import SlackDirectory
 from store import Store, open_store
 from sync import AttributeRules, SyncTarget
 from sync.engine import EngineSettings, GenesysPort, SyncEngine
+from sync.render import SlackText
 
 TEAM = "T0FAKE"
 
@@ -248,7 +249,15 @@ def test_sync_now_writes_the_customer_participant_and_says_so(world: World) -> N
     [result] = report.participants
     assert (result.target, result.result, result.participant_id) == (
         "customer", "written", world.genesys.customer_participant_id(call.conversation_id))
-    assert world.engine.status(TEAM, "U0ADA").target.name == "customer"
+    render = SlackText(world.target, "slack.")
+    assert f"`{call.conversation_id}` (the customer's participant): written" in render.sync_report(report,
+                                                                                                     whose="your")
+    status = render.status(world.engine.status(TEAM, "U0ADA"), whose="your", full=True)
+    assert f"written on the customer's participant of conversation `{call.conversation_id}`" in status
+    assert "Attributes go to the customer's participant of their calls (keys slack.agent.…)." in status
+    preview = render.preview(world.engine.preview(TEAM, "U0ADA"), whose="your")
+    assert "Written to the customer's participant of their calls" in preview
+    assert "`slack.deleted` → `slack.agent.deleted`" in preview
 
 
 @pytest.mark.parametrize("prefix", ["slack.agent.", "agent_"])
