@@ -63,7 +63,7 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
             endpoints = asked_for(needed.endpoints)
             with genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
                                 timeout=check_command.timeout(arguments.timeout)) as client:
-                return check(client, endpoints, out=sys.stdout)
+                return check(client, endpoints, out=sys.stdout, customer=needed.target.customer)
         rules = asked_for(needed.rules)
         if command == "serve":
             return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules,
