@@ -254,6 +254,9 @@ class SyncReport:
     """With "no_genesys_user": the e-mail no Genesys user has (None: there is none in Slack)."""
     conflict: LinkConflict | None = None
     """With "link_conflict": the Slack user who holds the link to their Genesys user."""
+    customers_left_to_poller: int = 0
+    """Live conversations whose customer's participant the replica that polls writes (this one does not see
+    everyone on them), with SYNC_TARGET customer or both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,12 +430,15 @@ class SyncEngine:
             return SyncReport(desired, genesys_user_id, (), "newer_read_not_synced")
         participants = self._genesys.live_participants(genesys_user_id)
         results = [self._write(participant, row) for participant in participants] if self._target.agent else []
+        left = 0
         if self._target.customer and self._polling:
-            # Which person the customer's participant describes is decided from everyone on the call, which only the
-            # replica that polls sees; on another replica the poller writes it on its next poll or notification.
             results += [self._write_customer(customer, source)
                         for customer, source in self._customer_writes(participants)]
-        return SyncReport(desired, genesys_user_id, tuple(results))
+        elif self._target.customer:
+            # Which person the customer's participant describes is decided from everyone on the call, which only the
+            # replica that polls sees; it writes the stored profile on its next poll or notification.
+            left = len({participant.conversation_id for participant in participants if participant.customers})
+        return SyncReport(desired, genesys_user_id, tuple(results), customers_left_to_poller=left)
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""

@@ -30,7 +30,12 @@ class SlackText:
             return f"Nothing written for {whose} profile: {_not_synced_text(report)}."
         written = [outcome for outcome in report.participants if outcome.result == "written"]
         unchanged = [outcome for outcome in report.participants if outcome.result == "unchanged"]
+        poller = (f"The customer's participant of {report.customers_left_to_poller} live conversation(s) is written "
+                  "by the replica of the app that polls Genesys, within a poll.") if report.customers_left_to_poller \
+            else ""
         if not report.participants:
+            if poller:
+                return poller
             return (f"No live Genesys conversation right now; {whose} next conversation gets the current profile "
                     "automatically.")
         count = len(report.desired.report.attributes) if report.desired else 0
@@ -46,6 +51,8 @@ class SlackText:
                          f"{mark}{detail}")
         if not written and unchanged and len(unchanged) == len(report.participants):
             lines.append("Nothing had changed since the last write.")
+        if poller:
+            lines.append(poller)
         return "\n".join(lines)
 
     def preview(self, desired: DesiredAttributes, *, whose: str) -> str:

@@ -39,13 +39,13 @@ class World:
     target: SyncTarget
     engine: SyncEngine
 
-    def restart(self, genesys: GenesysPort | None = None) -> SyncEngine:
-        """A new engine on the same store and fakes (a restarted process), polling at once."""
+    def restart(self, genesys: GenesysPort | None = None, *, poll: bool = True) -> SyncEngine:
+        """A new engine on the same store and fakes (a restarted process), polling at once unless `poll` is False."""
         web = SlackDirectory.web_client("xoxb-fake-bot-token", self.slack.api_url)
         self.engine = SyncEngine(store=self.store, genesys=genesys or self.client,
                                  slack=SlackDirectory(lambda team_id: web), rules=AttributeRules(),
                                  settings=EngineSettings(worker="test"), target=self.target)
-        assert self.engine.take_poll_turn()
+        assert self.engine.take_poll_turn() is poll
         return self.engine
 
     def person(self, user_id: str, email: str, title: str, **profile: str) -> str:
@@ -281,3 +281,18 @@ def test_agent_default_never_touches_the_customer(tmp_path: Path) -> None:
         assert w.engine.poll_once() == 1
         assert w.customer(call) == {}
         assert [entry.target for entry in w.store.audit(user_id="U0ADA")] == ["agent"]
+
+
+def test_on_a_replica_that_does_not_poll_sync_now_leaves_the_customer_to_the_poller(world: World) -> None:
+    """/genesys-sync on a replica that does not poll writes no customer participant (it does not see everyone on the
+    call) and says the polling replica will."""
+    ada = world.person("U0ADA", "ada@example.com", "Support Engineer")
+    call = world.genesys.start_conversation(ada)
+    world.store.release_lease("genesys-poll", "test")
+    assert world.store.take_lease("genesys-poll", "other-replica", ttl_s=60) is not None
+    world.restart(poll=False)
+    report = world.engine.sync_now(TEAM, "U0ADA")
+    assert (report.participants, report.customers_left_to_poller) == ((), 1)
+    assert world.customer(call) == {}
+    assert "written by the replica of the app that polls Genesys" in SlackText(world.target).sync_report(
+        report, whose="your")
