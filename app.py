@@ -22,8 +22,9 @@ from config import GenesysSettings, ServiceSettings
 from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
 from metrics import AppMetrics
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 from sync.engine import SyncEngine
+from sync.render import SlackText
 from sync.shared_budget import StoreBudget
 from sync.workspaces import bootstrap_in_background, workspaces_to_sync
 from web import server as web_server
@@ -34,7 +35,7 @@ log = logging.getLogger("app")
 
 
 def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints: GenesysEndpoints,
-          rules: AttributeRules) -> int:
+          rules: AttributeRules, target: SyncTarget) -> int:
     """Run the Slack app and the sync engine until SIGTERM or SIGINT."""
     stop, serving = threading.Event(), threading.Event()
     # Whatever fails, everything opened so far is closed, in the reverse order: the one clean-up path.
@@ -48,9 +49,10 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         slack_clients = wiring.slack_clients(service, store, observer=metrics)
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
                             settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
-                            observer=metrics)
+                            observer=metrics, target=target)
         metrics.watch(store, engine)
-        slack = wiring.slack_side(service, store, engine, slack_clients, event_observer=metrics)
+        slack = wiring.slack_side(service, store, engine, slack_clients, event_observer=metrics,
+                                  render=SlackText(target, rules.mapping.prefix))
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,
             details=service.health_details,

@@ -91,6 +91,12 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     """LOG_FORMAT: `text` (one readable line per event) or `json` (one JSON object per line, for log shippers)."""
+    sync_target: str = "agent"
+    """SYNC_TARGET: agent (each person's own participant), customer (the customer's participant of their calls,
+    where flows, scripts and screen pops read), or both."""
+    customer_key_prefix: str = "slack.agent."
+    """CUSTOMER_KEY_PREFIX: on the customer's participant it replaces the attribute prefix (slack.title becomes
+    slack.agent.title), so flows tell the person's data from the customer's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +367,9 @@ def _number(raw: str, name: str, kind: type[int] | type[float], low: float, high
     return value
 
 
+SYNC_TARGETS = ("agent", "customer", "both")
+
+
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (`read_environment` puts the working directory's `.env` under it)."""
     problems: list[str] = []
@@ -371,6 +380,16 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
     if log_format not in LOG_FORMATS:
         problems.append(f"LOG_FORMAT: {log_format!r} is neither text (one readable line per event, the default) nor "
                         "json (one JSON object per line, for log shippers)")
+    target = environ.get("SYNC_TARGET", "").strip().lower() or "agent"
+    if target not in SYNC_TARGETS:
+        problems.append(f"SYNC_TARGET: {target!r} is not agent, customer or both; where attributes are written: each "
+                        "person's own participant (agent, the default), the customer's participant of their calls, "
+                        "which flows, scripts and screen pops read (customer), or both")
+    prefix = environ.get("CUSTOMER_KEY_PREFIX", "").strip() or "slack.agent."
+    if len(prefix) > 64 or any(ord(character) < 32 or ord(character) == 127 or character.isspace()
+                               for character in prefix):
+        problems.append(f"CUSTOMER_KEY_PREFIX: {prefix!r} is not a key prefix (at most 64 characters, no spaces or "
+                        "control characters); it starts the keys on the customer's participant, e.g. slack.agent.")
     configured = environ.get("SYNC_SETTINGS_FILE", "").strip()
     path = DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None
     if configured:
@@ -379,7 +398,7 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
             problems.append(f"SYNC_SETTINGS_FILE: {configured!r} is not a readable file (fix the path or unset it)")
     if problems:
         raise ConfigError(*problems)
-    return Settings(path, log_level, log_format)
+    return Settings(path, log_level, log_format, target, prefix)
 
 
 def read_settings_file(path: Path | None) -> SettingsTables:

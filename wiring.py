@@ -25,6 +25,7 @@ from slack_directory.directory import SlackCallObserver
 from slack_directory.installations import Allowed
 from store import Store, StoreError, open_store
 from sync.engine import EngineSettings, PushFactory, SyncEngine
+from sync.render import SlackText
 from sync.workspaces import Uninstalls, bootstrap_in_background
 
 
@@ -100,10 +101,11 @@ class SlackSide:
     """Bolt behind POST /slack/events and the OAuth install pages; None in Socket Mode without OAuth."""
 
 
-def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients,
-               event_observer: EventObserver | None = None) -> SlackSide:
-    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first;
-    `event_observer` counts the user events (metrics)."""
+def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients, *,
+               event_observer: EventObserver | None = None, render: SlackText | None = None) -> SlackSide:
+    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first.
+    `event_observer` counts the user events (metrics); `render` words the slash command's answers (SlackText for
+    SYNC_TARGET and the mapping's key prefix)."""
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(
@@ -113,7 +115,7 @@ def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clien
     authorization = SlackAuthorization(verify_bot_token(clients.bolt, service) if service.oauth is None else None)
     app = build_slack_app(service, engine, clients.bolt, installations=installations, oauth_states=oauth_states,
                           uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke),
-                          event_observer=event_observer)
+                          event_observer=event_observer, render=render)
     socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
     # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
     http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None

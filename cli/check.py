@@ -49,10 +49,11 @@ def seconds(text: str) -> float:
     return value
 
 
-def check(client: GenesysClient, endpoints: GenesysEndpoints, *, out: IO[str]) -> int:
-    """Run the probes and print the report; returns the exit status."""
+def check(client: GenesysClient, endpoints: GenesysEndpoints, *, out: IO[str], customer: bool = False) -> int:
+    """Run the probes and print the report; returns the exit status. `customer` (SYNC_TARGET customer or both) also
+    checks that the customer's participant of a live conversation can be read."""
     print(f"Genesys Cloud API {endpoints.api_url} (tokens from {endpoints.login_url})", file=out)
-    report = client.check_permissions()
+    report = client.check_permissions(customer=customer)
     print(str(report), file=out)
     summary = report.summary()
     if report.ok:

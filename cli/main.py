@@ -32,9 +32,9 @@ from config import (
 )
 from genesys import GenesysClient, GenesysEndpoints
 from store import Store
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 
-Serve = Callable[[ServiceSettings, GenesysSettings, GenesysEndpoints, AttributeRules], int]
+Serve = Callable[[ServiceSettings, GenesysSettings, GenesysEndpoints, AttributeRules, SyncTarget], int]
 """Runs the Slack app and the sync engine until stopped; returns the exit status."""
 
 
@@ -74,13 +74,14 @@ def main(argv: Sequence[str], *, serve: Serve, genesys_client: GenesysClientFact
             endpoints = asked_for(needed.endpoints)
             with genesys_client(asked_for(needed.genesys), endpoints, retry_policy=check_command.RETRY_POLICY,
                                 timeout=check_command.timeout(arguments.timeout)) as client:
-                return check(client, endpoints, out=sys.stdout)
+                return check(client, endpoints, out=sys.stdout, customer=needed.target.customer)
         rules = asked_for(needed.rules)
         if command == "serve":
-            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules)
+            return serve(asked_for(needed.service), asked_for(needed.genesys), asked_for(needed.endpoints), rules,
+                         needed.target)
         if command == "preview":
             request = PreviewRequest(arguments.path, arguments.team_profile, arguments.json, arguments.verbose)
-            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)
+            return preview(request, rules, stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr, target=needed.target)
         with genesys_client(asked_for(needed.genesys), asked_for(needed.endpoints)) as client:
             return push(PushRequest(arguments.path, arguments.email, arguments.team_profile), rules, client,
                         stdin=stdin_bytes(), out=sys.stdout, err=sys.stderr)

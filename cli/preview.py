@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from genesys import CONTROL_CHARACTERS
 from profiles import Exclusion, FieldLabels, NotAUserObject, TeamProfileError, find_user
-from sync import AttributeRules, DesiredAttributes, desired_attributes
+from sync import AttributeRules, DesiredAttributes, SyncTarget, desired_attributes
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -100,8 +100,10 @@ def load_desired(path: str, team_profile: str | None, rules: AttributeRules, std
     return desired_attributes(user, labels, rules)
 
 
-def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes], out: IO[str], err: IO[str]) -> int:
-    """Run the preview; returns the exit status."""
+def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes], out: IO[str], err: IO[str],
+            target: SyncTarget | None = None) -> int:
+    """Run the preview; returns the exit status. `target` (SYNC_TARGET) says where the attributes would go."""
+    target = target or SyncTarget()
     try:
         desired = load_desired(request.path, request.team_profile, rules, stdin)
     except UnusableInput as error:
@@ -114,13 +116,14 @@ def preview(request: PreviewRequest, rules: AttributeRules, *, stdin: IO[bytes],
             print(line, file=err)
     else:
         out.write(render_table(desired, rules, labels_given=request.team_profile is not None,
-                               verbose=request.verbose))
+                               verbose=request.verbose, target=target))
     return EXIT_OK if desired.ok else EXIT_PROBLEMS
 
 
 def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_given: bool,
-                 verbose: bool = False) -> str:
+                 verbose: bool = False, target: SyncTarget | None = None) -> str:
     """The human-readable preview."""
+    target = target or SyncTarget()
     report = desired.report
     attributes = report.attributes
     lines = [f"Slack user {desired.user.display}, from a {desired.user.source}"]
@@ -148,7 +151,24 @@ def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_gi
     lines.extend(problem_lines(desired))
     if report.ok:
         lines.append("Voice-safe check: passed")
+    lines.extend(target_lines(attributes, rules, target))
     return "\n".join(lines) + "\n"
+
+
+def target_lines(attributes: Mapping[str, str], rules: AttributeRules, target: SyncTarget) -> list[str]:
+    """Where the attributes would be written (SYNC_TARGET), with the keys the customer's participant gets."""
+    lines = [f"Written to: {target.where()} (SYNC_TARGET={target.name})"]
+    if target.customer and attributes:
+        keys = [target.customer_key(key, rules.mapping.prefix) for key in attributes]
+        shown = ", ".join(_printable(key) for key in keys[:LEFT_OUT_NAMED])
+        more = f" and {len(keys) - LEFT_OUT_NAMED} more" if len(keys) > LEFT_OUT_NAMED else ""
+        lines.append(f"  keys on the customer's participant: {shown}{more}")
+        too_long = [key for key in keys if len(key) > rules.voice_safe.max_key_chars]
+        if too_long:
+            lines.append(f"  {len(too_long)} of them are longer than {rules.voice_safe.max_key_chars} characters "
+                         "([voice_safe] max_key_chars): the customer's participant is not written; shorten "
+                         "CUSTOMER_KEY_PREFIX or the keys")
+    return lines
 
 
 def left_out_lines(excluded: Sequence[Exclusion], *, verbose: bool) -> list[str]:

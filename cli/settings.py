@@ -4,7 +4,7 @@ environment's, the Genesys region's and the settings file's tables, each turned 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from config import (
 )
 from genesys import GenesysEndpoints, VoiceSafeLimits, endpoints_for
 from profiles import AttributeMapping, FlattenLimits
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 
 T = TypeVar("T")
 
@@ -38,6 +38,8 @@ class CommandSettings:
     genesys: GenesysSettings | None = None
     endpoints: GenesysEndpoints | None = None
     rules: AttributeRules | None = None
+    target: SyncTarget = field(default_factory=SyncTarget)
+    """Where attributes go (SYNC_TARGET, CUSTOMER_KEY_PREFIX)."""
     database_url: str | None = None
     """DATABASE_URL for a command that reads only the store (`serve` has it in `service`)."""
 
@@ -56,7 +58,9 @@ def read_command_settings(environ: Mapping[str, str], *, service: bool = False, 
         tables = problems.attempt(read_settings_file, rules_file or settings.settings_file)
         attribute_rules = problems.attempt(build_rules, tables) if tables is not None else None
     problems.raise_if_any()
-    return CommandSettings(asked_for(settings), service_settings, genesys_settings, endpoints, attribute_rules,
+    settings = asked_for(settings)
+    target = SyncTarget(settings.sync_target, settings.customer_key_prefix)  # type: ignore[arg-type]  # checked
+    return CommandSettings(settings, service_settings, genesys_settings, endpoints, attribute_rules, target,
                            read_database_url(environ) if database else None)
 
 

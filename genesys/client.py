@@ -48,6 +48,7 @@ from genesys.errors import (
 from genesys.network import host_of
 from genesys.observer import NO_OBSERVER, RequestObserver
 from genesys.participants import (
+    CUSTOMER_PURPOSES,
     LiveParticipant,
     live_conversations_query,
     live_in_analytics,
@@ -84,6 +85,7 @@ _SEARCH_CHECK = "users search"
 _ANALYTICS_CHECK = "analytics conversation query"
 _LOOKUP_CHECK = "conversation lookup"
 _PUSH_CHECK = "conversation notifications"
+_CUSTOMER_CHECK = "the customer's participant"
 PERMISSIONS_PUSH = ("conversation:communication:view",)
 """What a `v2.users.{id}.conversations` topic is assumed to need (undocumented; a rejected topic names its own)."""
 _PROBES = ((_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH), (_ANALYTICS_CHECK, PERMISSIONS_ANALYTICS),
@@ -323,8 +325,12 @@ class GenesysClient:
 
     # ---------------------------------------------------------------- check
 
-    def check_permissions(self) -> PermissionReport:
+    def check_permissions(self, *, customer: bool = False) -> PermissionReport:
         """Obtain a token, then exercise each call the app needs harmlessly; one check per permission.
+
+        `customer` (SYNC_TARGET customer or both) adds a check that the customer's participant of a live
+        conversation can be read: the same GET and permission as the lookup. Writing it is the same attributes
+        PATCH as a person's own participant, for which Genesys declares no permission, so nothing more is probed.
 
         Each failure is explained by its real cause (`diagnosis.explain`): DNS, a refused connection, TLS, a timeout,
         refused credentials, or a 403 naming the permission Genesys refused. A check that an earlier failure kept
@@ -341,8 +347,9 @@ class GenesysClient:
         except GenesysError as exc:
             failed = PermissionCheck("token", "", Outcome.FAILED, explain(exc, self._endpoints))
             blocked = "could not be verified without a token (see the token line)"
+            probes = (*_PROBES, (_CUSTOMER_CHECK, PERMISSIONS_CONVERSATION)) if customer else _PROBES
             return PermissionReport((failed, *(PermissionCheck(name, permissions[0], Outcome.UNVERIFIED, blocked)
-                                               for name, permissions in _PROBES)))
+                                               for name, permissions in probes)))
         checks = [PermissionCheck("token", "", Outcome.PASSED, f"obtained from {self._endpoints.login_url}")]
         nobody = f"permission-check-{uuid.uuid4().hex}@example.invalid"
         search, _, blocked = self._probe(_SEARCH_CHECK, PERMISSIONS_USERS_SEARCH, "POST", USERS_SEARCH,
@@ -359,9 +366,15 @@ class GenesysClient:
             earlier = _SEARCH_CHECK if checks[-1].outcome is Outcome.UNVERIFIED else _ANALYTICS_CHECK
             checks.append(self._blocked(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, earlier))
             checks.append(self._blocked(_PUSH_CHECK, PERMISSIONS_PUSH, earlier))
+            if customer:
+                checks.append(self._blocked(_CUSTOMER_CHECK, PERMISSIONS_CONVERSATION, earlier))
         else:
-            checks.append(self._lookup(_first_conversation_id(answer)))
+            sample = _first_conversation_id(answer)
+            lookup, body = self._lookup(sample)
+            checks.append(lookup)
             checks.append(self._push_check())
+            if customer:
+                checks.append(_customer_check(lookup, sample, body))
         return PermissionReport(tuple(checks))
 
     def _push_check(self) -> PermissionCheck:
@@ -391,15 +404,17 @@ class GenesysClient:
             f"client's role lacks {missing}; without it the app polls every POLL_INTERVAL_SECONDS instead",
             missing)
 
-    def _lookup(self, sample: str | None) -> PermissionCheck:
+    def _lookup(self, sample: str | None) -> tuple[PermissionCheck, Any]:
+        """The lookup's check, and the conversation it read (None unless it read `sample`)."""
         target = sample or str(uuid.uuid4())
         lookup, found, _ = self._probe(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION, "GET", _conversation_path(target),
                                        ok_statuses=(200, 404, 410))
         if found is None or not lookup.ok:
-            return lookup
+            return lookup, None
         if found.status_code == 200 and sample:
+            body = _json_or_none(found)
             return PermissionCheck(_LOOKUP_CHECK, PERMISSIONS_CONVERSATION[0], Outcome.PASSED,
-                                   f"permitted (read conversation {sample})")
+                                   f"permitted (read conversation {sample})"), body
         about = (f"conversation {sample} from the analytics query answered {found.status_code} (gone meanwhile)"
                  if sample else
                  f"the analytics query found none in the last hour, and a random id answered {found.status_code}")
@@ -408,7 +423,7 @@ class GenesysClient:
             f"could not be verified against a real conversation: {about}, which does not show whether the"
             " permission is granted (a 403 would have shown it is missing); run the check again while a"
             " conversation is live",
-        )
+        ), None
 
     @staticmethod
     def _blocked(name: str, permissions: tuple[str, ...], earlier: str) -> PermissionCheck:
@@ -509,6 +524,35 @@ class GenesysClient:
             return AttributesRejected(conversation_id or "", participant_id or "", genesys_message=message,
                                       message_params=body.message_params, **where)
         return RequestRejected(operation, genesys_message=message, message_params=body.message_params, **where)
+
+
+def _customer_check(lookup: PermissionCheck, sample: str | None, conversation: Any) -> PermissionCheck:
+    """SYNC_TARGET customer/both: the customer's participant is read with the lookup's GET and permission, and
+    written with the attributes PATCH, which declares no permission; so this check stands or falls with the lookup."""
+    permission = PERMISSIONS_CONVERSATION[0]
+    if lookup.outcome is Outcome.FAILED:
+        return PermissionCheck(_CUSTOMER_CHECK, permission, Outcome.FAILED,
+                               "cannot be read without the conversation lookup's permission (see that line)",
+                               lookup.refused)
+    participants = conversation.get("participants") if isinstance(conversation, Mapping) else None
+    purposes = {p.get("purpose") for p in participants if isinstance(p, Mapping)} if isinstance(participants, list) \
+        else set()
+    if lookup.ok and purposes & CUSTOMER_PURPOSES:
+        return PermissionCheck(_CUSTOMER_CHECK, permission, Outcome.PASSED,
+                               f"permitted (read conversation {sample}'s customer participant; writing it is the "
+                               "attributes PATCH, which needs no further permission)")
+    about = f"conversation {sample} has no customer or external participant" if lookup.ok \
+        else "no conversation could be read (see the conversation lookup)"
+    return PermissionCheck(_CUSTOMER_CHECK, permission, Outcome.UNVERIFIED,
+                           f"could not be verified: {about}; run the check again while a call with a customer is "
+                           "live")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _first_conversation_id(response: httpx.Response | None) -> str | None:

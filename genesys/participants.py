@@ -9,7 +9,7 @@ communication in a live state); for the whole org the analytics answer alone is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,17 @@ class LiveParticipant:
     participant_id: str
     user_id: str
     media_type: str
+    # Not part of equality: a participant is where to PATCH; these describe the moment it was seen.
+    connected_at: float = field(default=0.0, compare=False)
+    """When this participant connected (seconds since 1970; 0: not known): of the people on one conversation, the
+    most recently connected one is the one the customer's participant describes."""
+    customers: tuple[str, ...] = field(default=(), compare=False)
+    """The ids of the conversation's live external participants (purpose `customer` or `external`), as seen in the
+    same answer: where flows and scripts read participant data."""
+
+
+CUSTOMER_PURPOSES = frozenset({"customer", "external"})
+"""Participant purposes of the people outside the org: the customer's participant of a conversation."""
 
 
 def analytics_interval(start: datetime, end: datetime) -> str:
@@ -92,6 +103,10 @@ def live_in_analytics(conversations: Iterable[Any], user_id: str | None = None) 
         conversation_id = conversation.get("conversationId")
         if not isinstance(conversation_id, str):
             continue
+        customers = tuple(
+            participant["participantId"] for participant in _dicts(conversation.get("participants"))
+            if participant.get("purpose") in CUSTOMER_PURPOSES and isinstance(participant.get("participantId"), str)
+            and _session_live(participant))
         for participant in _dicts(conversation.get("participants")):
             participant_id, participant_user = participant.get("participantId"), participant.get("userId")
             if not isinstance(participant_id, str) or not isinstance(participant_user, str) or not participant_user:
@@ -101,7 +116,7 @@ def live_in_analytics(conversations: Iterable[Any], user_id: str | None = None) 
             media = _live_session_media(participant)
             if media is not None and (conversation_id, participant_id) not in found:
                 found[(conversation_id, participant_id)] = LiveParticipant(
-                    conversation_id, participant_id, participant_user, media
+                    conversation_id, participant_id, participant_user, media, _interact_start(participant), customers
                 )
     return list(found.values())
 
@@ -114,13 +129,18 @@ def live_in_conversation(conversation: Any, user_id: str) -> list[LiveParticipan
     if not isinstance(conversation_id, str):
         return []
     live: list[LiveParticipant] = []
+    customers = tuple(
+        participant["id"] for participant in _dicts(conversation.get("participants"))
+        if participant.get("purpose") in CUSTOMER_PURPOSES and isinstance(participant.get("id"), str)
+        and not participant.get("endTime") and _live_communication_media(participant) is not None)
     for participant in _dicts(conversation.get("participants")):
         participant_id = participant.get("id")
         if participant.get("userId") != user_id or participant.get("endTime") or not isinstance(participant_id, str):
             continue
         media = _live_communication_media(participant)
         if media is not None:
-            live.append(LiveParticipant(conversation_id, participant_id, user_id, media))
+            connected = _seconds(participant.get("connectedTime")) or _seconds(participant.get("startTime"))
+            live.append(LiveParticipant(conversation_id, participant_id, user_id, media, connected, customers))
     return live
 
 
@@ -141,6 +161,32 @@ def _live_session_media(participant: Mapping[str, Any]) -> str | None:
             if segment.get("segmentType") == "interact" and not segment.get("segmentEnd"):
                 return str(session.get("mediaType") or "unknown")
     return None
+
+
+def _session_live(participant: Mapping[str, Any]) -> bool:
+    """Whether a participant of an analytics answer is still on the conversation: a segment has not ended."""
+    return any(not segment.get("segmentEnd") for session in _dicts(participant.get("sessions"))
+               for segment in _dicts(session.get("segments")))
+
+
+def _interact_start(participant: Mapping[str, Any]) -> float:
+    """When an analytics participant connected: the start of its first interact segment (0: not known)."""
+    starts = [_seconds(segment.get("segmentStart")) for session in _dicts(participant.get("sessions"))
+              for segment in _dicts(session.get("segments")) if segment.get("segmentType") == "interact"]
+    return min((start for start in starts if start), default=0.0)
+
+
+def _seconds(value: Any) -> float:
+    """An ISO-8601 instant of a Genesys answer as seconds since 1970 (0 for none or one that does not parse)."""
+    if not isinstance(value, str) or not value:
+        return 0.0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _live_communication_media(participant: Mapping[str, Any]) -> str | None:

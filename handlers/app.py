@@ -95,7 +95,7 @@ def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdenti
 def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebClient, *, uninstalled: Uninstalled,
                     installations: StoreInstallationStore | None = None,
                     oauth_states: StoreOAuthStateStore | None = None,
-                    event_observer: EventObserver | None = None) -> App:
+                    event_observer: EventObserver | None = None, render: SlackText | None = None) -> App:
     """The Bolt app with every listener registered, configured from `service` alone: every value Bolt needs is
     passed here (the SLACK_* variables are withheld from it), so the mode is the one the settings decide.
     One workspace: `client` carries the bot token verified at start. OAuth (`service.oauth`): installs at
@@ -127,7 +127,7 @@ def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebCl
     if service.allowed_teams is not None:
         workspaces.register(app, service.allowed_teams.allows)
     events.register(app, engine, uninstalled=uninstalled, observer=event_observer)
-    commands.register(app, engine, admins=service.admins, render=SlackText())
+    commands.register(app, engine, admins=service.admins, render=render or SlackText())
     return app
 
 

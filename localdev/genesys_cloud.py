@@ -29,7 +29,11 @@ that header. Error messages are the ones Genesys uses (the templates quoted in Â
 
 Python API beyond the brief
 ---------------------------
-``FakeGenesysCloud(..., wall_clock=time.time)``; ``customer_participant_id(conversation_id)``;
+``FakeGenesysCloud(..., wall_clock=time.time)``; ``customer_participant_id(conversation_id)``; conversations:
+``start_conversation(user_id)`` (a customer participant, purpose ``customer``, and the user's), then
+``add_participant(cid, user_id)`` (a transfer's or consult's new leg; ``user_id`` None with purpose ``external``: a
+party outside the org), ``end_participant(cid, pid)`` (that leg leaves), ``end_conversation(cid)``; each publishes the
+conversation on the Notifications API. Each join is stamped at least 1 ms after the one before it (``connectedTime``);
 ``server_errors`` (exceptions the fake raised itself, answered as 500; should stay empty);
 ``division_id`` (the home division every user and conversation is in); ``stopping``; ``close()`` (= ``stop()``).
 Notifications (tests drive them; see ``localdev/genesys_notifications.py``): ``drop_sockets()``,
@@ -881,7 +885,12 @@ class FakeGenesysCloud(LocalHttpServer):
             self._publish(conversation)
             return joined
 
-    def add_participant(self, conversation_id: str, user_id: str, *, purpose: str = "agent") -> JoinedParticipant:
+    def add_participant(self, conversation_id: str, user_id: str | None, *,
+                        purpose: str = "agent") -> JoinedParticipant:
+        """Another participant connects: a user (a transfer's or consult's new leg, purpose ``agent`` or ``user``) or,
+        with ``user_id`` None, someone outside the org (purpose ``external``, e.g. a consult to a phone number)."""
+        if user_id is None and purpose not in ("customer", "external"):
+            raise ValueError(f"a participant without a user has purpose customer or external, not {purpose!r}")
         with self._lock:
             conversation = self._conversation(conversation_id)
             if conversation.end is not None:
@@ -953,13 +962,18 @@ class FakeGenesysCloud(LocalHttpServer):
 
     def _join(self, conversation: _Conversation, user_id: str | None, purpose: str) -> JoinedParticipant:
         user = self._users.get(user_id) if user_id else None
-        name = user.name if user else ("Customer" if purpose == "customer" else "")
+        name = user.name if user else {"customer": "Customer", "external": "External"}.get(purpose, "")
+        # Each join is stamped after the one before it (a millisecond at least, Genesys' resolution), so "the most
+        # recently connected" is never a tie, however fast a test joins people.
+        start = self._wall_clock()
+        if conversation.participants:
+            start = max(start, max(p.start for p in conversation.participants) + 0.001)
         participant = _Participant(
             id=str(uuid.uuid4()),
             purpose=purpose,
             user_id=user_id,
             name=name,
-            start=self._wall_clock(),
+            start=start,
             communication_id=str(uuid.uuid4()),
             session_id=str(uuid.uuid4()),
         )

@@ -69,6 +69,7 @@ from store.values import (
     UserLink,
     WorkItem,
     WriteRecord,
+    WriteTarget,
 )
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "UserLink",
     "WorkItem",
     "WriteRecord",
+    "WriteTarget",
     "masked",
     "open_store",
 ]

@@ -32,6 +32,7 @@ _AUDIT_COLUMNS = (
     "context_id",
     "detail",
     "attributes_hash",
+    "target",
 )
 _WORK_COLUMNS = "id, kind, key, payload, attempts, next_attempt_at, created_at, generation, lease_token"
 _DEAD_LETTER_COLUMNS = "id, kind, key, payload, attempts, reason, last_error, at"
@@ -200,6 +201,12 @@ class Queries:
         self.audit = sql(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit ORDER BY id DESC LIMIT :limit")
         self.audit_for_user = sql(
             f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit"
+        )
+        # The keys of the newest write recorded on one participant (audit_by_participant): what a customer's
+        # participant was given before, so the keys a new person lacks are cleared.
+        self.written_keys = sql(
+            "SELECT keys FROM audit WHERE conversation_id = :conversation_id AND participant_id = :participant_id"
+            " AND result = 'written' ORDER BY id DESC LIMIT 1"
         )
         self.purge_audit = sql("DELETE FROM audit WHERE at < :cutoff")
 

@@ -343,6 +343,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             *_SPLIT_SHARED_LINKS,
         ),
     ),
+    Migration(
+        version=6,
+        description="audit names the target participant; the keys last written to a participant",
+        # `target`: the person's own participant (agent) or the customer's participant of their call (customer).
+        # The index serves `written_keys`: a customer's participant is told which keys of a previous person to clear.
+        sqlite=(
+            "ALTER TABLE audit ADD COLUMN target TEXT NOT NULL DEFAULT 'agent'",
+            "CREATE INDEX audit_by_participant ON audit (conversation_id, participant_id, id)",
+        ),
+        postgresql=(
+            "ALTER TABLE audit ADD COLUMN target TEXT NOT NULL DEFAULT 'agent'",
+            "CREATE INDEX audit_by_participant ON audit (conversation_id, participant_id, id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -267,6 +267,7 @@ class Store:
                     "context_id": write.context_id,
                     "detail": write.detail,
                     "attributes_hash": write.attributes_hash,
+                    "target": write.target,
                 },
             )
         return True
@@ -287,6 +288,13 @@ class Store:
             if gone:
                 cursor.executemany(self._q.forget_participant, gone)
         return len(gone)
+
+    def written_keys(self, conversation_id: str, participant_id: str) -> tuple[str, ...]:
+        """The keys of the newest write recorded on this participant (empty if none is in the audit)."""
+        with self._db.reading("read the keys last written") as cursor:
+            cursor.execute(self._q.written_keys, {"conversation_id": conversation_id, "participant_id": participant_id})
+            row = cursor.fetchone()
+        return () if row is None else tuple(json.loads(row[0]))
 
     def audit(self, *, user_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """The newest audit rows first, optionally of one Slack user."""
@@ -694,6 +702,7 @@ def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
         context_id,
         detail,
         attributes_hash,
+        target,
     ) = row
     return AuditEntry(
         id=audit_id,
@@ -708,4 +717,5 @@ def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
         context_id=context_id,
         detail=detail,
         attributes_hash=attributes_hash,
+        target=target,
     )

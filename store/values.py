@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 WriteOutcome = Literal["written", "gone", "rejected", "failed"]
+WriteTarget = Literal["agent", "customer"]
+"""Whose participant a write goes to: the person's own, or the customer's (external) participant of their call."""
 """What became of a recorded write (not `genesys.WriteResult`, which is Genesys' answer to an accepted PATCH)."""
 WRITE_OUTCOMES: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
 
@@ -106,6 +108,8 @@ class WriteRecord:
     context_id: str | None
     detail: str
     at: float
+    target: WriteTarget = "agent"
+    """Whose participant: the person's own (`agent`) or the conversation's customer (`customer`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,8 @@ class AuditEntry:
     context_id: str | None
     detail: str
     attributes_hash: str
+    target: WriteTarget = "agent"
+    """Whose participant was written: the person's own (`agent`) or the conversation's customer (`customer`)."""
 
 
 @dataclass(frozen=True, slots=True)

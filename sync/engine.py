@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from genesys import (
@@ -60,12 +60,14 @@ from store import (
     UserLink,
     WorkItem,
     WriteRecord,
+    WriteTarget,
 )
 from sync.desired import AttributeRules, DesiredAttributes, desired_attributes
 from sync.failures import logged_failure
 from sync.leases import Heartbeat
 from sync.observer import NO_OBSERVER, EngineObserver
 from sync.rejected import RejectedWrites
+from sync.target import SyncTarget
 from sync.timer import SYSTEM_TIMER, Timer
 
 log = logging.getLogger(__name__)
@@ -229,6 +231,8 @@ class ParticipantResult:
     context_id: str | None = None
     error_id: str = ""
     """Set when Genesys refused or failed the write: the id of the log line that holds its answer."""
+    target: WriteTarget = "agent"
+    """Whose participant: the person's own, or the customer's participant of the conversation."""
 
 
 NotSynced = Literal["not_syncable", "not_voice_safe", "no_genesys_user", "link_conflict", "newer_read_not_synced"]
@@ -251,6 +255,9 @@ class SyncReport:
     """With "no_genesys_user": the e-mail no Genesys user has (None: there is none in Slack)."""
     conflict: LinkConflict | None = None
     """With "link_conflict": the Slack user who holds the link to their Genesys user."""
+    customers_left_to_poller: int = 0
+    """Live conversations whose customer's participant the replica that polls writes (this one does not see
+    everyone on them), with SYNC_TARGET customer or both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +310,8 @@ class SyncStatus:
     """Set when their e-mail matched a Genesys user another Slack user was linked to first: they are not synced."""
     push: PushStatus | None = None
     """Genesys' notifications as this replica sees them; None with GENESYS_PUSH off."""
+    target: SyncTarget = field(default_factory=SyncTarget)
+    """Where attributes go (SYNC_TARGET, CUSTOMER_KEY_PREFIX)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +336,7 @@ class SyncEngine:
     def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
                  timer: Timer = SYSTEM_TIMER, push: PushFactory | None = None,
-                 observer: EngineObserver = NO_OBSERVER) -> None:
+                 observer: EngineObserver = NO_OBSERVER, target: SyncTarget | None = None) -> None:
         self._store = store
         self._observer = observer
         """Told of each write and poll, for metrics."""
@@ -335,6 +344,8 @@ class SyncEngine:
         self._slack = slack
         self._rules = rules
         self._settings = settings or EngineSettings()
+        self._target = target or SyncTarget()
+        """Which participants carry a person's attributes (SYNC_TARGET): their own, the customer's, or both."""
         self._clock = clock
         """The wall clock: it stamps what is stored (profiles read, links resolved, audit rows)."""
         self._timer = timer
@@ -425,8 +436,16 @@ class SyncEngine:
         if row.deleted or not row.attributes_hash:
             return SyncReport(desired, genesys_user_id, (), "newer_read_not_synced")
         participants = self._genesys.live_participants(genesys_user_id)
-        return SyncReport(desired, genesys_user_id,
-                          tuple(self._write(participant, row) for participant in participants))
+        results = [self._write(participant, row) for participant in participants] if self._target.agent else []
+        left = 0
+        if self._target.customer and self._polling:
+            results += [self._write_customer(customer, source)
+                        for customer, source in self._customer_writes(participants)]
+        elif self._target.customer:
+            # Which person the customer's participant describes is decided from everyone on the call, which only the
+            # replica that polls sees; it writes the stored profile on its next poll or notification.
+            left = len({participant.conversation_id for participant in participants if participant.customers})
+        return SyncReport(desired, genesys_user_id, tuple(results), customers_left_to_poller=left)
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
@@ -439,6 +458,7 @@ class SyncEngine:
             genesys_error_id=self._last_poll_error_id if poll_ok is False else "",
             conflict=self._store.link_conflict(team_id, user_id),
             push=PushStatus(self.push_state(), self._settings.poll_interval_s) if self.push_enabled else None,
+            target=self._target,
         )
 
     def bootstrap(self, team_id: str) -> int:
@@ -497,6 +517,7 @@ class SyncEngine:
             log.info("sync engine started (worker %s, Genesys notifications with a poll every %.0f s, every %.0f s "
                      "while they are down)", self._settings.worker, self._settings.push_poll_interval_s,
                      self._settings.poll_interval_s)
+        log.info("attributes go to %s (SYNC_TARGET=%s)", self._target.where(), self._target.name)
         self._running = True
         self._beat()
         try:
@@ -708,7 +729,7 @@ class SyncEngine:
             self._live = live
             self._forget_old_pushed(self._timer.monotonic())
         live = self._live_participants()  # with what push saw since the analytics index did
-        live_keys = {(participant.conversation_id, participant.participant_id) for participant in live}
+        live_keys = _live_keys(live)
         self._store.forget_participants(live_keys)
         self._rejected.keep_only(live_keys)
         return self._write_all(live)
@@ -786,8 +807,7 @@ class SyncEngine:
         matters while its participant may still be written to (it makes a replica taking over read the
         participant before writing again), so one whose participant is live stays, however old."""
         now, settings = self._clock(), self._settings
-        live = frozenset((participant.conversation_id, participant.participant_id)
-                         for participant in self._live_participants())
+        live = frozenset(_live_keys(self._live_participants()))
         deleted = self._store.delete_older_than(Cutoffs(
             events=now - settings.event_retention_s, audit=now - settings.audit_retention_s,
             write_intents=now - settings.audit_retention_s if self._polling and self._last_poll_ok else None,
@@ -975,10 +995,11 @@ class SyncEngine:
         fenced by the poll lease, so a replica that lost it stops before its next write."""
         written = 0
         pending = list(participants)
-        for index, participant in enumerate(pending):
-            self._beat()  # writing to many participants under the request budget takes minutes: progress
-            for row in self._store.desired_for_genesys_user(participant.user_id):
-                if row.deleted or not row.attributes_hash:
+        if self._target.agent:
+            for index, participant in enumerate(pending):
+                self._beat()  # writing to many participants under the request budget takes minutes: progress
+                row = self._person_row(participant.user_id)
+                if row is None:
                     continue
                 try:
                     if self._write(participant, row, fence=self._poll_lease_holds).result == "written":
@@ -986,13 +1007,88 @@ class SyncEngine:
                 except _LeaseLost:
                     self._lost_poll_lease(len(pending) - index)
                     return written
-                break  # one Slack user per Genesys user: the first linked one with a profile
+        if self._target.customer:
+            customers = self._customer_writes(pending)
+            for index, (customer, row) in enumerate(customers):
+                self._beat()
+                try:
+                    if self._write_customer(customer, row, fence=self._poll_lease_holds).result == "written":
+                        written += 1
+                except _LeaseLost:
+                    self._lost_poll_lease(len(customers) - index)
+                    return written
         return written
 
-    def _write(self, participant: LiveParticipant, row: DesiredRow, *,
-               fence: Callable[[], bool] | None = None) -> ParticipantResult:
+    def _person_row(self, genesys_user_id: str) -> DesiredRow | None:
+        """The profile written for a Genesys user: the first linked Slack user with one (one Slack user per Genesys
+        user), or None when nobody synced is linked to it."""
+        for row in self._store.desired_for_genesys_user(genesys_user_id):
+            if not row.deleted and row.attributes_hash:
+                return row
+        return None
+
+    # ------------------------------------------------------------------ the customer's participant
+
+    def _customer_writes(self, participants: Iterable[LiveParticipant]) -> list[tuple[LiveParticipant, DesiredRow]]:
+        """The customer's participants of the conversations `participants` are in, each with the profile of the
+        person it must describe: of the synced people on the conversation now, the most recently connected one.
+
+        Everyone on the conversation counts, not only `participants` (one person's refresh, one notification): the
+        poll's view, overruled by what push said since. A conversation with no synced person on it is left alone,
+        so when the last person leaves, the customer's participant keeps who handled it last."""
+        given = list(participants)
+        conversations = {participant.conversation_id for participant in given if participant.customers}
+        if not conversations:
+            return []
+        on_call: dict[str, dict[str, LiveParticipant]] = {conversation_id: {} for conversation_id in conversations}
+        for participant in (*self._live_participants(), *given):  # the given ones are the newest word
+            if participant.conversation_id in on_call:
+                on_call[participant.conversation_id][participant.participant_id] = participant
+        writes: list[tuple[LiveParticipant, DesiredRow]] = []
+        for conversation_id in sorted(conversations):
+            people = list(on_call[conversation_id].values())
+            # Newest connection first; of equal times the later observed (a transfer's new leg comes after the old).
+            ranked = sorted(enumerate(people), key=lambda pair: (pair[1].connected_at, pair[0]), reverse=True)
+            for _, person in ranked:
+                row = self._person_row(person.user_id)
+                if row is None:
+                    continue
+                customers = dict.fromkeys(c for p in people for c in p.customers)
+                writes.extend((LiveParticipant(conversation_id, customer, person.user_id, person.media_type,
+                                               person.connected_at, person.customers), row)
+                              for customer in customers)
+                break
+        return writes
+
+    def _write_customer(self, customer: LiveParticipant, row: DesiredRow, *,
+                        fence: Callable[[], bool] | None = None) -> ParticipantResult:
+        """Write a person's profile (`row`) to a customer's participant, as `_customer_row` shapes it."""
+        return self._write(customer, row, fence=fence, target="customer",
+                           shape=lambda person: self._customer_row(customer, person))
+
+    def _customer_row(self, customer: LiveParticipant, person: DesiredRow) -> DesiredRow:
+        """What the customer's participant must carry to describe `person`: their attributes under the prefix, and
+        "" for every key written there before (a previous person's) that they lack.
+
+        The keys written before come from the audit's newest write to that participant, so they survive a restart
+        and a gap with nobody on the call (a customer back in queue). Kept only while within the voice-safe limits;
+        the hash is of this map, so an unchanged person on an unchanged call costs no write."""
+        prefix = self._rules.mapping.prefix
+        attributes = {self._target.customer_key(key, prefix): value for key, value in person.attributes.items()}
+        previous = self._store.written_keys(customer.conversation_id, customer.participant_id)
+        cleared = {key: "" for key in previous if key not in attributes}
+        if cleared and check_attributes({**attributes, **cleared}, self._rules.voice_safe).ok:
+            attributes = {**attributes, **cleared}
+        attributes = dict(sorted(attributes.items()))
+        return replace(person, attributes=attributes, attributes_hash=attributes_hash(attributes))
+
+    def _write(self, participant: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None = None,
+               target: WriteTarget = "agent", shape: Callable[[DesiredRow], DesiredRow] | None = None
+               ) -> ParticipantResult:
         """Write `row` to one participant unless it carries it already; `fence` (the poll lease) is checked right
-        before anything is sent, and _LeaseLost raised when it fails.
+        before anything is sent, and _LeaseLost raised when it fails. `shape` turns the person's profile into what
+        this participant carries (the customer's participant: prefixed keys, a previous person's cleared), for the
+        first decision and each re-decision alike.
 
         Writers of one participant take turns: one thread of this process at a time, and across replicas a write
         is recorded only over the last write it was decided from (the store's compare-and-set). A writer that loses
@@ -1001,8 +1097,9 @@ class SyncEngine:
         key = (participant.conversation_id, participant.participant_id)
         with self._write_locks[hash(key) % len(self._write_locks)]:
             doubt = False
+            decided = row if shape is None else shape(row)
             for _ in range(WRITE_ROUNDS):
-                result = self._write_once(participant, row, fence=fence, doubt=doubt)
+                result = self._write_once(participant, decided, fence=fence, doubt=doubt, target=target)
                 if result is not None:
                     self._observer.write_finished(result.result)
                     return result
@@ -1011,27 +1108,29 @@ class SyncEngine:
                 latest = self._store.desired(row.team_id, row.user_id)
                 if latest is None or latest.deleted or not latest.attributes_hash:
                     break
-                row, doubt = latest, True
+                decided, doubt = (latest if shape is None else shape(latest)), True
             # Still contended (or the profile went): forget what is known, so that the next poll decides afresh.
             self._store.forget_written(participant.conversation_id, participant.participant_id)
             self._observer.write_finished("failed")
             return ParticipantResult(participant.conversation_id, participant.participant_id, participant.media_type,
-                                     "failed", "other writes to this participant kept coming; the next poll writes it")
+                                     "failed", "other writes to this participant kept coming; the next poll writes it",
+                                     target=target)
 
     def _write_once(self, participant: LiveParticipant, row: DesiredRow, *, fence: Callable[[], bool] | None,
-                    doubt: bool) -> ParticipantResult | None:
+                    doubt: bool, target: WriteTarget = "agent") -> ParticipantResult | None:
         """One decision and its write; None when another writer recorded first (`doubt` then: decide again, and
         read the participant before trusting what the store says it carries)."""
         key = (participant.conversation_id, participant.participant_id)
         where = (*key, participant.media_type)
         expected = self._store.last_written(*key)
         if expected == row.attributes_hash and not doubt:
-            return ParticipantResult(*where, "unchanged")
+            return ParticipantResult(*where, "unchanged", target=target)
         if (*key, row.attributes_hash) in self._rejected:
-            return ParticipantResult(*where, "rejected", "Genesys rejected these attributes before")
+            return ParticipantResult(*where, "rejected", "Genesys rejected these attributes before", target=target)
         checked = check_attributes(row.attributes, self._rules.voice_safe)
         if not checked.ok:  # the limits changed since the row was saved: it is refreshed on its next read
-            return ParticipantResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]))
+            return ParticipantResult(*where, "rejected", "; ".join(str(p) for p in checked.problems[:3]),
+                                     target=target)
         attributes = checked.sendable()
         keys = tuple(sorted(row.attributes))
         unconfirmed = self._unconfirmed.pop(key, None) == row.attributes_hash
@@ -1041,19 +1140,19 @@ class SyncEngine:
                 conversation_id=participant.conversation_id, participant_id=participant.participant_id,
                 genesys_user_id=participant.user_id, team_id=row.team_id, user_id=row.user_id,
                 attributes_hash=row.attributes_hash, keys=keys, result=result, context_id=context_id,
-                detail=detail, at=self._clock(),
+                detail=detail, at=self._clock(), target=target,
             )
 
         def record(result: str, detail: str = "", context_id: str | None = None, *, told: str | None = None,
                    error_id: str = "") -> ParticipantResult:
             """Audit the outcome with `detail`; the person is `told` instead when `detail` is Genesys' words."""
             self._store.record_write(audit(result, detail, context_id))
-            return ParticipantResult(*where, result, detail if told is None else told, context_id, error_id)
+            return ParticipantResult(*where, result, detail if told is None else told, context_id, error_id, target)
 
         def record_written(detail: str = "", context_id: str | None = None) -> ParticipantResult | None:
             if not self._store.record_write_if(audit("written", detail, context_id), expected=expected):
                 return None
-            return ParticipantResult(*where, "written", detail, context_id)
+            return ParticipantResult(*where, "written", detail, context_id, target=target)
 
         if fence is not None and not fence():
             raise _LeaseLost
@@ -1085,9 +1184,10 @@ class SyncEngine:
             error_id = logged_failure(log, f"writing Slack user {row.user_id} to conversation "
                                            f"{participant.conversation_id} failed, retried next poll", error,
                                       level=logging.DEBUG if error.retryable else logging.WARNING)
-            return ParticipantResult(*where, "failed", "", None, error_id)
-        log.info("synced %s -> conversation %s participant %s (%d keys, contextId %s)", row.user_id,
-                 participant.conversation_id, participant.participant_id, len(keys), outcome.context_id)
+            return ParticipantResult(*where, "failed", "", None, error_id, target)
+        log.info("synced %s -> conversation %s %sparticipant %s (%d keys, contextId %s)", row.user_id,
+                 participant.conversation_id, "customer's " if target == "customer" else "", participant.participant_id,
+                 len(keys), outcome.context_id)
         return record_written("", outcome.context_id)
 
     def _already_there(self, participant: LiveParticipant, attributes: Mapping[str, str]) -> bool:
@@ -1097,6 +1197,15 @@ class SyncEngine:
 
 class _LeaseLost(Exception):
     """Raised before a poller's write when its tenure of the poll lease no longer holds: it must not write."""
+
+
+def _live_keys(live: Iterable[LiveParticipant]) -> set[tuple[str, str]]:
+    """(conversation, participant) of the live participants and of their conversations' customers."""
+    keys: set[tuple[str, str]] = set()
+    for participant in live:
+        keys.add((participant.conversation_id, participant.participant_id))
+        keys.update((participant.conversation_id, customer) for customer in participant.customers)
+    return keys
 
 
 def _address(email: str | None) -> str | None:

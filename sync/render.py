@@ -9,6 +9,7 @@ from __future__ import annotations
 from store import LinkConflict
 from sync.desired import DesiredAttributes
 from sync.engine import PushStatus, ResyncProgress, ResyncSummary, SyncReport, SyncStatus
+from sync.target import SyncTarget
 
 _MAX_LINES = 40
 _MARKS = {"written": "written", "unchanged": "already up to date", "gone": "ended before the write",
@@ -17,14 +18,24 @@ _MARKS = {"written": "written", "unchanged": "already up to date", "gone": "ende
 
 
 class SlackText:
-    """Renders sync reports and previews as Slack mrkdwn."""
+    """Renders sync reports and previews as Slack mrkdwn; `target` (SYNC_TARGET) and the mapping's key prefix say
+    where a preview's attributes would go and under which keys."""
+
+    def __init__(self, target: SyncTarget | None = None, mapping_prefix: str = "slack.") -> None:
+        self._target = target or SyncTarget()
+        self._mapping_prefix = mapping_prefix
 
     def sync_report(self, report: SyncReport, *, whose: str) -> str:
         if report.not_synced is not None:  # a conflict's text ends a sentence already: its double stop is old
             return f"Nothing written for {whose} profile: {_not_synced_text(report)}."
         written = [outcome for outcome in report.participants if outcome.result == "written"]
         unchanged = [outcome for outcome in report.participants if outcome.result == "unchanged"]
+        poller = (f"The customer's participant of {report.customers_left_to_poller} live conversation(s) is written "
+                  "by the replica of the app that polls Genesys, within a poll.") if report.customers_left_to_poller \
+            else ""
         if not report.participants:
+            if poller:
+                return poller
             return (f"No live Genesys conversation right now; {whose} next conversation gets the current profile "
                     "automatically.")
         count = len(report.desired.report.attributes) if report.desired else 0
@@ -35,9 +46,13 @@ class SlackText:
             detail = f" — {outcome.detail}" if shown else ""
             if outcome.error_id:
                 detail += f" (error id {outcome.error_id})"
-            lines.append(f"• {outcome.media_type} conversation `{outcome.conversation_id}`: {mark}{detail}")
+            whose_participant = " (the customer's participant)" if outcome.target == "customer" else ""
+            lines.append(f"• {outcome.media_type} conversation `{outcome.conversation_id}`{whose_participant}: "
+                         f"{mark}{detail}")
         if not written and unchanged and len(unchanged) == len(report.participants):
             lines.append("Nothing had changed since the last write.")
+        if poller:
+            lines.append(poller)
         return "\n".join(lines)
 
     def preview(self, desired: DesiredAttributes, *, whose: str) -> str:
@@ -53,6 +68,11 @@ class SlackText:
         if not desired.ok:
             lines.append("Not voice-safe, so nothing would be written:")
             lines.extend(f"• {problem}" for problem in desired.report.problems[:10])
+        lines.append(f"Written to {self._target.where()}.")
+        if self._target.customer and attributes:
+            key = next(iter(attributes))
+            lines.append(f"On the customer's participant the keys are renamed: `{key}` → "
+                         f"`{self._target.customer_key(key, self._mapping_prefix)}`.")
         return "\n".join(lines)
 
     def status(self, status: SyncStatus, *, whose: str, full: bool) -> str:
@@ -63,6 +83,7 @@ class SlackText:
         genesys = {None: "not polled yet", True: "reachable"}.get(
             status.genesys_ok, f"unreachable (error id {status.genesys_error_id})" if status.genesys_error_id
             else "unreachable")
+        lines.append(f"Attributes go to {status.target.where()}.")
         lines.append(f"Pending work: {status.pending}; dead letters: {status.dead_letters}; Genesys: {genesys}.")
         lines.append(_push_line(status.push))
         return "\n".join(lines)
@@ -131,8 +152,9 @@ def _status_lines(status: SyncStatus) -> list[str]:
         lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
                      else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
     for entry in status.writes:
+        where = "the customer's participant of conversation" if entry.target == "customer" else "conversation"
         lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
-                     f"on conversation `{entry.conversation_id}` ({len(entry.keys)} keys"
+                     f"on {where} `{entry.conversation_id}` ({len(entry.keys)} keys"
                      f"{', contextId ' + entry.context_id if entry.context_id else ''})")
     if not status.writes:
         lines.append("No write recorded yet.")

@@ -226,3 +226,22 @@ def test_a_bad_health_details_is_named_with_every_other_problem() -> None:
     with pytest.raises(ConfigError) as raised:
         read_service_settings({"SLACK_BOT_TOKEN": "xoxb-1", "HEALTH_DETAILS": "2"})
     assert [problem.split(":")[0] for problem in raised.value.problems] == ["SLACK_SIGNING_SECRET", "HEALTH_DETAILS"]
+
+
+@pytest.mark.parametrize(("environ", "target", "prefix"), [
+    ({}, "agent", "slack.agent."),
+    ({"SYNC_TARGET": "Customer", "CUSTOMER_KEY_PREFIX": " agent_ "}, "customer", "agent_"),
+    ({"SYNC_TARGET": "both", "CUSTOMER_KEY_PREFIX": ""}, "both", "slack.agent."),
+])
+def test_sync_target_and_customer_key_prefix_are_read(environ: dict[str, str], target: str, prefix: str) -> None:
+    """SYNC_TARGET (any case; empty is agent) and CUSTOMER_KEY_PREFIX (trimmed; empty is slack.agent.)."""
+    settings = read_settings(environ)
+    assert (settings.sync_target, settings.customer_key_prefix) == (target, prefix)
+
+
+def test_a_bad_sync_target_and_prefix_are_named_together() -> None:
+    """An unknown target and a prefix with a space are both named, with what each setting means."""
+    with pytest.raises(ConfigError) as raised:
+        read_settings({"SYNC_TARGET": "customers", "CUSTOMER_KEY_PREFIX": "slack agent."})
+    assert raised.value.problems[0].startswith("SYNC_TARGET: 'customers' is not agent, customer or both;")
+    assert raised.value.problems[1].startswith("CUSTOMER_KEY_PREFIX: 'slack agent.' is not a key prefix")

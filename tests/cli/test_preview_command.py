@@ -16,8 +16,10 @@ USER = str(EXAMPLES / "slack-user.json")
 TEAM = str(EXAMPLES / "team-profile.json")
 
 
-def run_preview(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SYNC_SETTINGS_FILE", "LOG_LEVEL")}
+def run_preview(*args: str, stdin: bytes = b"", cwd: Path | None = None,
+                settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SYNC_SETTINGS_FILE", "LOG_LEVEL", "SYNC_TARGET", "CUSTOMER_KEY_PREFIX")} | (settings or {})
     completed = subprocess.run(
         [sys.executable, str(REPO / "app.py"), "preview", *args],
         input=stdin, capture_output=True, cwd=cwd or REPO, env=env, timeout=60, check=False,
@@ -35,6 +37,25 @@ def test_table_shows_the_attributes_with_labels() -> None:
     assert "Voice-safe check: passed" in result.stdout
     assert "profile.email" in result.stdout  # named as left out, not written
     assert "ada@example.com" not in result.stdout
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({}, "Written to: each person's own participant of their live calls (SYNC_TARGET=agent)"),
+    ({"SYNC_TARGET": "customer"}, "keys on the customer's participant: slack.agent.custom.Department"),
+    ({"SYNC_TARGET": "both", "CUSTOMER_KEY_PREFIX": "agent_"}, "keys on the customer's participant: agent_custom."),
+])
+def test_the_table_says_where_the_attributes_go(settings: dict[str, str], said: str) -> None:
+    """SYNC_TARGET and CUSTOMER_KEY_PREFIX: the preview names the participant and the customer's keys."""
+    result = run_preview("--team-profile", TEAM, USER, settings=settings)
+    assert result.returncode == 0, result.stderr
+    assert said in result.stdout
+
+
+def test_an_unknown_sync_target_is_named() -> None:
+    """SYNC_TARGET=agents is a settings problem naming the setting and its three values; exit 2."""
+    result = run_preview(USER, settings={"SYNC_TARGET": "agents"})
+    assert result.returncode == 2
+    assert "SYNC_TARGET: 'agents' is not agent, customer or both" in result.stderr
 
 
 def test_json_prints_exactly_the_attribute_object() -> None:

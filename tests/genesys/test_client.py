@@ -550,6 +550,27 @@ def test_check_permissions_names_the_missing_one(fake: FakeGenesysCloud, client:
     assert permission in str(report)
 
 
+@pytest.mark.parametrize(("live_call", "revoked", "outcome"), [
+    (True, None, Outcome.PASSED),
+    (True, "conversation:communication:view", Outcome.FAILED),
+    (False, None, Outcome.UNVERIFIED),
+])
+def test_check_permissions_for_the_customer_target(fake: FakeGenesysCloud, client: GenesysClient, live_call: bool,
+                                                   revoked: str | None, outcome: Outcome) -> None:
+    """customer=True (SYNC_TARGET customer or both) adds the customer's participant: read with the lookup's
+    permission (failed with it, naming it once), unverified without a live call; nothing is written."""
+    if live_call:
+        fake.start_conversation(fake.add_user("agent@example.com"))
+    if revoked:
+        fake.revoke_permission(revoked)
+    report = client.check_permissions(customer=True)
+    last = report.checks[-1]
+    assert (last.name, last.permission, last.outcome) == ("the customer's participant",
+                                                         "conversation:communication:view", outcome)
+    assert report.missing == ((revoked,) if revoked else ())
+    assert fake.patches == []
+
+
 def test_check_permissions_with_bad_credentials(fake: FakeGenesysCloud, clock: FakeClock) -> None:
     """Without a token the token check fails naming the cause, and every probe is unverified, not failed."""
     with fake_client(fake, clock, secret="wrong-secret-XYZ") as client:

@@ -826,3 +826,78 @@ def test_context_manager_and_base_url() -> None:
         assert started is fake
         assert fake.base_url.startswith("http://127.0.0.1:")
     assert fake.stopping
+
+
+# --- The customer's participant, transfers and consults --------------------------------------------
+
+
+def external_participant(cloud: FakeGenesysCloud, joined: JoinedParticipant, purpose: str) -> JoinedParticipant:
+    """The conversation's customer participant, or an external party added to it."""
+    if purpose == "customer":
+        return JoinedParticipant(joined.conversation_id, cloud.customer_participant_id(joined.conversation_id), "",
+                                 joined.media_type)
+    return cloud.add_participant(joined.conversation_id, None, purpose="external")
+
+
+def test_transfer_and_consult_show_in_get_conversation(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
+    """add_participant and end_participant: GET shows each leg's purpose, connectedTime (later joins later) and the
+    endTime of a leg that left; an external party (no user) has purpose external."""
+    ada, bob = cloud.add_user("ada@example.com"), cloud.add_user("bob@example.com")
+    first = cloud.start_conversation(ada)
+    consult = cloud.add_participant(first.conversation_id, None, purpose="external")
+    second = cloud.add_participant(first.conversation_id, bob)
+    cloud.end_participant(first.conversation_id, first.participant_id)
+    body = api.get(f"/api/v2/conversations/{first.conversation_id}").json()
+    by_id = {p["id"]: p for p in body["participants"]}
+    customer = by_id[cloud.customer_participant_id(first.conversation_id)]
+    assert [p["purpose"] for p in body["participants"]] == ["customer", "agent", "external", "agent"]
+    assert ("userId" in customer, "userId" in by_id[consult.participant_id]) == (False, False)
+    assert ("endTime" in by_id[first.participant_id], "endTime" in by_id[second.participant_id]) == (True, False)
+    assert ("endTime" in customer, "endTime" in body) == (False, False)
+    times = [p["connectedTime"] for p in body["participants"]]
+    assert times == sorted(set(times))
+
+
+def test_add_participant_without_a_user_needs_an_external_purpose(cloud: FakeGenesysCloud) -> None:
+    """A participant with no user is someone outside the org: purpose agent is refused."""
+    joined = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    with pytest.raises(ValueError, match="customer or external"):
+        cloud.add_participant(joined.conversation_id, None)
+
+
+@pytest.mark.parametrize("purpose", ["customer", "external"])
+def test_patch_external_participant_merges_with_the_same_validation(cloud: FakeGenesysCloud, api: httpx.Client,
+                                                                    purpose: str) -> None:
+    """The customer's (or an external) participant takes an attributes PATCH like a user's: merged, "" kept, a
+    non-string value 400 invalid.value, and 400 no.active.conversations once it left."""
+    joined = cloud.start_conversation(cloud.add_user("ada@example.com"))
+    external = external_participant(cloud, joined, purpose)
+    assert patch_attributes(api, external, {"attributes": {"slack.agent.title": "Chef", "x": "1"}}).status_code == 202
+    assert patch_attributes(api, external, {"attributes": {"slack.agent.title": ""}}).status_code == 202
+    assert cloud.attributes(external.conversation_id, external.participant_id) == {"slack.agent.title": "", "x": "1"}
+    error = assert_error(patch_attributes(api, external, {"attributes": {"slack.agent.vip": True}}), 400,
+                         "invalid.value")
+    assert [d["fieldName"] for d in error["details"]] == ["attributes.slack.agent.vip"]
+    body = api.get(f"/api/v2/conversations/{joined.conversation_id}").json()
+    shown = next(p for p in body["participants"] if p["id"] == external.participant_id)
+    assert (shown["purpose"], shown["attributes"]) == (purpose, {"slack.agent.title": "", "x": "1"})
+    cloud.end_participant(external.conversation_id, external.participant_id)
+    assert_error(patch_attributes(api, external, {"attributes": {"a": "b"}}), 400,
+                 "conversation.error.participant.no.active.conversations")
+
+
+def test_analytics_shows_the_customer_and_each_leg(cloud: FakeGenesysCloud, api: httpx.Client) -> None:
+    """The analytics answer carries the customer participant (purpose customer, no userId) and each user's leg
+    with its interact segment; a leg that left has a segmentEnd."""
+    ada, bob = cloud.add_user("ada@example.com"), cloud.add_user("bob@example.com")
+    first = cloud.start_conversation(ada)
+    second = cloud.add_participant(first.conversation_id, bob)
+    cloud.end_participant(first.conversation_id, first.participant_id)
+    [conversation] = api.post("/api/v2/analytics/conversations/details/query", json=live_calls_query()).json()[
+        "conversations"]
+    segments = {p["participantId"]: p["sessions"][0]["segments"][0] for p in conversation["participants"]}
+    purposes = {p["participantId"]: p["purpose"] for p in conversation["participants"]}
+    assert purposes[cloud.customer_participant_id(first.conversation_id)] == "customer"
+    assert ("segmentEnd" in segments[first.participant_id], "segmentEnd" in segments[second.participant_id]) == (
+        True, False)
+    assert segments[second.participant_id]["segmentStart"] > segments[first.participant_id]["segmentStart"]
