@@ -34,20 +34,23 @@ class LoopClock(FakeClock):
     def __init__(self, start: float) -> None:
         super().__init__(start)
         self.stop_when: Callable[[], bool] = lambda: True
+        self.stop = threading.Event()
         self._loop_thread = threading.current_thread()
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
         if threading.current_thread() is not self._loop_thread:
             return event.wait(timeout)
         if self.stop_when():
-            event.set()
+            self.stop.set()  # the loop sees it when this wait returns
+            return True
         return super().wait(event, timeout)
 
     def run_until(self, engine: SyncEngine, condition: Callable[[], bool], *, at_most_s: float) -> None:
         """Run the engine's loop until `condition` holds; fail if it does not within `at_most_s` of fake time."""
         deadline = self() + at_most_s
         self.stop_when = lambda: condition() or self() >= deadline
-        engine.run(threading.Event())
+        self.stop.clear()
+        engine.run(self.stop)
         assert condition(), f"not within {at_most_s} s of fake time"
 
 
