@@ -9,6 +9,8 @@ from typing import Any, Literal
 WriteOutcome = Literal["written", "gone", "rejected", "failed"]
 """What became of a recorded write (not `genesys.WriteResult`, which is Genesys' answer to an accepted PATCH)."""
 WRITE_OUTCOMES: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
+PRIVACY = "privacy"
+"""The audit result of a person's privacy choice (no conversation: `conversation_id` is "")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,19 @@ class AuditEntry:
     context_id: str | None
     detail: str
     attributes_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyChoice:
+    """A person's choice of the optional attribute keys they keep to themself (the App Home's checkboxes)."""
+
+    team_id: str
+    user_id: str
+    withheld: frozenset[str]
+    """Left out of every write until shared again."""
+    at: float
+    detail: str = ""
+    """What changed, in words, for the audit trail."""
 
 
 @dataclass(frozen=True, slots=True)
