@@ -20,8 +20,10 @@ import wiring
 from config import GenesysSettings, ServiceSettings
 from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
+from handlers.home import HomeTab
 from sync import AttributeRules
 from sync.engine import SyncEngine
+from sync.home import HomeReader
 from sync.shared_budget import StoreBudget
 from sync.workspaces import bootstrap_in_background, workspaces_to_sync
 from web import server as web_server
@@ -43,9 +45,13 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         genesys = lifecycle.enter_context(wiring.genesys_client(genesys_settings, endpoints, shared_budget=budget,
                                                                 stop=stop))
         slack_clients = wiring.slack_clients(service, store)
+        home_tab = HomeTab(slack_clients.directory.publish_home)  # the App Home, refreshed as the engine syncs
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
-                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys))
-        slack = wiring.slack_side(service, store, engine, slack_clients)
+                            settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
+                            on_person_synced=home_tab.person_synced)
+        home_tab.start(HomeReader(store, engine))
+        lifecycle.callback(home_tab.stop)
+        slack = wiring.slack_side(service, store, engine, slack_clients, home_tab=home_tab)
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,
             details=service.health_details,

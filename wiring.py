@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from config import ConfigError, GenesysSettings, ServiceSettings
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, NotificationPool, SharedBudget
 from handlers.app import SlackAuthorization, build_slack_app, verify_bot_token
+from handlers.home import HomeTab
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from slack_directory.installations import Allowed
 from store import Store, StoreError, open_store
@@ -97,8 +98,10 @@ class SlackSide:
     """Bolt behind POST /slack/events and the OAuth install pages; None in Socket Mode without OAuth."""
 
 
-def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients) -> SlackSide:
-    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first."""
+def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients, *,
+               home_tab: HomeTab | None = None) -> SlackSide:
+    """The Bolt app with every listener handing work to `engine` (and publishing the App Home through `home_tab`);
+    one workspace: its bot token checked first."""
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(
@@ -107,7 +110,8 @@ def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clien
         oauth_states = StoreOAuthStateStore(store)
     authorization = SlackAuthorization(verify_bot_token(clients.bolt, service) if service.oauth is None else None)
     app = build_slack_app(service, engine, clients.bolt, installations=installations, oauth_states=oauth_states,
-                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke))
+                          uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke),
+                          home_tab=home_tab)
     socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
     # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
     http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None
