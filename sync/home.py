@@ -185,7 +185,7 @@ def _attribute_table(attributes: dict[str, str]) -> list[dict[str, Any]]:
         fields = []
         for key, value in shown[start:start + 5]:
             fields.append({"type": "mrkdwn", "text": _clip(f"`{_escape(key)}`", _FIELD_TEXT_MAX)})
-            fields.append({"type": "mrkdwn", "text": _clip(_escape(value) if value else "_(cleared)_",
+            fields.append({"type": "mrkdwn", "text": _clip(_escape(value) if value else "_(empty)_",
                                                            _FIELD_TEXT_MAX)})
         blocks.append({"type": "section", "fields": fields})
     if len(attributes) > len(shown):
