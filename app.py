@@ -49,7 +49,7 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
                             settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
                             on_person_synced=home_tab.person_synced)
-        home_tab.start(HomeReader(store, engine))
+        home_tab.start(HomeReader(store, engine, budget=budget.use))
         lifecycle.callback(home_tab.stop)
         slack = wiring.slack_side(service, store, engine, slack_clients, home_tab=home_tab)
         health = functools.partial(

@@ -321,6 +321,7 @@ class Queries:
         # window, granted or not, so the one statement decides and the caller derives its share from what it returns
         # (asked before = asked - want). A caller whose clock is behind (an older window) counts against the stored
         # window rather than starting its own.
+        self.budget_window = sql("SELECT window_start, asked FROM budgets WHERE name = :name")
         self.take_budget = sql(
             "INSERT INTO budgets (name, window_start, asked) VALUES (:name, :window_start, :want)"
             " ON CONFLICT (name) DO UPDATE SET"

@@ -641,6 +641,13 @@ class Store:
         asked_before = int(asked) - want
         return max(0, min(want, per_window - asked_before))
 
+    def budget_window(self, name: str) -> tuple[float, int] | None:
+        """The start of a request budget's latest window and the requests asked in it; None before the first."""
+        with self._db.reading("read a request budget") as cursor:
+            cursor.execute(self._q.budget_window, {"name": name})
+            row = cursor.fetchone()
+        return None if row is None else (float(row[0]), int(row[1]))
+
     # --- Maintenance and health ----------------------------------------------------------------------------------
 
     def delete_older_than(self, cutoffs: Cutoffs) -> Retained:

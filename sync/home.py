@@ -16,6 +16,7 @@ from store import PRIVACY, AuditEntry, DeadLetter, Store
 from sync.desired import DesiredAttributes
 from sync.engine import GenesysStatus, PushStatus, SyncStatus
 from sync.render import push_line
+from sync.shared_budget import BudgetUse
 
 # Action ids of the Home's buttons and checkboxes (the handlers listen for these).
 SYNC_NOW = "home_sync_now"
@@ -75,6 +76,8 @@ class AdminHome:
     push: PushStatus | None
     polling: bool
     """Whether this replica polls Genesys (the others do not know how the poll goes)."""
+    budget: BudgetUse | None = None
+    """The shared Genesys request budget's current window; None when not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +93,13 @@ class HomeView:
 class HomeReader:
     """Gathers the Home's values: the store's state and the engine's (one fresh profile read for the optional keys)."""
 
-    def __init__(self, store: Store, engine: HomeEngine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, engine: HomeEngine, *, clock: Callable[[], float] = time.time,
+                 budget: Callable[[], BudgetUse] | None = None) -> None:
+        """`budget`: the shared Genesys request budget's use now (`StoreBudget.use`)."""
         self._store = store
         self._engine = engine
         self._clock = clock
+        self._budget = budget
 
     def person(self, team_id: str, user_id: str, *, desired: DesiredAttributes | None = None) -> PersonHome:
         """`desired`: a fresh preview already read (else read now; a failed read lists the withheld keys only)."""
@@ -119,7 +125,7 @@ class HomeReader:
                 midnight.timestamp()), pending=self._store.pending_count(),
             dead_letters=tuple(self._store.dead_letters(limit=MAX_DEAD_LETTERS)),
             dead_letter_count=self._store.dead_letter_count(), genesys=status, push=push,
-            polling=self._engine.polling)
+            polling=self._engine.polling, budget=self._budget() if self._budget is not None else None)
 
     def retry_dead_letters(self, ids: Sequence[int] | None) -> int:
         """Requeue dead letters (None: all); returns how many."""
@@ -165,6 +171,11 @@ def _person_blocks(person: PersonHome) -> list[dict[str, Any]]:
         _button("Sync now", SYNC_NOW, "sync", primary=True), _button("Preview", PREVIEW, "preview")]})
     blocks.extend(_privacy_blocks(person))
     return blocks
+
+
+def _budget_text(budget: BudgetUse) -> str:
+    return (f"*Genesys request budget*\n{budget.asked} of {budget.per_window} in this {budget.window_s:g}-second "
+            f"window ({budget.requests_per_minute}/min, shared by every replica)")
 
 
 def _last_write_text(entry: AuditEntry | None) -> str:
@@ -230,6 +241,7 @@ def _admin_blocks(admin: AdminHome) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"*Pending work*\n{admin.pending}"},
             {"type": "mrkdwn", "text": f"*Dead letters*\n{admin.dead_letter_count}"},
             {"type": "mrkdwn", "text": f"*Genesys Cloud*\n{reach}"},
+            *([{"type": "mrkdwn", "text": _budget_text(admin.budget)}] if admin.budget is not None else []),
         ]},
         _context(push_line(admin.push)),
     ]

@@ -173,7 +173,8 @@ def test_an_admin_sees_dead_letters_and_retry_requeues_them(running: Running) ->
     view = open_home(running, "UADMIN")
     shown = text_of(view)
     for fragment in ("Admin: the app", "*People synced*", "*Writes today (UTC)*", "*Dead letters*\\n2",
-                     "refresh T0FAKE:U0GONE", "Push: off", "Retry all 2"):
+                     "refresh T0FAKE:U0GONE", "Push: off", "Retry all 2",
+                     "*Genesys request budget*"):
         assert fragment in shown, fragment
     [dead] = [block for block in view["blocks"] if "U0GONE" in json.dumps(block)]
     dead_id = dead["accessory"]["value"]

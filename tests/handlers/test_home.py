@@ -16,6 +16,7 @@ from store import DeadLetter, DesiredRow, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, GenesysStatus, SyncEngine, SyncStatus
 from sync.home import AdminHome, HomeReader, HomeView, PersonHome, home_view
+from sync.shared_budget import BudgetUse
 from tests.clocks import FakeClock
 from tests.sync.memory import TEAM, DrainingTimer, Memory, MemoryGenesys, MemorySlack
 
@@ -133,13 +134,15 @@ def test_the_biggest_view_stays_inside_slacks_bounds() -> None:
     optional = tuple(f"slack.custom.Field {n:03d}" for n in range(60))
     person = PersonHome(_status(100, frozenset(optional[:3])), optional, None, 2)
     dead = tuple(DeadLetter(n, "refresh", f"T:U{n}", {}, 8, "x" * 5000, None, 1_700_000_000.0) for n in range(10))
-    admin = AdminHome(10, 20, 3, dead, 12, GenesysStatus(True), None, polling=True)
+    admin = AdminHome(10, 20, 3, dead, 12, GenesysStatus(True), None, polling=True,
+                      budget=BudgetUse(12, 50, 10.0, 300))
     view = home_view(HomeView(person, admin, notice="n" * 5000))
     assert view["type"] == "home"
     assert len(view["blocks"]) <= 100
     text = json.dumps(view, ensure_ascii=False)
     assert "… and 50 more." in text
     assert "Retry all 12" in text
+    assert "12 of 50 in this 10-second window (300/min, shared by every replica)" in text
     checkbox_blocks = [block for block in view["blocks"] if block.get("block_id", "").startswith("home_privacy")]
     assert len(checkbox_blocks) == 5
     first = checkbox_blocks[0]["elements"][0]
