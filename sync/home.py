@@ -6,17 +6,21 @@ Block Kit view Slack publishes (`home_view`). Every word of it is chosen here, i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from slack_directory import SlackDirectoryError
 from store import PRIVACY, AuditEntry, DeadLetter, Store
 from sync.desired import DesiredAttributes
 from sync.engine import GenesysStatus, PushStatus, SyncStatus
 from sync.render import push_line
 from sync.shared_budget import BudgetUse
+
+log = logging.getLogger(__name__)
 
 # Action ids of the Home's buttons and checkboxes (the handlers listen for these).
 SYNC_NOW = "home_sync_now"
@@ -107,8 +111,8 @@ class HomeReader:
         if desired is None:
             try:
                 desired = self._engine.preview(team_id, user_id)
-            except Exception:  # noqa: BLE001 (the Home still shows the stored state; the sync path logs Slack's failures)
-                desired = None
+            except SlackDirectoryError as error:  # the Home still shows the stored state and the withheld keys
+                log.warning("reading Slack user %s's profile for the Home tab failed: %s", user_id, error)
         optional = tuple(dict.fromkeys((*(desired.optional if desired else ()), *sorted(status.withheld))))
         writes = [entry for entry in self._store.audit(user_id=user_id, limit=20)
                   if entry.result != PRIVACY and entry.team_id == team_id]
