@@ -9,12 +9,13 @@ the database cost. The view is refreshed after each sync of a person who opened 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from slack_bolt import Ack, App, BoltContext
@@ -87,6 +88,9 @@ class HomeTab:
         self._recent: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
         self._notices: dict[tuple[str, str], tuple[float, str]] = {}
         self._due: dict[tuple[str, str], None] = {}
+        self._acting: dict[tuple[str, str], int] = {}
+        """People whose action is being worked on: that action publishes its outcome, so the engine's news of the
+        sync it causes refreshes nothing (a refresh racing it could land last, without the outcome)."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,6 +120,8 @@ class HomeTab:
         if self._source is None or self._looking(team_id, user_id) is None:
             return
         with self._lock:
+            if (team_id, user_id) in self._acting:
+                return
             self._due[(team_id, user_id)] = None
         self._wake.set()
 
@@ -138,6 +144,21 @@ class HomeTab:
                                   noticed[1] if fresh and noticed is not None else ""))
         self._publish(team_id, user_id, view)
         return view
+
+    @contextlib.contextmanager
+    def acting(self, team_id: str, user_id: str) -> Iterator[None]:
+        """While the person's action is worked on and its outcome published (see `_acting`)."""
+        key = (team_id, user_id)
+        with self._lock:
+            self._acting[key] = self._acting.get(key, 0) + 1
+            self._due.pop(key, None)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._acting[key] -= 1
+                if not self._acting[key]:
+                    del self._acting[key]
 
     def retry(self, ids: Sequence[int] | None) -> int:
         """Requeue dead letters (None: all); returns how many."""
@@ -193,7 +214,8 @@ def register(app: App, home: HomeTab, engine: HomeEngine, *, admins: frozenset[s
             return
         admin = is_admin(client, user_id, admins)
         home.opened(team_id, user_id, admin=admin)
-        act(home, engine, body, action, team_id, user_id, admin=admin)
+        with home.acting(team_id, user_id):
+            act(home, engine, body, action, team_id, user_id, admin=admin)
 
     app.event(HOME_EVENT)(ack=acknowledge, lazy=[on_opened])
     for action_id in (SYNC_NOW, PREVIEW, RETRY, RETRY_ALL, PRIVACY_ACTION):

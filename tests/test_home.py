@@ -76,7 +76,7 @@ def live_attributes(running: Running, participant: JoinedParticipant) -> dict[st
 def test_a_person_sees_what_genesys_sees_and_no_admin_part(running: Running) -> None:
     """The Home lists the attributes written, when the profile was read, the last write, the live conversations,
     the Sync now and Preview buttons, and pronouns as a ticked optional field; no admin part for a member."""
-    user, participant = agent_on_a_call(running)
+    _user, participant = agent_on_a_call(running)
     running.slack.update_profile("U0ADA", pronouns="she/her")
     running.event({"type": "user_change", "user": running.slack.user("U0ADA")})
     wait_for(lambda: live_attributes(running, participant).get("slack.pronouns") == "she/her", 10, "the write")
@@ -89,7 +89,6 @@ def test_a_person_sees_what_genesys_sees_and_no_admin_part(running: Running) -> 
     assert [option["value"] for option in privacy["initial_options"]] == ["slack.pronouns"]
     assert "Admin" not in shown
     assert running.slack.server_errors == []
-    del user
 
 
 def test_sync_now_after_a_silent_edit_writes_the_new_value(running: Running) -> None:

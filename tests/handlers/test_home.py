@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,19 @@ def test_the_engines_news_refreshes_only_people_looking(home: tuple[Memory, Home
     assert published.arrived.wait(5)
     assert [(team, user) for team, user, _view in published.views] == [(TEAM, "U0ADA")]
     assert threading.current_thread().name != "home-refresh"
+
+
+def test_an_action_in_progress_is_not_refreshed_behind_its_back(home: tuple[Memory, HomeTab, Published]) -> None:
+    """The sync a Sync now click causes publishes once, with its outcome: the engine's news of it refreshes
+    nothing while the action runs."""
+    memory, tab, published = home
+    tab.opened(TEAM, "U0ADA", admin=False)
+    with tab.acting(TEAM, "U0ADA"):
+        act(tab, memory.engine, {}, {"action_id": "home_sync_now", "value": "sync"}, TEAM, "U0ADA", admin=False)
+        memory.changed("U0ADA")  # a refresh finishing meanwhile
+    time.sleep(0.3)  # time enough for the refresher, had it been told
+    assert len(published.views) == 1
+    assert "Nothing written for your profile" in published.last_text()
 
 
 @pytest.mark.parametrize(("withheld", "ticked", "expected"), [
