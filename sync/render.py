@@ -49,7 +49,7 @@ class SlackText:
         lines.extend(f"• `{key}` = {value or '(empty)'}" for key, value in shown)
         if len(attributes) > len(shown):
             lines.append(f"… and {len(attributes) - len(shown)} more")
-        if desired.withheld:
+        if desired.withheld and whose == "your":  # which fields a colleague keeps back is theirs to say
             lines.append(withheld_line(desired.withheld, whose=whose))
         sensitive = [e.source_key for e in desired.mapped.excluded if e.reason.startswith("sensitive")]
         if sensitive:
