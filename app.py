@@ -21,9 +21,11 @@ import wiring
 from config import GenesysSettings, ServiceSettings
 from genesys import GenesysEndpoints
 from handlers.app import connect_socket_mode, log_slack_mode
+from handlers.home import HomeTab
 from metrics import AppMetrics
 from sync import AttributeRules, SyncTarget
 from sync.engine import SyncEngine
+from sync.home import HomeReader
 from sync.render import SlackText
 from sync.shared_budget import StoreBudget
 from sync.workspaces import bootstrap_in_background, workspaces_to_sync
@@ -47,12 +49,15 @@ def serve(service: ServiceSettings, genesys_settings: GenesysSettings, endpoints
         genesys = lifecycle.enter_context(wiring.genesys_client(genesys_settings, endpoints, shared_budget=budget,
                                                                 stop=stop, observer=metrics))
         slack_clients = wiring.slack_clients(service, store, observer=metrics)
+        home_tab = HomeTab(slack_clients.directory.publish_home)  # the App Home, refreshed as the engine syncs
         engine = SyncEngine(store=store, genesys=genesys, slack=slack_clients.directory, rules=rules,
                             settings=wiring.engine_settings(service), push=wiring.push(service, genesys),
-                            observer=metrics, target=target)
+                            observer=metrics, target=target, on_person_synced=home_tab.person_synced)
         metrics.watch(store, engine)
+        home_tab.start(HomeReader(store, engine, budget=budget.use))
+        lifecycle.callback(home_tab.stop)
         slack = wiring.slack_side(service, store, engine, slack_clients, event_observer=metrics,
-                                  render=SlackText(target, rules.mapping.prefix))
+                                  render=SlackText(target, rules.mapping.prefix), home_tab=home_tab)
         health = functools.partial(
             health_report, store, engine, slack.socket_mode, slack.authorization, slack.installations,
             details=service.health_details,

@@ -20,6 +20,7 @@ from config import ConfigError, GenesysSettings, ServiceSettings
 from genesys import ClientCredentials, GenesysClient, GenesysEndpoints, NotificationPool, SharedBudget
 from handlers.app import SlackAuthorization, build_slack_app, verify_bot_token
 from handlers.events import EventObserver
+from handlers.home import HomeTab
 from slack_directory import SlackDirectory, StoreInstallationStore, StoreOAuthStateStore, WorkspaceClients
 from slack_directory.directory import SlackCallObserver
 from slack_directory.installations import Allowed
@@ -102,10 +103,11 @@ class SlackSide:
 
 
 def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clients: SlackClients, *,
-               event_observer: EventObserver | None = None, render: SlackText | None = None) -> SlackSide:
-    """The Bolt app with every listener handing work to `engine`; one workspace: its bot token checked first.
-    `event_observer` counts the user events (metrics); `render` words the slash command's answers (SlackText for
-    SYNC_TARGET and the mapping's key prefix)."""
+               event_observer: EventObserver | None = None, render: SlackText | None = None,
+               home_tab: HomeTab | None = None) -> SlackSide:
+    """The Bolt app with every listener handing work to `engine` (and publishing the App Home through `home_tab`);
+    one workspace: its bot token checked first. `event_observer` counts the user events (metrics); `render` words
+    the slash command's answers (SlackText for SYNC_TARGET and the mapping's key prefix)."""
     installations = oauth_states = None
     if service.oauth is not None:
         installations = StoreInstallationStore(
@@ -115,7 +117,7 @@ def slack_side(service: ServiceSettings, store: Store, engine: SyncEngine, clien
     authorization = SlackAuthorization(verify_bot_token(clients.bolt, service) if service.oauth is None else None)
     app = build_slack_app(service, engine, clients.bolt, installations=installations, oauth_states=oauth_states,
                           uninstalled=Uninstalls(engine, installations, token_revoked=authorization.revoke),
-                          event_observer=event_observer, render=render)
+                          event_observer=event_observer, render=render, home_tab=home_tab)
     socket_mode = SocketModeHandler(app, service.app_token) if service.app_token else None
     # Socket Mode brings events over its WebSocket; HTTP is still needed for the OAuth install pages.
     http = SlackRequestHandler(app) if socket_mode is None or service.oauth is not None else None

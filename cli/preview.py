@@ -142,6 +142,9 @@ def render_table(desired: DesiredAttributes, rules: AttributeRules, *, labels_gi
         detail = f" ({len(sensitive)} sensitive, left out until opted in: {', '.join(sensitive)})" if sensitive else ""
         lines.append(f"Left out by the mapping: {len(excluded)} field(s){detail}")
         lines.extend(left_out_lines(excluded, verbose=verbose))
+    if desired.optional:
+        lines.append(f"Each person may keep these to themself on the app's Home tab (person_optional): "
+                     f"{', '.join(_printable(key) for key in desired.optional)}")
     has_custom = any(key.startswith("custom.") for key in (e.source_key for e in excluded)) or any(
         key.startswith(rules.mapping.prefix + "custom.") for key in attributes
     )

@@ -21,9 +21,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from config import ConfigError, ServiceSettings, describe_cause
-from handlers import commands, errors, events, install, workspaces
+from handlers import commands, errors, events, home, install, workspaces
 from handlers.commands import CommandEngine
 from handlers.events import EventObserver, Uninstalled, UserChangeSink
+from handlers.home import HomeEngine, HomeTab
 from slack_directory import StoreInstallationStore, StoreOAuthStateStore
 from sync.render import SlackText
 
@@ -34,7 +35,7 @@ BOT_SCOPES = ("commands", "users:read", "users:read.email", "users.profile:read"
 """The bot scopes the OAuth install asks for; manifest.yml lists the same (a test checks)."""
 
 
-class SlackEngine(UserChangeSink, CommandEngine, Protocol):
+class SlackEngine(UserChangeSink, CommandEngine, HomeEngine, Protocol):
     """What the listeners hand work to (the sync engine)."""
 
 
@@ -95,12 +96,14 @@ def verify_bot_token(client: WebClient, service: ServiceSettings) -> SlackIdenti
 def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebClient, *, uninstalled: Uninstalled,
                     installations: StoreInstallationStore | None = None,
                     oauth_states: StoreOAuthStateStore | None = None,
-                    event_observer: EventObserver | None = None, render: SlackText | None = None) -> App:
+                    event_observer: EventObserver | None = None, render: SlackText | None = None,
+                    home_tab: HomeTab | None = None) -> App:
     """The Bolt app with every listener registered, configured from `service` alone: every value Bolt needs is
     passed here (the SLACK_* variables are withheld from it), so the mode is the one the settings decide.
     One workspace: `client` carries the bot token verified at start. OAuth (`service.oauth`): installs at
     /slack/install, kept in `installations`, tokens looked up per request. `uninstalled(enterprise_id, team_id)`
-    when a workspace removes the app or revokes its token; `event_observer` counts user events (metrics)."""
+    when a workspace removes the app or revokes its token; `event_observer` counts user events (metrics).
+    `home_tab`: publishes the App Home (without it, app_home_opened is only acknowledged)."""
     oauth_settings = None
     if service.oauth is not None:
         if installations is None or oauth_states is None:
@@ -128,6 +131,10 @@ def build_slack_app(service: ServiceSettings, engine: SlackEngine, client: WebCl
         workspaces.register(app, service.allowed_teams.allows)
     events.register(app, engine, uninstalled=uninstalled, observer=event_observer)
     commands.register(app, engine, admins=service.admins, render=render or SlackText())
+    if home_tab is not None:
+        home.register(app, home_tab, engine, admins=service.admins)
+    else:
+        app.event(home.HOME_EVENT)(lambda: None)
     return app
 
 

@@ -1,9 +1,10 @@
 """`user_change` and `team_join`: record durable work and return at once. `app_uninstalled` and a revoked
 bot token (`tokens_revoked`): the app is gone from that workspace, so its installation and profiles go too.
 
-Every subscribed event has a listener here, because Bolt answers 404 to an event without one and Slack counts
-that as a failed delivery. The app runs with `process_before_response=True`, so Slack's 200 goes out only
-after the work is recorded: a crash right after the answer loses nothing.
+Every subscribed event has a listener, here or (`app_home_opened`) in handlers.home, because Bolt answers 404 to
+an event without one and Slack counts that as a failed delivery. The app runs with
+`process_before_response=True`, so Slack's 200 goes out only after the work is recorded: a crash right after the
+answer loses nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 USER_EVENTS = ("user_change", "team_join")
 LIFECYCLE_EVENTS = ("app_uninstalled", "tokens_revoked")
-SUBSCRIBED_EVENTS = USER_EVENTS + LIFECYCLE_EVENTS
+HOME_EVENTS = ("app_home_opened",)
+"""Listened to in handlers.home."""
+SUBSCRIBED_EVENTS = USER_EVENTS + LIFECYCLE_EVENTS + HOME_EVENTS
 
 SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """Slack's ids (T…, E…, U…, W…, C…, A…, Ev…) are letters and digits (".", "_" and "-" are let through as harmless);

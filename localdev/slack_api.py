@@ -17,8 +17,9 @@ Served methods (scope needed; documented tier)
 ``users.info`` (``users:read``; 4), ``users.profile.get`` (``users.profile:read``; 4),
 ``team.profile.get`` (``users.profile:read``; 3), ``users.list`` (``users:read``; 2),
 ``users.lookupByEmail`` (``users:read.email``; 3), ``auth.revoke`` (none; the token stops working unless
-``test`` is true, as ``revoke_token()``). Every answer is HTTP 200 ``{"ok": true, ...}`` or
-``{"ok": false, "error": ...}`` except 429 (rate limit) and injected faults.
+``test`` is true, as ``revoke_token()``), ``views.publish`` (none; 4). ``block_actions_body`` builds the
+form-encoded interaction Slack POSTs when a person clicks in a published view. Every answer is HTTP 200
+``{"ok": true, ...}`` or ``{"ok": false, "error": ...}`` except 429 (rate limit) and injected faults.
 
 Order of checks for ``/api/<method>``
 -------------------------------------
@@ -98,6 +99,17 @@ Undocumented behaviour and the choice this fake makes
   (``Greenwich Mean Time``) else the abbreviation [U: Slack's own labels].
 * Answers carry ``X-OAuth-Scopes`` (the granted scopes) on authenticated calls, as Slack does (not
   re-verified here).
+* ``views.publish`` (reference §9a; docs.slack.dev/reference/methods/views.publish) [V]: ``user_id`` and
+  ``view`` required (``invalid_arguments``, as above); ``view`` is a JSON object (a form field holds its JSON
+  text) of ``type`` ``home`` with a ``blocks`` list of at most 100 objects, each with a string ``type``
+  (``invalid_arguments`` with the JSON pointer in ``response_metadata.messages``); an unknown user →
+  ``user_not_found``; a ``hash`` that is not the current view's → ``hash_conflict``. Bounds checked because a
+  real Slack refuses them [V: Block Kit reference]: a section's ``text`` at most 3,000 characters and at most 10
+  ``fields`` of 2,000; a header's text 150; a checkboxes element 10 options; a button's ``value`` 2,000; an
+  option's text 75 and ``value`` 150; ``block_id`` unique within the view. [U]: Slack may check more (every
+  element's shape); the fake does not. The answer's ``view`` has an ``id`` (one per person, kept across
+  publishes), ``team_id``, ``app_id`` and a new ``hash``. ``published_views``/``home_view()`` keep what was
+  published, per person, in order.
 * ``response_url`` [S: §6 — "valid 30 minutes, at most 5 calls" comes from secondary sources only]:
   accepts POSTed JSON (or a form ``payload=<json>``), answers 200 ``ok`` (text), records
   ``RecordedResponse``. The 6th POST to one URL → 404 ``used_url``; after 30 minutes of the injected
@@ -274,6 +286,33 @@ def event_envelope(
     }
     envelope.update(extra)
     return envelope
+
+
+def block_actions_body(
+    view: Mapping[str, Any],
+    action: Mapping[str, Any],
+    *,
+    user_id: str,
+    team_id: str = "T0FAKE",
+    api_app_id: str = "AFAKE",
+    trigger_id: str = "1.2.3",
+) -> bytes:
+    """The form-encoded ``payload=`` Slack POSTs when a person acts in a published Home view (§9a): ``action``
+    is the element's part (``action_id``, ``block_id``, ``type`` and ``value`` or ``selected_options``)."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": "fake-user", "name": "fake-user", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view.get("id", "")},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "fake-workspace"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": dict(view),
+        "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode("ascii")
 
 
 def slash_command_body(
@@ -582,7 +621,11 @@ class FakeSlack(LocalHttpServer):
             "team.profile.get": _Method(self._team_profile_get, SCOPE_PROFILE_READ),
             "users.list": _Method(self._users_list, SCOPE_USERS_READ),
             "users.lookupByEmail": _Method(self._users_lookup_by_email, SCOPE_USERS_READ_EMAIL),
+            "views.publish": _Method(self._views_publish, None),
         }
+        # Home tab views published, per person, in order; the view id each person's Home keeps.
+        self.published_views: dict[str, list[dict[str, Any]]] = {}
+        self._view_ids: dict[str, str] = {}
 
     # start(), stop(), stopping, the with-block and base_url come from LocalHttpServer.
 
@@ -726,6 +769,12 @@ class FakeSlack(LocalHttpServer):
         if user is None:
             raise KeyError(f"no user {user_id}")
         return user
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab view last published for a person (as answered, with ``id`` and ``hash``), or None."""
+        with self._lock:
+            views = self.published_views.get(user_id)
+            return copy.deepcopy(views[-1]) if views else None
 
     # -- recorded traffic ---------------------------------------------------------------------------
 
@@ -979,6 +1028,37 @@ class FakeSlack(LocalHttpServer):
             shown["profile"].pop("fields", None)
         return shown
 
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user_id")
+        if not user_id:
+            raise _invalid_arguments("missing required field: user_id")
+        raw = args.get("view")
+        if raw is None or raw == "":
+            raise _invalid_arguments("missing required field: view")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise _invalid_arguments("invalid value for field: view (not JSON)") from exc
+        if not isinstance(raw, dict):
+            raise _invalid_arguments("invalid value for field: view (not an object)")
+        problem = _view_problem(raw)
+        if problem is not None:
+            raise _invalid_arguments(problem)
+        with self._lock:
+            if str(user_id) not in self._users:
+                raise _SlackError("user_not_found")
+            published = self.published_views.setdefault(str(user_id), [])
+            expected = args.get("hash")
+            if expected and (not published or published[-1]["hash"] != expected):
+                raise _SlackError("hash_conflict")
+            view_id = self._view_ids.setdefault(str(user_id), "V" + uuid.uuid4().hex[:10].upper())
+            answered = {**copy.deepcopy(raw), "id": view_id, "team_id": self.team_id, "app_id": "AFAKE",
+                        "bot_id": self.bot_id, "hash": f"{int(self._wall_clock())}.{uuid.uuid4().hex[:8]}",
+                        "state": {"values": {}}, "private_metadata": raw.get("private_metadata", "")}
+            published.append(answered)
+            return {"view": copy.deepcopy(answered)}
+
     # -- response_url -------------------------------------------------------------------------------
 
     def _response_url_post(self, request: Request) -> _Answer:
@@ -1005,6 +1085,72 @@ class FakeSlack(LocalHttpServer):
         if entry.posts >= RESPONSE_URL_MAX_POSTS:
             return 404, "used_url"
         return None
+
+
+_VIEW_MAX_BLOCKS = 100
+
+
+def _view_problem(view: Mapping[str, Any]) -> str | None:
+    """Why Slack would refuse this Home view (``[ERROR] …`` with a JSON pointer), or None; see the docstring."""
+    if view.get("type") != "home":
+        return "must be home [json-pointer:/view/type]"
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return "missing required field: blocks [json-pointer:/view/blocks]"
+    if len(blocks) > _VIEW_MAX_BLOCKS:
+        return f"no more than {_VIEW_MAX_BLOCKS} items allowed [json-pointer:/view/blocks]"
+    if len(str(view.get("private_metadata", ""))) > 3000:
+        return "must be less than 3001 characters [json-pointer:/view/private_metadata]"
+    block_ids: set[str] = set()
+    for index, block in enumerate(blocks):
+        where = f"/view/blocks/{index}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            return f"missing required field: type [json-pointer:{where}]"
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if block_id in block_ids:
+                return f"duplicate block_id {block_id} [json-pointer:{where}/block_id]"
+            block_ids.add(block_id)
+        problem = _block_problem(block, where)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _text_of(item: Any) -> str:
+    return str(item.get("text", "")) if isinstance(item, dict) else ""
+
+
+def _block_problem(block: Mapping[str, Any], where: str) -> str | None:
+    kind = block["type"]
+    if kind == "header" and not 0 < len(_text_of(block.get("text"))) <= 150:
+        return f"must be 1 to 150 characters [json-pointer:{where}/text]"
+    if kind == "section":
+        if "text" not in block and "fields" not in block:
+            return f"must provide either text or fields [json-pointer:{where}]"
+        if len(_text_of(block.get("text"))) > 3000:
+            return f"must be less than 3001 characters [json-pointer:{where}/text]"
+        fields = block.get("fields") or []
+        if len(fields) > 10:
+            return f"no more than 10 items allowed [json-pointer:{where}/fields]"
+        for number, item in enumerate(fields):
+            if not 0 < len(_text_of(item)) <= 2000:
+                return f"must be 1 to 2000 characters [json-pointer:{where}/fields/{number}/text]"
+    elements = list(block.get("elements") or []) if kind == "actions" else []
+    if isinstance(block.get("accessory"), dict):
+        elements.append(block["accessory"])
+    for element in elements:
+        if not isinstance(element, dict):
+            return f"must be an object [json-pointer:{where}/elements]"
+        if len(str(element.get("value", ""))) > 2000:
+            return f"must be less than 2001 characters [json-pointer:{where}/elements/value]"
+        options = element.get("options") or []
+        if element.get("type") == "checkboxes" and not 0 < len(options) <= 10:
+            return f"must have 1 to 10 options [json-pointer:{where}/elements/options]"
+        for option in options:
+            if not 0 < len(_text_of(option.get("text"))) <= 75 or len(str(option.get("value", ""))) > 150:
+                return f"option text at most 75 and value at most 150 characters [json-pointer:{where}/options]"
+    return None
 
 
 def _copy_fields(fields: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:

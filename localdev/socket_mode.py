@@ -201,6 +201,16 @@ class FakeSocketMode:
             "accepts_response_payload": True,
         })
 
+    def push_interactive(self, payload: Mapping[str, Any], *, envelope_id: str | None = None) -> str:
+        """An interactivity envelope (a Home tab click: ``block_actions``); ``payload`` is what HTTP mode would
+        POST as the form's ``payload`` JSON."""
+        return self.push({
+            "envelope_id": envelope_id or str(uuid.uuid4()),
+            "payload": dict(payload),
+            "type": "interactive",
+            "accepts_response_payload": False,
+        })
+
     def ack_for(self, envelope_id: str) -> Ack | None:
         with self._lock:
             return next((a for a in self.acks if a.envelope_id == envelope_id), None)

@@ -17,6 +17,7 @@ from profiles.flatten import (
 )
 from profiles.mapping import (
     DEFAULT_INCLUDE,
+    DEFAULT_PERSON_OPTIONAL,
     SENSITIVE_GROUPS,
     AttributeMapper,
     AttributeMapping,
@@ -27,6 +28,7 @@ from profiles.user import NotAUserObject, SlackUser, find_user, flatten_user
 
 __all__ = [
     "DEFAULT_INCLUDE",
+    "DEFAULT_PERSON_OPTIONAL",
     "SENSITIVE_GROUPS",
     "AttributeMapper",
     "AttributeMapping",

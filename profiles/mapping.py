@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -47,6 +47,10 @@ SENSITIVE_GROUPS: dict[str, tuple[str, ...]] = {
     "status": ("profile.status_*", "profile.huddle_*", "presence", "profile.always_active"),
 }
 DEFAULT_RENAME: dict[str, str] = {"id": "user_id", "tz": "timezone", "tz_label": "timezone_label"}
+# Fields each person may keep to themself (the App Home's checkboxes): pronouns and every custom field.
+DEFAULT_PERSON_OPTIONAL: tuple[str, ...] = ("profile.pronouns", "custom.*")
+# Bound on the attribute keys remembered as optional: custom field labels are few; hostile ones cost no memory.
+_OPTIONAL_KEPT = 4096
 # Bounds on the decisions kept: a Slack user object has under 30 containers and 100 keys.
 _PARENTS_KEPT = 256
 _DECISIONS_KEPT_PER_PARENT = 128
@@ -76,10 +80,12 @@ class AttributeMapping:
     rename: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RENAME))
     opt_in: frozenset[str] = frozenset()
     custom_fields: CustomFieldNames = "label"
+    person_optional: tuple[str, ...] = DEFAULT_PERSON_OPTIONAL
+    """Source keys (glob patterns, like `include`) whose attributes each person may keep to themself."""
 
     def __post_init__(self) -> None:
         _check_key_text("prefix", self.prefix, allow_empty=True)
-        for name in ("include", "exclude", "strip_prefixes"):
+        for name in ("include", "exclude", "strip_prefixes", "person_optional"):
             for index, pattern in enumerate(getattr(self, name)):
                 if not isinstance(pattern, str) or not pattern:
                     raise MappingSettingsError(f"{name}[{index}]", "must be a non-empty string")
@@ -103,7 +109,7 @@ class AttributeMapping:
                     str(key), f"is not an attributes setting (known: {', '.join(sorted(known))})"
                 )
         values: dict[str, Any] = {}
-        for name in ("include", "exclude", "strip_prefixes"):
+        for name in ("include", "exclude", "strip_prefixes", "person_optional"):
             if name in table:
                 values[name] = tuple(_string_list(name, table[name]))
         for name in ("prefix", "custom_fields"):
@@ -140,7 +146,8 @@ class AttributeMapper:
     profiles keeps one mapper (`sync.AttributeRules` does). Bounded, so hostile key names cost time, not memory.
     """
 
-    __slots__ = ("_decided", "_exclude", "_include", "_include_literals", "_sensitive", "mapping")
+    __slots__ = ("_decided", "_exclude", "_include", "_include_literals", "_optional", "_optional_targets",
+                 "_sensitive", "mapping")
 
     def __init__(self, mapping: AttributeMapping) -> None:
         self.mapping = mapping
@@ -154,6 +161,14 @@ class AttributeMapper:
         # Every key a glob matches starts with the glob's literal prefix (the text before its first wildcard).
         self._include_literals = tuple(re.split(r"[*?\[]", pattern, maxsplit=1)[0] for pattern in mapping.include)
         self._decided: dict[str, dict[str, Decision]] = {}
+        self._optional = _compile(mapping.person_optional)
+        # The attribute keys of the source keys `person_optional` matched, as decided: an attribute key says
+        # nothing of its source key once renamed, and decisions are made once per key, so they are noted then.
+        self._optional_targets: set[str] = set()
+
+    def person_optional(self, attribute_keys: Iterable[str]) -> tuple[str, ...]:
+        """Those of `attribute_keys` (of profiles this mapper mapped) that a person may keep to themself."""
+        return tuple(key for key in attribute_keys if key in self._optional_targets)
 
     def decide(self, source_key: str) -> Decision:
         """Where a value under this key is written (or why not), and whether a container there is walked."""
@@ -212,7 +227,13 @@ class AttributeMapper:
                 if target.startswith(strip) and len(target) > len(strip):
                     target = target[len(strip):]
                     break
-        return self.mapping.prefix + target
+        target = self.mapping.prefix + target
+        if self._optional is not None and self._optional.match(source_key):
+            if len(self._optional_targets) >= _OPTIONAL_KEPT:
+                self._optional_targets.clear()
+                self._decided.clear()  # decided again, so that the keys in use are noted again
+            self._optional_targets.add(target)
+        return target
 
 
 def _mapped(placement: Placement, notes: NoteList) -> Mapped:

@@ -139,6 +139,11 @@ class SlackDirectory:
             self._labels[team_id] = (self._clock(), labels)
         return labels
 
+    def publish_home(self, team_id: str, user_id: str, view: Mapping[str, Any]) -> None:
+        """Publish a person's App Home view (`views.publish`); raises SlackDirectoryError."""
+        client = self._client_for(team_id)
+        self._call("views.publish", lambda: client.views_publish(user_id=user_id, view=dict(view)))
+
     def forget(self, team_id: str) -> None:
         """Drop what is cached of a workspace (the app was uninstalled there)."""
         with self._lock:

@@ -12,7 +12,8 @@ Tables (schema in `schema.py`, every statement in `queries.py`)::
                     one of a participant no longer live is deleted after the retention
     audit           who, which keys, which conversation, result, Genesys contextId; deleted after the retention
     work            (kind, key) unique → payload, generation, attempts, next_attempt_at, lease (holder, token, until)
-    dead_letters    work given up on, with the reason
+    dead_letters    work given up on, with the reason (`requeue_dead_letters` puts them back in the queue)
+    privacy_choices (team_id, user_id) → the optional attribute keys the person keeps to themself (JSON array)
     slack_installations  (enterprise_id, team_id) → latest Slack OAuth installation and bot (JSON; holds tokens)
     oauth_states    OAuth `state` → expires_at, each consumed once (the install flow's CSRF check); deleted expired
     leases          name → holder, token, until: a job (the Genesys poll) runs on one replica at a time
@@ -56,12 +57,14 @@ from store.schema import LATEST_VERSION, apply_migrations
 from store.sql_store import Store
 from store.sqlite import SqliteDatabase
 from store.values import (
+    PRIVACY,
     AuditEntry,
     Cutoffs,
     DeadLetter,
     DesiredRow,
     LinkConflict,
     LinkResult,
+    PrivacyChoice,
     Retained,
     SlackInstallation,
     StoreHealth,
@@ -75,12 +78,14 @@ from store.values import (
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "LATEST_VERSION",
+    "PRIVACY",
     "AuditEntry",
     "Cutoffs",
     "DeadLetter",
     "DesiredRow",
     "LinkConflict",
     "LinkResult",
+    "PrivacyChoice",
     "Retained",
     "SlackInstallation",
     "Store",

@@ -128,6 +128,11 @@ class Queries:
         )
         self.drop_link_conflict = sql("DELETE FROM link_conflicts WHERE team_id = :team_id AND user_id = :user_id")
         self.count_link_conflicts = sql("SELECT COUNT(*) FROM link_conflicts")
+        # People synced: a stored profile to write and a Genesys user linked to it.
+        self.count_synced_people = sql(
+            "SELECT COUNT(*) FROM desired d JOIN user_links l ON l.team_id = d.team_id AND l.user_id = d.user_id"
+            " WHERE d.deleted = :no AND d.attributes_hash <> '' AND l.genesys_user_id IS NOT NULL"
+        )
         self.forget_workspace_conflicts = sql(
             "DELETE FROM link_conflicts WHERE team_id = :team_id OR holder_team_id = :team_id"
         )
@@ -209,6 +214,13 @@ class Queries:
             " AND result = 'written' ORDER BY id DESC LIMIT 1"
         )
         self.purge_audit = sql("DELETE FROM audit WHERE at < :cutoff")
+        self.count_written_since = sql("SELECT COUNT(*) FROM audit WHERE result = 'written' AND at >= :since")
+
+        # --- Privacy choices: the optional keys each person keeps to themself.
+        self.withheld_keys = sql("SELECT withheld FROM privacy_choices WHERE team_id = :team_id AND user_id = :user_id")
+        self.save_privacy_choice = sql(dialect.upsert(
+            "privacy_choices", ("team_id", "user_id", "withheld", "changed_at"), ("team_id", "user_id"),
+            "withheld = excluded.withheld, changed_at = excluded.changed_at"))
 
         # --- Work queue.
         # Enqueue coalesces on (kind, key): the newest payload wins, generation counts versions, the due time only
@@ -260,6 +272,7 @@ class Queries:
             " WHERE id = :id AND lease_token = :lease_token"
         )
         self.pending_count = sql("SELECT COUNT(*) FROM work")
+        self.delete_dead_letter = sql("DELETE FROM dead_letters WHERE id = :id")
         self.dead_letters = sql(f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT :limit")
         self.dead_letter_count = sql("SELECT COUNT(*) FROM dead_letters")
         self.all_dead_letter_ids = sql("SELECT id FROM dead_letters ORDER BY id")
@@ -318,6 +331,7 @@ class Queries:
         # window, granted or not, so the one statement decides and the caller derives its share from what it returns
         # (asked before = asked - want). A caller whose clock is behind (an older window) counts against the stored
         # window rather than starting its own.
+        self.budget_window = sql("SELECT window_start, asked FROM budgets WHERE name = :name")
         self.take_budget = sql(
             "INSERT INTO budgets (name, window_start, asked) VALUES (:name, :window_start, :want)"
             " ON CONFLICT (name) DO UPDATE SET"

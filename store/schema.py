@@ -357,6 +357,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_by_participant ON audit (conversation_id, participant_id, id)",
         ),
     ),
+    Migration(
+        version=7,
+        description="each person's privacy choices",
+        sqlite=(
+            # The optional attribute keys (person_optional) a person keeps to themself, as a sorted JSON array,
+            # chosen on the App Home: left out of every write until ticked again. No row: everything is shared.
+            """CREATE TABLE privacy_choices (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                withheld TEXT NOT NULL,
+                changed_at REAL NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+        ),
+        postgresql=(
+            """CREATE TABLE privacy_choices (
+                team_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                withheld TEXT NOT NULL,
+                changed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (team_id, user_id))""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -17,6 +17,7 @@ from store.errors import StoreError
 from store.queries import Queries
 from store.schema import schema_version
 from store.values import (
+    PRIVACY,
     WRITE_OUTCOMES,
     AuditEntry,
     Cutoffs,
@@ -24,6 +25,7 @@ from store.values import (
     DesiredRow,
     LinkConflict,
     LinkResult,
+    PrivacyChoice,
     Retained,
     SlackInstallation,
     StoreHealth,
@@ -174,6 +176,13 @@ class Store:
             row = cursor.fetchone()
         return None if row is None else LinkConflict(*row)
 
+    def synced_people_count(self) -> int:
+        """How many Slack users have a profile to write and a Genesys user to write it to."""
+        with self._db.reading("count synced people") as cursor:
+            cursor.execute(self._q.count_synced_people, {"no": False})
+            (count,) = cursor.fetchone()
+        return int(count)
+
     def link_conflict_count(self) -> int:
         """How many Slack users are left unlinked because their Genesys user has another Slack user."""
         return self._count(self._q.count_link_conflicts, "count link conflicts")
@@ -271,6 +280,35 @@ class Store:
                 },
             )
         return True
+
+    def writes_since(self, since: float) -> int:
+        """How many writes Genesys accepted since `since` (as the audit trail keeps them)."""
+        with self._db.reading("count writes") as cursor:
+            cursor.execute(self._q.count_written_since, {"since": since})
+            (count,) = cursor.fetchone()
+        return int(count)
+
+    # --- Privacy choices -----------------------------------------------------------------------------------------
+
+    def withheld_keys(self, team_id: str, user_id: str) -> frozenset[str]:
+        """The optional attribute keys this person keeps to themself (empty: they share everything)."""
+        with self._db.reading("read a privacy choice") as cursor:
+            cursor.execute(self._q.withheld_keys, {"team_id": team_id, "user_id": user_id})
+            row = cursor.fetchone()
+        return frozenset() if row is None else frozenset(json.loads(row[0]))
+
+    def choose_privacy(self, choice: PrivacyChoice) -> None:
+        """Keep a person's choice of withheld keys and append it to the audit trail (result "privacy", no
+        conversation), in one transaction."""
+        withheld = sorted(choice.withheld)
+        with self._db.transaction("save a privacy choice") as cursor:
+            cursor.execute(self._q.save_privacy_choice, {"team_id": choice.team_id, "user_id": choice.user_id,
+                                                         "withheld": _json(withheld), "changed_at": choice.at})
+            cursor.execute(self._q.append_audit, {
+                "at": choice.at, "team_id": choice.team_id, "user_id": choice.user_id, "genesys_user_id": None,
+                "conversation_id": "", "participant_id": "", "keys": _json(withheld), "result": PRIVACY,
+                "context_id": None, "detail": choice.detail, "attributes_hash": "",
+            })
 
     def forget_participants(self, live: set[tuple[str, str]]) -> int:
         """Drop last_written rows of participants not in `live` (conversation_id, participant_id); returns how many.
@@ -606,6 +644,13 @@ class Store:
             (asked,) = cursor.fetchone()
         asked_before = int(asked) - want
         return max(0, min(want, per_window - asked_before))
+
+    def budget_window(self, name: str) -> tuple[float, int] | None:
+        """The start of a request budget's latest window and the requests asked in it; None before the first."""
+        with self._db.reading("read a request budget") as cursor:
+            cursor.execute(self._q.budget_window, {"name": name})
+            row = cursor.fetchone()
+        return None if row is None else (float(row[0]), int(row[1]))
 
     # --- Maintenance and health ----------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ WriteTarget = Literal["agent", "customer"]
 """Whose participant a write goes to: the person's own, or the customer's (external) participant of their call."""
 """What became of a recorded write (not `genesys.WriteResult`, which is Genesys' answer to an accepted PATCH)."""
 WRITE_OUTCOMES: frozenset[str] = frozenset({"written", "gone", "rejected", "failed"})
+PRIVACY = "privacy"
+"""The audit result of a person's privacy choice (no conversation: `conversation_id` is "")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,19 @@ class AuditEntry:
     attributes_hash: str
     target: WriteTarget = "agent"
     """Whose participant was written: the person's own (`agent`) or the conversation's customer (`customer`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyChoice:
+    """A person's choice of the optional attribute keys they keep to themself (the App Home's checkboxes)."""
+
+    team_id: str
+    user_id: str
+    withheld: frozenset[str]
+    """Left out of every write until shared again."""
+    at: float
+    detail: str = ""
+    """What changed, in words, for the audit trail."""
 
 
 @dataclass(frozen=True, slots=True)

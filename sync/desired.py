@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from genesys import VoiceSafeChecker, VoiceSafeLimits, VoiceSafetyReport
@@ -32,15 +33,28 @@ class DesiredAttributes:
     mapped: Mapped
     notes: tuple[FlattenNote, ...]
     report: VoiceSafetyReport
+    optional: tuple[str, ...] = ()
+    """Attribute keys of this profile the person may keep to themself (`person_optional`), withheld ones included."""
+    withheld: tuple[str, ...] = ()
+    """Of those, the ones the person keeps to themself: left out of `report.attributes`, so never written."""
 
     @property
     def ok(self) -> bool:
         return self.report.ok
 
 
-def desired_attributes(user: SlackUser, labels: FieldLabels, rules: AttributeRules) -> DesiredAttributes:
-    """Flatten, map and voice-safe check one user's profile."""
+def desired_attributes(user: SlackUser, labels: FieldLabels, rules: AttributeRules, *,
+                       withheld: Collection[str] = ()) -> DesiredAttributes:
+    """Flatten, map and voice-safe check one user's profile; `withheld`: the optional attribute keys the person
+    keeps to themself (their App Home choice), left out here so that every writer (each target) leaves them out.
+
+    A withheld key that is not optional (the operator changed `person_optional` since) is written again."""
     mapped, notes = rules.mapper.map_user(user.user, labels, limits=rules.flatten_limits,
                                           max_key_chars=rules.voice_safe.max_key_chars)
-    report = rules.checker.check(mapped.attributes)
-    return DesiredAttributes(user, mapped, notes + mapped.notes, report)
+    optional = rules.mapper.person_optional(mapped.attributes)
+    kept_back = tuple(key for key in optional if key in withheld)
+    attributes = mapped.attributes
+    if kept_back:
+        attributes = {key: value for key, value in attributes.items() if key not in kept_back}
+    report = rules.checker.check(attributes)
+    return DesiredAttributes(user, mapped, notes + mapped.notes, report, optional, kept_back)

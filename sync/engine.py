@@ -53,6 +53,7 @@ from store import (
     Cutoffs,
     DesiredRow,
     LinkConflict,
+    PrivacyChoice,
     Retained,
     Store,
     StoreError,
@@ -85,6 +86,10 @@ PERMANENT_SLACK_ERRORS = frozenset({"user_not_found", TEAM_NOT_ALLOWED})
 """Slack error codes no retry can fix: the work item becomes a dead letter at once."""
 
 T = TypeVar("T")
+
+PersonSynced = Callable[[str, str], None]
+"""Told (team_id, user_id) after a person's profile was read and their participants written (the App Home
+refreshes): called on the engine's thread, so it must only hand the news on."""
 
 
 class GenesysPort(Protocol):
@@ -312,6 +317,8 @@ class SyncStatus:
     """Genesys' notifications as this replica sees them; None with GENESYS_PUSH off."""
     target: SyncTarget = field(default_factory=SyncTarget)
     """Where attributes go (SYNC_TARGET, CUSTOMER_KEY_PREFIX)."""
+    withheld: frozenset[str] = frozenset()
+    """The optional attribute keys they keep to themself (their App Home choice): never written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +343,8 @@ class SyncEngine:
     def __init__(self, *, store: Store, genesys: GenesysPort, slack: SlackPort, rules: AttributeRules,
                  settings: EngineSettings | None = None, clock: Callable[[], float] = time.time,
                  timer: Timer = SYSTEM_TIMER, push: PushFactory | None = None,
-                 observer: EngineObserver = NO_OBSERVER, target: SyncTarget | None = None) -> None:
+                 observer: EngineObserver = NO_OBSERVER, target: SyncTarget | None = None,
+                 on_person_synced: PersonSynced | None = None) -> None:
         self._store = store
         self._observer = observer
         """Told of each write and poll, for metrics."""
@@ -389,6 +397,7 @@ class SyncEngine:
         """A (re)connected socket may have missed notifications: poll once at once."""
         self._follow_soon = False
         """A link was resolved: hand push the followed people at the loop's next turn."""
+        self._on_person_synced = on_person_synced
 
     # --------------------------------------------------------------- intake (handlers)
 
@@ -412,7 +421,34 @@ class SyncEngine:
     def preview(self, team_id: str, user_id: str) -> DesiredAttributes:
         """The attributes `user_id` would get now, read fresh from Slack; writes nothing."""
         record = self._slack.user(team_id, user_id)
-        return desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(team_id), self._rules)
+        return desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(team_id), self._rules,
+                                  withheld=self._store.withheld_keys(team_id, user_id))
+
+    def keep_to_themself(self, team_id: str, user_id: str, withheld: Collection[str]) -> PrivacyChoice:
+        """Record which optional keys a person keeps to themself (kept and audited): the next read of their profile
+        (`sync_now`, or a queued refresh) clears them ("") on their live participants and leaves them out of every
+        write after. Returns the choice recorded."""
+        before = self._store.withheld_keys(team_id, user_id)
+        now = frozenset(withheld)
+        hidden, shared = sorted(now - before), sorted(before - now)
+        detail = "; ".join(part for part in (f"kept to themself: {', '.join(hidden)}" if hidden else "",
+                                             f"shared again: {', '.join(shared)}" if shared else "") if part)
+        choice = PrivacyChoice(team_id, user_id, now, self._clock(), detail or "unchanged")
+        self._store.choose_privacy(choice)
+        log.info("Slack user %s: %s", user_id, choice.detail)
+        return choice
+
+    def live_conversations(self, genesys_user_id: str) -> int | None:
+        """How many live conversations the Genesys user is on now: from the last poll and push while this replica
+        polls, else asked of Genesys; None when it cannot be known now."""
+        if self._polling:
+            live = [p for p in self._live_participants() if p.user_id == genesys_user_id]
+        else:
+            try:
+                live = list(self._genesys.live_participants(genesys_user_id))
+            except GenesysError:
+                return None
+        return len({participant.conversation_id for participant in live})
 
     def sync_now(self, team_id: str, user_id: str) -> SyncReport:
         """Read the user's profile, save it and write it to each of their live participants now."""
@@ -445,7 +481,9 @@ class SyncEngine:
             # Which person the customer's participant describes is decided from everyone on the call, which only the
             # replica that polls sees; it writes the stored profile on its next poll or notification.
             left = len({participant.conversation_id for participant in participants if participant.customers})
-        return SyncReport(desired, genesys_user_id, tuple(results), customers_left_to_poller=left)
+        report = SyncReport(desired, genesys_user_id, tuple(results), customers_left_to_poller=left)
+        self._person_synced(team_id, user_id)
+        return report
 
     def status(self, team_id: str, user_id: str) -> SyncStatus:
         """Last read and writes of `user_id`, pending work, dead letters and Genesys connectivity."""
@@ -459,6 +497,7 @@ class SyncEngine:
             conflict=self._store.link_conflict(team_id, user_id),
             push=PushStatus(self.push_state(), self._settings.poll_interval_s) if self.push_enabled else None,
             target=self._target,
+            withheld=self._store.withheld_keys(team_id, user_id),
         )
 
     def bootstrap(self, team_id: str) -> int:
@@ -893,6 +932,16 @@ class SyncEngine:
                                    level=logging.ERROR if first else logging.WARNING, exc_info=first)
             return
         self._store.complete(item)
+        self._person_synced(team_id, user_id)
+
+    def _person_synced(self, team_id: str, user_id: str) -> None:
+        """Tell `on_person_synced`; its failure is its own (logged), never the write's."""
+        if self._on_person_synced is None:
+            return
+        try:
+            self._on_person_synced(team_id, user_id)
+        except Exception:  # a listener's bug must not fail the sync it hears about
+            log.exception("telling that Slack user %s was synced failed", user_id)
 
     def _give_up_or_retry(self, item: WorkItem, error: str, *, permanent: bool = False,
                           level: int = logging.INFO, exc_info: bool = False) -> None:
@@ -907,8 +956,9 @@ class SyncEngine:
         self._store.retry_later(item, delay_s=delay, error=error)
 
     def _save_desired(self, record: SlackUserRecord) -> tuple[DesiredAttributes, DesiredRow]:
+        # The keys the person keeps to themself are left out here, where every later write (each target) starts.
         desired = desired_attributes(SlackUser(record.user, "Slack profile"), self._slack.labels(record.team_id),
-                                     self._rules)
+                                     self._rules, withheld=self._store.withheld_keys(record.team_id, record.user_id))
         attributes = dict(desired.report.attributes) if desired.ok else {}
         if attributes:
             attributes = self._with_cleared_keys(record, attributes)
@@ -1004,6 +1054,7 @@ class SyncEngine:
                 try:
                     if self._write(participant, row, fence=self._poll_lease_holds).result == "written":
                         written += 1
+                        self._person_synced(row.team_id, row.user_id)
                 except _LeaseLost:
                     self._lost_poll_lease(len(pending) - index)
                     return written

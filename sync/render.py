@@ -6,7 +6,9 @@ Nothing here prints an exception's text: failures arrive as error ids (see `sync
 
 from __future__ import annotations
 
-from store import LinkConflict
+from collections.abc import Collection
+
+from store import PRIVACY, LinkConflict
 from sync.desired import DesiredAttributes
 from sync.engine import PushStatus, ResyncProgress, ResyncSummary, SyncReport, SyncStatus
 from sync.target import SyncTarget
@@ -62,6 +64,8 @@ class SlackText:
         lines.extend(f"• `{key}` = {value or '(empty)'}" for key, value in shown)
         if len(attributes) > len(shown):
             lines.append(f"… and {len(attributes) - len(shown)} more")
+        if desired.withheld and whose == "your":  # which fields a colleague keeps back is theirs to say
+            lines.append(withheld_line(desired.withheld, whose=whose))
         sensitive = [e.source_key for e in desired.mapped.excluded if e.reason.startswith("sensitive")]
         if sensitive:
             lines.append(f"Left out until an admin opts in: {', '.join(sensitive)}")
@@ -80,6 +84,8 @@ class SlackText:
         Otherwise only whether the profile is synced: what a colleague may know without seeing when someone was
         on a call, who they talked to (conversation ids) or an e-mail their profile may hide."""
         lines = _status_lines(status) if full else _colleague_status_lines(status, whose)
+        if full and status.withheld:
+            lines.append(withheld_line(status.withheld, whose=whose))
         genesys = {None: "not polled yet", True: "reachable"}.get(
             status.genesys_ok, f"unreachable (error id {status.genesys_error_id})" if status.genesys_error_id
             else "unreachable")
@@ -102,6 +108,17 @@ class SlackText:
             else f"still running ({summary.pending} to read; it carries on by itself)"
         return (f"Resync {finished}: {summary.queued} people queued, {summary.written} participant write(s) made, "
                 f"{summary.dead_letters} dead letter(s) in total.")
+
+
+def withheld_line(withheld: Collection[str], *, whose: str) -> str:
+    """The optional keys a person keeps to themself (their App Home choice)."""
+    who = "yourself" if whose == "your" else "themself"
+    return f"Kept to {who} (never written): {', '.join(f'`{key}`' for key in sorted(withheld))}"
+
+
+def push_line(push: PushStatus | None) -> str:
+    """Whether Genesys' notifications bring new calls now, in one sentence."""
+    return _push_line(push)
 
 
 def _push_line(push: PushStatus | None) -> str:
@@ -152,6 +169,10 @@ def _status_lines(status: SyncStatus) -> list[str]:
         lines.append(f"Genesys user: {link.genesys_user_id}" if link.genesys_user_id
                      else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
     for entry in status.writes:
+        if entry.result == PRIVACY:
+            lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: privacy choice "
+                         f"({entry.detail})")
+            continue
         where = "the customer's participant of conversation" if entry.target == "customer" else "conversation"
         lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
                      f"on {where} `{entry.conversation_id}` ({len(entry.keys)} keys"

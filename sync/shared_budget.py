@@ -18,6 +18,17 @@ through around its boundary, and with 10-second windows that is 1/6 over the bud
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """The shared Genesys request budget's current window, as every replica counts it (the admin Home shows it)."""
+
+    asked: int
+    """Requests asked for in this window by every replica, granted or not."""
+    per_window: int
+    window_s: float
+    requests_per_minute: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreBudget:
     """`genesys.SharedBudget` over `Store.take_budget`: `requests_per_minute` shared by every replica."""
 
@@ -26,8 +37,19 @@ class StoreBudget:
     name: str = "genesys"
     clock: Callable[[], float] = field(default=time.time)
 
+    @property
+    def per_window(self) -> int:
+        return max(1, math.floor(self.requests_per_minute * WINDOW_S / 60.0))
+
+    def use(self) -> BudgetUse:
+        """How much of the current window is used (one read of the store)."""
+        window = self.store.budget_window(self.name)
+        current = math.floor(self.clock() / WINDOW_S) * WINDOW_S
+        asked = window[1] if window is not None and window[0] >= current else 0
+        return BudgetUse(asked, self.per_window, WINDOW_S, self.requests_per_minute)
+
     def take(self, want: int) -> tuple[int, float]:
-        per_window = max(1, math.floor(self.requests_per_minute * WINDOW_S / 60.0))
+        per_window = self.per_window
         left_s = WINDOW_S - self.clock() % WINDOW_S
         try:
             granted = self.store.take_budget(self.name, want, per_window, WINDOW_S)

@@ -64,13 +64,19 @@ def test_scopes_are_exactly_what_the_app_uses(manifest: dict[str, Any]) -> None:
 
 
 def test_events_and_command(manifest: dict[str, Any]) -> None:
-    """user_change, team_join and the uninstall events are subscribed, each with a listener (Bolt answers 404 to
-    an event without one); /genesys-sync has a usage hint; Socket Mode is on."""
+    """user_change, team_join, the uninstall events and app_home_opened are subscribed, each with a listener (Bolt
+    answers 404 to an event without one); /genesys-sync has a usage hint; Socket Mode is on."""
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == [
-        "user_change", "team_join", "app_uninstalled", "tokens_revoked"]
+        "user_change", "team_join", "app_uninstalled", "tokens_revoked", "app_home_opened"]
     assert tuple(manifest["settings"]["event_subscriptions"]["bot_events"]) == SUBSCRIBED_EVENTS
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/genesys-sync"
     assert command["usage_hint"]
     assert command["should_escape"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
+
+
+def test_the_home_tab_and_interactivity_are_on(manifest: dict[str, Any]) -> None:
+    """The App Home's Home tab is enabled and interactivity is on, for its buttons and checkboxes."""
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from localdev.app_process import Running, agent_on_a_call, launch_socket_mode, wait_for
 from localdev.genesys_cloud import FakeGenesysCloud
-from localdev.slack_api import event_envelope, slash_command_body
+from localdev.slack_api import block_actions_body, event_envelope, slash_command_body
 from localdev.socket_mode import APP_TOKEN, SocketModeSlack
 
 
@@ -70,6 +71,26 @@ def test_a_slash_command_is_acked_with_its_answer(socket_app: tuple[Running, Soc
     assert ack.payload["response_type"] == "ephemeral"
     wait_for(lambda: bool(slack.responses_to(url)), 10, f"the answer; log:\n{app.log()}")
     assert participant.conversation_id in slack.responses_to(url)[-1]["text"]
+
+
+def test_the_home_tab_works_over_the_socket(socket_app: tuple[Running, SocketModeSlack]) -> None:
+    """app_home_opened and a Sync now click come over the socket, are acked within 3 s, and publish the view."""
+    app, slack = socket_app
+    _user, participant = agent_on_a_call(app)
+    opened = slack.socket_mode.push_event(event_envelope(
+        {"type": "app_home_opened", "user": "U0ADA", "channel": "D0HOME", "tab": "home", "event_ts": "1.2"}))
+    slack.socket_mode.wait_for_ack(opened, timeout=3)
+    wait_for(lambda: slack.home_view("U0ADA") is not None, 10, f"the Home view; log:\n{app.log()}")
+    view = slack.home_view("U0ADA")
+    assert view is not None
+    payload = json.loads(dict(parse_qsl(block_actions_body(
+        view, {"action_id": "home_sync_now", "block_id": "home_person_actions", "type": "button", "value": "sync"},
+        user_id="U0ADA").decode()))["payload"])
+    slack.socket_mode.wait_for_ack(slack.socket_mode.push_interactive(payload), timeout=3)
+    wait_for(lambda: len(slack.published_views["U0ADA"]) >= 2, 10, f"the view after Sync now; log:\n{app.log()}")
+    assert "Synced your profile" in json.dumps(slack.home_view("U0ADA"))
+    assert app.genesys.attributes(participant.conversation_id, participant.participant_id)["slack.title"] == \
+        "Support Engineer"
 
 
 def test_sigterm_stops_the_socket_mode_app_quickly(socket_app: tuple[Running, SocketModeSlack]) -> None:

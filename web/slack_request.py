@@ -29,10 +29,10 @@ MAX_NESTING: Final = 64
 """Slack's deepest payloads (Block Kit in views) nest about a dozen levels; 64 is far above that and far below the
 recursion limit that the JSON parser and anything walking the body recursively would hit."""
 
-JSON_TYPES: Final = frozenset({"event_callback", "url_verification", "app_rate_limited"})
-"""The JSON payloads this app takes (events, and the two Slack sends about the subscription); interactivity
-(block_actions, view_submission, shortcuts…) is not enabled in its manifest. Bolt answers other kinds 404 and logs a
-multi-line "unhandled request" suggestion that quotes the payload's names unescaped."""
+JSON_TYPES: Final = frozenset({"event_callback", "url_verification", "app_rate_limited", "block_actions"})
+"""The JSON payloads this app takes (events, the two Slack sends about the subscription, and the App Home's clicks:
+block_actions, a form's `payload=`); other interactivity (view_submission, shortcuts…) has no listener. Bolt answers
+other kinds 404 and logs a multi-line "unhandled request" suggestion that quotes the payload's names unescaped."""
 
 _ID_KEYS: Final = ("team_id", "enterprise_id", "api_app_id", "event_id", "user_id", "channel_id", "context_team_id",
                    "context_enterprise_id", "app_installed_team_id", "id")
@@ -103,9 +103,24 @@ def _unhandled(parsed: Mapping[str, Any], *, is_json: bool) -> str | None:
         event = parsed.get("event")
         if kind == "event_callback" and (not isinstance(event, dict) or event.get("type") not in SUBSCRIBED_EVENTS):
             return "an event this app does not subscribe to"
+        if kind == "block_actions":
+            return _unusable_actions(parsed.get("actions"))
         return None
     command = parsed.get("command")
     return f"a command other than {COMMAND}" if command is not None and command != COMMAND else None
+
+
+def _unusable_actions(actions: object) -> str | None:
+    """Bolt routes a block_actions by its first action's action_id (and reads block_id and value as text)."""
+    if not isinstance(actions, list) or not actions or not all(isinstance(action, dict) for action in actions):
+        return "a block_actions without a list of actions"
+    for action in actions:
+        for key in ("action_id", "block_id", "value"):
+            if action.get(key) is not None and not isinstance(action[key], str):
+                return f"a block_actions whose action has {_wrong(key, action[key], 'a string')}"
+    if not isinstance(actions[0].get("action_id"), str):
+        return "a block_actions whose action names no action_id"
+    return None
 
 
 def _deeper_than(document: object, limit: int) -> bool:

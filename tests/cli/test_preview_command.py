@@ -238,6 +238,21 @@ def test_a_bad_settings_file_names_file_setting_and_problem(tmp_path: Path, toml
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("toml", "listed"), [
+    ("", "slack.custom.Department, slack.custom.Location, slack.custom.Manager, slack.custom.Manager.alt, "
+         "slack.custom.Team, slack.pronouns"),
+    ('[attributes]\nperson_optional = ["profile.title"]\n', "slack.title"),
+])
+def test_the_keys_each_person_may_keep_to_themself_are_named(tmp_path: Path, toml: str, listed: str) -> None:
+    """The preview names the attribute keys `person_optional` makes optional (default: pronouns, custom fields)."""
+    config = tmp_path / "sync.toml"
+    config.write_text(toml)
+    result = run_preview("--config", str(config), "--team-profile", TEAM, USER)
+    assert result.returncode == 0, result.stderr
+    assert f"Each person may keep these to themself on the app's Home tab (person_optional): {listed}\n" \
+        in result.stdout
+
+
 def test_the_example_settings_file_equals_the_defaults() -> None:
     """sync.example.toml documents exactly the built-in defaults."""
     with_example = run_preview("--json", "--config", str(REPO / "sync.example.toml"), "--team-profile", TEAM, USER)

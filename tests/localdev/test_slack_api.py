@@ -516,3 +516,58 @@ def _swallow(call: Any, *args: Any) -> None:
         call(*args)
     except httpx.HTTPError:
         return  # the stopped server hangs up: that is the point
+
+
+# -- views.publish (the App Home) --------------------------------------------------------------------
+
+
+def test_views_publish_records_the_view_with_a_stable_id_and_new_hash(slack: FakeSlack, client: WebClient) -> None:
+    """A published Home view is answered with an id kept per person and a hash, and kept for tests to read."""
+    slack.add_user("U0ADA", name="ada")
+    view = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
+    first = client.views_publish(user_id="U0ADA", view=view)["view"]
+    second = client.views_publish(user_id="U0ADA", view=view, hash=first["hash"])["view"]
+    assert first["id"] == second["id"]
+    assert first["hash"] != second["hash"]
+    assert slack.home_view("U0ADA") == second
+    assert len(slack.published_views["U0ADA"]) == 2
+    assert slack.home_view("U0NOBODY") is None
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+@pytest.mark.parametrize(("arguments", "error", "message"), [
+    ({"view": {"type": "home", "blocks": []}}, "invalid_arguments", "missing required field: user_id"),
+    ({"user_id": "U0ADA"}, "invalid_arguments", "missing required field: view"),
+    ({"user_id": "U0ADA", "view": {"type": "modal", "blocks": []}}, "invalid_arguments", "must be home"),
+    ({"user_id": "U0ADA", "view": {"type": "home", "blocks": [_section("x")] * 101}}, "invalid_arguments",
+     "no more than 100 items allowed"),
+    ({"user_id": "U0ADA", "view": {"type": "home", "blocks": [_section("x" * 3001)]}}, "invalid_arguments",
+     "must be less than 3001 characters"),
+    ({"user_id": "U0ADA", "view": {"type": "home", "blocks": [{"type": "actions", "elements": [
+        {"type": "checkboxes", "action_id": "a",
+         "options": [{"text": {"type": "plain_text", "text": str(n)}, "value": str(n)} for n in range(11)]}]}]}},
+     "invalid_arguments", "must have 1 to 10 options"),
+    ({"user_id": "U0NOBODY", "view": {"type": "home", "blocks": []}}, "user_not_found", None),
+    ({"user_id": "U0ADA", "view": {"type": "home", "blocks": []}, "hash": "stale"}, "hash_conflict", None),
+])
+def test_views_publish_refuses_what_slack_refuses(slack: FakeSlack, client: WebClient, arguments: dict[str, Any],
+                                                  error: str, message: str | None) -> None:
+    """Missing arguments, a view that is not a Home view or breaks Block Kit's bounds, an unknown user and a stale
+    hash are refused as Slack refuses them, and nothing is recorded."""
+    slack.add_user("U0ADA", name="ada")
+    with pytest.raises(SlackApiError) as excinfo:
+        client.api_call("views.publish", json=arguments)
+    answer = api_error(excinfo)
+    assert answer["error"] == error
+    if message is not None:
+        assert message in answer["response_metadata"]["messages"][0]
+    assert slack.published_views.get("U0ADA", []) == []
+
+
+def test_views_publish_needs_a_token(http: httpx.Client) -> None:
+    """Without a token views.publish is not_authed, like every method."""
+    answer = http.post("views.publish", data={"user_id": "U0ADA", "view": "{}"}).json()
+    assert answer == {"ok": False, "error": "not_authed"}

@@ -193,3 +193,24 @@ def test_a_full_decision_cache_changes_nothing(parents: int, children: int) -> N
     results = [mapper.map_user(user, FieldLabels.empty(), limits=limits, max_key_chars=128)[0] for _ in range(3)]
     assert len(results[0].attributes) == parents * children
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize(("table", "optional"), [
+    ({}, ("slack.custom.Department",)),  # the default: pronouns (none here) and every custom field kept by the mapping
+    ({"person_optional": ["profile.title", "tz"]}, ("slack.timezone", "slack.title")),
+    ({"person_optional": ["profile.title"], "rename": {"profile.title": "role"}}, ("slack.role",)),
+    ({"person_optional": []}, ()),
+])
+def test_person_optional_names_attribute_keys(table: dict[str, Any], optional: tuple[str, ...]) -> None:
+    """person_optional patterns match source keys; the mapper names the attribute keys they became (renamed,
+    prefixed), of the keys it placed only."""
+    mapper = AttributeMapper(AttributeMapping.from_table(table))
+    attributes = mapper.apply(PROFILE, max_key_chars=128).attributes
+    assert mapper.person_optional(attributes) == optional
+
+
+@pytest.mark.parametrize("value", ["profile.pronouns", [""], [1]])
+def test_a_bad_person_optional_is_refused(value: object) -> None:
+    """person_optional must be a list of non-empty strings, like include."""
+    with pytest.raises(MappingSettingsError, match="person_optional"):
+        AttributeMapping.from_table({"person_optional": value})

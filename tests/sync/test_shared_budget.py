@@ -30,3 +30,15 @@ def test_an_unreachable_database_grants_nothing_until_the_window_ends(store: Sto
     granted, left_s = budget.take(5)
     assert granted == 0
     assert left_s == pytest.approx(WINDOW_S - clock() % WINDOW_S)
+
+
+def test_use_reads_the_current_window_of_every_replica(store: Store, clock: FakeClock) -> None:
+    """use() counts what every replica asked in the current window, and nothing once it has passed."""
+    first, second = (StoreBudget(store, 300, clock=clock) for _ in range(2))
+    assert first.use().asked == 0
+    first.take(5)
+    second.take(7)
+    use = first.use()
+    assert (use.asked, use.per_window, use.window_s, use.requests_per_minute) == (12, 50, WINDOW_S, 300)
+    clock.advance(WINDOW_S)
+    assert second.use().asked == 0
