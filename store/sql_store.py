@@ -308,6 +308,7 @@ class Store:
                 "at": choice.at, "team_id": choice.team_id, "user_id": choice.user_id, "genesys_user_id": None,
                 "conversation_id": "", "participant_id": "", "keys": _json(withheld), "result": PRIVACY,
                 "context_id": None, "detail": choice.detail, "attributes_hash": "",
+                "target": "agent",  # the column's default: a choice names no participant and holds for every target
             })
 
     def forget_participants(self, live: set[tuple[str, str]]) -> int:
