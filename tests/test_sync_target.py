@@ -16,7 +16,9 @@ from localdev.slack_api import FakeSlack
 @pytest.fixture(params=["customer", "both", None], ids=["customer", "both", "unset"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Running, str | None]]:
     with FakeSlack() as slack, FakeGenesysCloud() as genesys:
-        running = launch(slack, genesys, tmp_path, env_changes={"SYNC_TARGET": request.param})
+        # The shipped defaults otherwise (push on), as the acceptance run starts the app.
+        running = launch(slack, genesys, tmp_path, env_changes={"SYNC_TARGET": request.param, "GENESYS_PUSH": None,
+                                                                "POLL_INTERVAL_SECONDS": None})
         try:
             yield running, request.param
         finally:
