@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from slack_bolt import Ack, App, BoltContext
@@ -67,7 +67,8 @@ class HomeEngine(Protocol):
     def sync_now(self, team_id: str, user_id: str) -> SyncReport: ...
     def status(self, team_id: str, user_id: str) -> SyncStatus: ...
     def preview(self, team_id: str, user_id: str) -> DesiredAttributes: ...
-    def keep_to_themself(self, team_id: str, user_id: str, withheld: Collection[str]) -> PrivacyChoice: ...
+    def change_privacy(self, team_id: str, user_id: str, change: Callable[[frozenset[str]], frozenset[str]]
+                       ) -> tuple[frozenset[str], PrivacyChoice]: ...
 
 
 class HomeTab:
@@ -274,13 +275,13 @@ def _choose(engine: HomeEngine, body: Mapping[str, Any], action: Mapping[str, An
             user_id: str) -> str:
     """Record the ticked and unticked optional keys of one checkbox block, then sync now so that an unticked key
     is cleared on the live participants within seconds."""
-    before = engine.status(team_id, user_id).withheld
-    withheld = chosen_withheld(before, body.get("view"), action)
+    before, choice = engine.change_privacy(team_id, user_id,
+                                           lambda before: chosen_withheld(before, body.get("view"), action))
+    withheld = choice.withheld
     hidden, shared = sorted(withheld - before), sorted(before - withheld)
-    if not hidden and not shared:
-        return privacy_notice(hidden, shared)
-    engine.keep_to_themself(team_id, user_id, withheld)
     notice = privacy_notice(hidden, shared)
+    if not hidden and not shared:
+        return notice
     report = engine.sync_now(team_id, user_id)
     if report.not_synced is None and not report.participants:
         notice += " No live conversation right now; your next one gets your choice."

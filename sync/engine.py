@@ -380,6 +380,7 @@ class SyncEngine:
         # One participant is written by one thread of this process at a time (the engine's, a /genesys-sync's);
         # other replicas are put in order by the store's compare-and-set. Striped: bounded, no per-call allocation.
         self._write_locks = tuple(threading.Lock() for _ in range(64))
+        self._privacy_locks = tuple(threading.Lock() for _ in range(16))
         # Writes sent before a crash whose outcome was never recorded: read before writing them again.
         self._unconfirmed = {(c, p): h for c, p, h in store.write_intents()}
         self._push_factory = push
@@ -425,18 +426,36 @@ class SyncEngine:
                                   withheld=self._store.withheld_keys(team_id, user_id))
 
     def keep_to_themself(self, team_id: str, user_id: str, withheld: Collection[str]) -> PrivacyChoice:
-        """Record which optional keys a person keeps to themself (kept and audited): the next read of their profile
-        (`sync_now`, or a queued refresh) clears them ("") on their live participants and leaves them out of every
-        write after. Returns the choice recorded."""
-        before = self._store.withheld_keys(team_id, user_id)
-        now = frozenset(withheld)
-        hidden, shared = sorted(now - before), sorted(before - now)
-        detail = "; ".join(part for part in (f"kept to themself: {', '.join(hidden)}" if hidden else "",
-                                             f"shared again: {', '.join(shared)}" if shared else "") if part)
-        choice = PrivacyChoice(team_id, user_id, now, self._clock(), detail or "unchanged")
-        self._store.choose_privacy(choice)
+        """Record which optional keys a person keeps to themself (kept and audited); see `change_privacy`."""
+        return self.change_privacy(team_id, user_id, lambda before: frozenset(withheld))[1]
+
+    def change_privacy(self, team_id: str, user_id: str, change: Callable[[frozenset[str]], frozenset[str]]
+                       ) -> tuple[frozenset[str], PrivacyChoice]:
+        """Apply `change` to the keys a person keeps to themself and record the result (kept and audited); returns
+        the keys kept back before, and the choice recorded.
+
+        One change of one person at a time in this process, so two quick clicks cannot each start from the same
+        choice and undo the other. The stored profile loses the newly withheld keys at once (written as ""), so
+        the poll and push clear them even when the fresh read that follows (`sync_now`) fails; a refresh is queued
+        as well, which brings back keys shared again."""
+        with self._privacy_locks[hash((team_id, user_id)) % len(self._privacy_locks)]:
+            before = self._store.withheld_keys(team_id, user_id)
+            now = frozenset(change(before))
+            hidden, shared = sorted(now - before), sorted(before - now)
+            detail = "; ".join(part for part in (f"kept to themself: {', '.join(hidden)}" if hidden else "",
+                                                 f"shared again: {', '.join(shared)}" if shared else "") if part)
+            choice = PrivacyChoice(team_id, user_id, now, self._clock(), detail or "unchanged")
+            if now == before:
+                return before, choice  # nothing to record (a click that changed nothing, or a repeated one)
+            self._store.choose_privacy(choice)
+            row = self._store.desired(team_id, user_id)
+            if hidden and row is not None and not row.deleted and row.attributes_hash:
+                attributes = {key: "" if key in now else value for key, value in row.attributes.items()}
+                self._store.save_desired(replace(row, attributes=attributes,
+                                                 attributes_hash=attributes_hash(attributes)))
+        self._enqueue_refresh(team_id, user_id)
         log.info("Slack user %s: %s", user_id, choice.detail)
-        return choice
+        return before, choice
 
     def live_conversations(self, genesys_user_id: str) -> int | None:
         """How many live conversations the Genesys user is on now: from the last poll and push while this replica

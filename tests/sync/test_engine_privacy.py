@@ -3,8 +3,11 @@ until shared; preview and status show them; the engine tells who was synced."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from slack_directory import SlackDirectoryError
 from store import PRIVACY, open_store
 from sync import AttributeRules
 from sync.engine import EngineSettings, SyncEngine
@@ -40,6 +43,41 @@ def test_withheld_keys_are_cleared_then_left_out_until_shared_again(memory: Memo
     assert memory.genesys.writes[-1][2]["slack.pronouns"] == "they/them"
     assert [entry.detail for entry in memory.store.audit(user_id="U0ADA") if entry.result == PRIVACY] == [
         "shared again: slack.pronouns", "kept to themself: slack.pronouns"]
+
+
+def test_a_withheld_key_is_cleared_by_the_poll_even_when_the_fresh_read_fails(memory: Memory) -> None:
+    """The choice clears the stored profile at once: with Slack failing the read that follows, the next poll still
+    writes "" for the key, and no later write carries its value."""
+    _ada(memory)
+    memory.genesys.on_call("ada@example.com")
+    memory.engine.sync_now(TEAM, "U0ADA")
+    memory.slack.failures.append(SlackDirectoryError("users.profile.get", "ratelimited"))
+    memory.engine.keep_to_themself(TEAM, "U0ADA", {"slack.pronouns"})
+    assert memory.engine.poll_once() == 1
+    assert memory.genesys.writes[-1][2]["slack.pronouns"] == ""
+    assert all(sent.get("slack.pronouns") in (None, "") for _c, _p, sent in memory.genesys.writes[1:])
+
+
+def test_two_changes_at_once_both_count(memory: Memory) -> None:
+    """Two changes of one person's choice on two threads each start from the other's result, never from the same
+    old choice: keeping one key back and then another keeps both back."""
+    _ada(memory)
+    memory.engine.sync_now(TEAM, "U0ADA")
+    started, threads = threading.Barrier(2), []
+    for key in ("slack.pronouns", "slack.custom.Team"):
+        def change(before: frozenset[str], key: str = key) -> frozenset[str]:
+            return before | {key}
+
+        def run(change: Callable[[frozenset[str]], frozenset[str]] = change) -> None:
+            started.wait()
+            memory.engine.change_privacy(TEAM, "U0ADA", change)
+
+        threads.append(threading.Thread(target=run))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert memory.store.withheld_keys(TEAM, "U0ADA") == {"slack.pronouns", "slack.custom.Team"}
 
 
 def test_preview_and_status_show_what_is_kept_back(memory: Memory) -> None:
