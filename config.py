@@ -448,6 +448,9 @@ LIBRARY_LOG_FLOORS: Mapping[str, int] = {
     "psycopg": logging.INFO,  # DEBUG: connection attempts and notices; nothing an operator needs at DEBUG
     "waitress": logging.INFO,
     "waitress.queue": logging.ERROR,  # "task queue depth" per request under a burst
+    # DEBUG: the handshake's path (a notification channel's whole id, which lets anyone read its events) and every
+    # frame (whole conversations, phone numbers). The app's own lines say what happens to its sockets.
+    "websockets": logging.INFO,
 }
 """The lowest level each library may log at, whatever LOG_LEVEL says: below it they log bodies or noise."""
 
@@ -555,6 +558,8 @@ _SENSITIVE_FIELD = re.compile(
     re.IGNORECASE)
 _SLACK_TOKEN = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+")
 # An address, not a URL's user info (postgresql://user@host): no "/" right before it.
+_CHANNEL_ID = re.compile(r"(/channels/(?:streaming-\d+-)?)([A-Za-z0-9]{8})[A-Za-z0-9-]+")
+"""A notification channel's id in a URL (httpx's request lines): anyone who has it can read the channel's events."""
 _EMAIL = re.compile(r"(?<![/\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MIN_SECRET_LENGTH = 8
 """Known secrets shorter than this are not cut out of every line: they would shred ordinary words."""
@@ -573,6 +578,7 @@ class LogRedaction(logging.Filter):
             text = text.replace(secret, "***")
         text = _SLACK_TOKEN.sub(r"\1-***", text)
         text = _SENSITIVE_FIELD.sub(r"\1***", text)
+        text = _CHANNEL_ID.sub(r"\1\2…", text)
         return _EMAIL.sub("***@***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -140,6 +140,9 @@ def record(message: str, *args: object, name: str = "app", level: int = logging.
     ("signing secret is %s", ("known-secret-value",), "signing secret is ***"),
     ("postgresql://sync@db.internal:5432/sync is down", (), "postgresql://sync@db.internal:5432/sync is down"),
     ("took 12 ms, 3 keys", (), "took 12 ms, 3 keys"),
+    ("PUT http://g.example/api/v2/notifications/channels/streaming-0-fmtdmf8cdis7jh14/subscriptions", (),
+     "PUT http://g.example/api/v2/notifications/channels/streaming-0-fmtdmf8c…/subscriptions"),
+    ("> GET /channels/0b0b0b0b-0000-4000-8000-000000000b0b HTTP/1.1", (), "> GET /channels/0b0b0b0b… HTTP/1.1"),
 ])
 def test_redaction_hides_secrets_and_contact_details(message: str, args: tuple[object, ...], shown: str) -> None:
     """Tokens, known secrets, e-mail addresses and secret or personal fields become ***; the rest stays."""

@@ -157,19 +157,31 @@ def health_report(store: Store, engine: SyncEngine, socket_mode: SocketModeHandl
         links=links,
         genesys=genesys_part(engine, client_ids=() if details else client_ids),
         slack=slack_part(authorization, socket_mode, workspaces),
-        push=PushPart(engine.push_enabled, engine.polling, engine.push_state()),
+        push=push_part(engine, client_ids=() if details else client_ids),
     ).report()
 
 
 def genesys_part(engine: SyncEngine, *, client_ids: Sequence[str] = ()) -> GenesysPart:
     """The last poll's outcome; `client_ids` are masked in its error (a refused client's id is in Genesys' text)."""
     status = engine.genesys_status()
-    ok, error = status.ok, status.error
-    for client_id in (client_id for client_id in client_ids if client_id):
-        error = error.replace(client_id, "***")
+    ok, error = status.ok, _masked(status.error, client_ids)
     if not engine.polling and ok is None:
         return GenesysPart(ok, "another replica polls")
     return GenesysPart(ok, error or ("polling" if ok else "not polled yet"))
+
+
+def push_part(engine: SyncEngine, *, client_ids: Sequence[str] = ()) -> PushPart:
+    """Push's state; `client_ids` are masked in its reason (a refused subscription call names the client)."""
+    state = engine.push_state()
+    if state is not None and state.fallback_reason:
+        state = replace(state, fallback_reason=_masked(state.fallback_reason, client_ids))
+    return PushPart(engine.push_enabled, engine.polling, state)
+
+
+def _masked(text: str, client_ids: Sequence[str]) -> str:
+    for client_id in (client_id for client_id in client_ids if client_id):
+        text = text.replace(client_id, "***")
+    return text
 
 
 def slack_part(authorization: SlackAuthorization, socket_mode: SocketModeHandler | None,

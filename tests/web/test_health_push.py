@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genesys import PushState
-from web.health import PushPart
+from web.health import PushPart, push_part
 
 
 def _state(fallback: str | None, missing: tuple[str, ...] = ()) -> PushState:
@@ -28,3 +28,19 @@ def test_the_push_part_names_its_state(part: PushPart, json: dict[str, object]) 
     """Off, another replica's, starting, connected (with its channels and topics), or falling back and why."""
     assert part.json() == json
     assert "ok" not in part.json()  # the fast poll covers what push misses: never a reason to answer 503
+
+
+def test_the_push_reason_masks_the_oauth_client_id() -> None:
+    """A refused subscription call names the OAuth client in its reason; /healthz shows *** in its place unless
+    HEALTH_DETAILS asks for it (as the genesys part does)."""
+
+    class Engine:
+        push_enabled = polling = True
+
+        def push_state(self) -> PushState:
+            return _state("1 user(s) not subscribed yet; last error: Genesys Cloud authentication failed for OAuth "
+                          "client 'client-0123456789'")
+
+    masked = push_part(Engine(), client_ids=("client-0123456789",)).json()  # type: ignore[arg-type]
+    assert "client-0123456789" not in str(masked)
+    assert "OAuth client '***'" in str(masked["detail"])
