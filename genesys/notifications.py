@@ -231,6 +231,7 @@ class NotificationPool:
         self._retiring: list[_Channel] = []  # (lock) closing channels kept until their replacement connects
         self._lifetime = CHANNEL_LIFETIME  # (manager) as the last created channel's `expires` showed it
         self._spares: list[NotificationChannel] = []  # handed-over channels: alive on Genesys, reused before creating
+        self._unsubscribed: list[NotificationChannel] = []  # created, but setting their topics failed: tried again
         self._uncovered = 0  # (lock)
         self._problem: str | None = None  # (lock) the last REST failure, until a REST call succeeds
         self._rest_failures = 0
@@ -415,7 +416,11 @@ class NotificationPool:
         subscribed). A spare, unlike a new channel, may have been evicted: a 404 then makes it gone, and replaced."""
         now = self._utcnow()
         self._spares = [s for s in self._spares if (s.expires - now).total_seconds() > self._settings.renew_before_s]
-        if self._spares and self._held() >= self._settings.max_channels:
+        if self._unsubscribed:
+            # Genesys has no call to delete a channel: one whose subscription failed is used, not left to count
+            # towards the 20 (each retry creating another would end in evicting a channel of ours).
+            channel = _Channel(self._unsubscribed.pop(0))
+        elif self._spares and self._held() >= self._settings.max_channels:
             channel = _Channel(self._spares.pop(0))
             log.info("Genesys notifications: channel %s reused (%s)", channel.name, reason)
         else:
@@ -426,7 +431,13 @@ class NotificationPool:
             log.info("Genesys notifications: channel %s created (%s; expires %s)", channel.name, reason,
                      channel.info.expires.isoformat(timespec="seconds"))
         channel.predecessor = predecessor
-        self._subscribe(channel, dict(topics), replace=True)  # also empties a reused spare's old topics
+        try:
+            self._subscribe(channel, dict(topics), replace=True)  # also empties a reused spare's old topics
+        except ChannelGone:
+            raise
+        except GenesysError:
+            self._unsubscribed.append(channel.info)
+            raise
         channel.thread = threading.Thread(target=self._read, args=(channel,), name=f"genesys-push-{channel.name}",
                                           daemon=True)
         channel.thread.start()
@@ -435,7 +446,7 @@ class NotificationPool:
     def _held(self) -> int:
         """Channels of ours alive on Genesys: a new one beyond max_channels would evict one of them."""
         with self._lock:
-            return len(self._channels) + len(self._retiring) + len(self._spares)
+            return len(self._channels) + len(self._retiring) + len(self._spares) + len(self._unsubscribed)
 
     def _apply(self) -> None:
         """Drop unfollowed users' topics, then add new users' to the channels with room, then open channels."""

@@ -335,6 +335,20 @@ def test_failed_subscription_calls_are_retried_in_the_background(
     assert caplog.text.count("trying again in") == 3
 
 
+def test_a_channel_whose_subscription_failed_is_used_not_left_behind(
+        make_pool: Callable[..., NotificationPool], fake: FakeGenesysCloud) -> None:
+    """Genesys has no call to delete a channel: when setting a new channel's topics fails, the retry subscribes that
+    same channel instead of creating another, so failures cannot pile up channels towards the 20 a client has."""
+    agents = users(fake, 2)
+    pool = make_pool(users=[])
+    wait_for(healthy(pool))
+    fake.fail_next(500, count=3, path_prefix=f"{CHANNELS}/")  # the subscription calls, not the channel's creation
+    pool.follow(agents)
+    wait_for(healthy(pool), what="the pool after the failed subscriptions")
+    assert len(fake.notification_channels()) == 1
+    assert fake.subscribed_topics() == {conversations_topic(u) for u in agents}
+
+
 def test_an_expired_channel_is_recreated_and_resubscribed(make_pool: Callable[..., NotificationPool],
                                                           fake: FakeGenesysCloud, recorder: Recorder) -> None:
     """The socket's reconnect answers 404: a new channel gets the topics, connects, and on_connected runs."""
