@@ -20,6 +20,7 @@ claiming work) that fails so is logged and the loop goes on. `liveness()` says w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -593,7 +594,7 @@ class SyncEngine:
 
     def _loop(self, stop: threading.Event) -> None:
         settings = self._settings
-        next_poll = next_refresh = next_follow = 0.0
+        next_poll = next_refresh = next_follow = next_recheck = 0.0
         next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         push_was_healthy = False
@@ -602,11 +603,11 @@ class SyncEngine:
             failed = False
             try:
                 now = self._timer.monotonic()
-                push = self.push_state()
+                watched = self._step("watching Genesys notifications",
+                                     functools.partial(self._watch_push, push_condition))
+                push, push_condition = watched if watched is not None else (None, push_condition)
+                failed |= watched is None
                 push_healthy = push is not None and push.healthy
-                if push is not None and _push_condition(push) != push_condition:
-                    self._log_push_change(push)
-                push_condition = _push_condition(push) if push is not None else None
                 if (push_was_healthy and not push_healthy) or self._catch_up:
                     # The socket went down (poll fast at once), or came back (one poll for what it missed).
                     self._catch_up, next_poll = False, now
@@ -614,6 +615,11 @@ class SyncEngine:
                 if now >= next_poll:
                     next_poll = now + (settings.push_poll_interval_s if push_healthy else settings.poll_interval_s)
                     failed |= self._step("polling Genesys", self._poll_turn) is None
+                if self._polling and push_healthy and now >= next_recheck:
+                    # The poll is slow now: profiles other replicas saved (their reads cannot write, they see no
+                    # participants) reach the live calls at the fast poll's pace anyway, with no Genesys query.
+                    next_recheck = now + settings.poll_interval_s
+                    failed |= self._step("writing changed profiles to live calls", self.write_known_live) is None
                 if self._polling and now >= next_refresh:
                     next_refresh = now + settings.refresh_tick_s
                     failed |= self._step("scheduling profile refreshes", self.schedule_refreshes) is None
@@ -835,6 +841,20 @@ class SyncEngine:
         """Push's state on this replica; None with push off, or while another replica consumes it."""
         push = self._push
         return push.state() if push is not None else None
+
+    def write_known_live(self) -> int:
+        """Write to the live participants known from the last poll and push wherever the stored profile differs
+        from what was last written (a profile another replica read); returns writes made. No Genesys query."""
+        return self._write_all(self._live_participants())
+
+    def _watch_push(self, condition: object) -> tuple[PushState | None, object]:
+        """Push's state now and what it means (`_push_condition`), with a line when the meaning changed."""
+        push = self.push_state()
+        if push is None:
+            return None, None
+        if _push_condition(push) != condition:
+            self._log_push_change(push)
+        return push, _push_condition(push)
 
     def _log_push_change(self, state: PushState) -> None:
         """One line when push starts or stops covering everyone, or falls back for another reason."""

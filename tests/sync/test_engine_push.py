@@ -292,3 +292,31 @@ def test_what_push_saw_is_forgotten_once_the_poll_knows(memory: Memory, pools: P
     while engine.work_once():
         pass
     assert memory.genesys.writes == []
+
+
+def test_a_profile_another_replica_read_reaches_the_call_without_a_poll(memory: Memory, pools: Pools) -> None:
+    """With push healthy (the poll slowed to 60 s), a profile another replica read (it sees no participants, so it
+    cannot write) reaches the live call within the fast poll's interval, and no analytics query is made for it."""
+    stop = threading.Event()
+    timer = Script(stop, until=30)
+    memory.genesys.clock = timer
+    memory.slack.add("U0ADA", "ada@example.com", "Support Engineer")
+    memory.genesys.on_call("ada@example.com")
+    other = memory.engine  # the fixture's engine: another replica on the same store, which never polls
+    other.user_changed(TEAM, {"id": "U0ADA"}, None)
+    while other.work_once():
+        pass
+
+    def edited_elsewhere() -> None:
+        memory.slack.edit("U0ADA", title="Team Lead")
+        other.user_changed(TEAM, {"id": "U0ADA"}, None)
+        while other.work_once():
+            pass
+
+    timer.actions.append((12.0, edited_elsewhere))
+    poller = SyncEngine(store=memory.store, genesys=memory.genesys, slack=memory.slack, rules=AttributeRules(),
+                        clock=memory.clock, settings=EngineSettings(worker="poller"), timer=timer, push=pools)
+    timer.loop = threading.current_thread()
+    poller.run(stop)
+    assert [sent["slack.title"] for _c, _p, sent in memory.genesys.writes] == ["Support Engineer", "Team Lead"]
+    assert [round(at) for at in memory.genesys.polls] == [0, 5]  # the poll's own turns only
