@@ -135,8 +135,11 @@ class HomeTab:
             raise RuntimeError("HomeTab.publish before start")
         key = (team_id, user_id)
         with self._lock:
+            now = self._monotonic()
             if notice is not None:
-                self._notices[key] = (self._monotonic(), notice)
+                # Notices outlive `notice_s` only until the next one is kept: bounded by the people acting lately.
+                self._notices = {held: kept for held, kept in self._notices.items() if now - kept[0] < self._notice_s}
+                self._notices[key] = (now, notice)
             noticed = self._notices.get(key)
         admin = self._looking(team_id, user_id) is True
         person = source.person(team_id, user_id, desired=desired)
