@@ -43,8 +43,8 @@ class LiveParticipant:
     media_type: str
     # Not part of equality: a participant is where to PATCH; these describe the moment it was seen.
     connected_at: float = field(default=0.0, compare=False)
-    """When this participant connected (seconds since 1970; 0: not known): of the people on one conversation, the
-    most recently connected one is the one the customer's participant describes."""
+    """When this participant connected (seconds since 1970; 0: not known, or still ringing): of the people on one
+    conversation, the most recently connected one is the one the customer's participant describes."""
     customers: tuple[str, ...] = field(default=(), compare=False)
     """The ids of the conversation's live external participants (purpose `customer` or `external`), as seen in the
     same answer: where flows and scripts read participant data."""
@@ -139,7 +139,10 @@ def live_in_conversation(conversation: Any, user_id: str) -> list[LiveParticipan
             continue
         media = _live_communication_media(participant)
         if media is not None:
-            connected = _seconds(participant.get("connectedTime")) or _seconds(participant.get("startTime"))
+            # Only a participant that answered counts as connected: one still ringing (alerting, offering, a consult
+            # not yet taken) must not become the person the customer's participant describes.
+            connected = (_seconds(participant.get("connectedTime")) or _seconds(participant.get("startTime"))
+                         if _answered(participant) else 0.0)
             live.append(LiveParticipant(conversation_id, participant_id, user_id, media, connected, customers))
     return live
 
@@ -187,6 +190,12 @@ def _seconds(value: Any) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _answered(participant: Mapping[str, Any]) -> bool:
+    """Whether one of the participant's communications is connected (not only ringing or being dialled)."""
+    return any(str(communication.get("state", "")).lower() == "connected"
+               for key in COMMUNICATION_MEDIA for communication in _dicts(participant.get(key)))
 
 
 def _live_communication_media(participant: Mapping[str, Any]) -> str | None:

@@ -189,3 +189,18 @@ def test_user_with_two_participants_in_one_conversation() -> None:
         _participant("p-new", "u-1", "calls", "connected"),
     ]}
     assert live_in_conversation(conversation, "u-1") == [LiveParticipant("c-1", "p-new", "u-1", "voice")]
+
+
+@pytest.mark.parametrize(("state", "connected_at"), [
+    ("connected", datetime(2026, 1, 5, 9, 0, 2, tzinfo=UTC).timestamp()),
+    ("alerting", 0.0),
+    ("offering", 0.0),
+])
+def test_only_an_answered_participant_has_a_connection_time(state: str, connected_at: float) -> None:
+    """A participant still ringing (a transfer or consult offered, not taken) gets no connection time, so it never
+    outranks the person talking to the customer."""
+    participant = {"id": "p-1", "userId": "u-1", "purpose": "agent", "startTime": "2026-01-05T09:00:01.000Z",
+                   "connectedTime": "2026-01-05T09:00:02.000Z" if state == "connected" else None,
+                   "calls": [{"id": "call-1", "state": state}]}
+    [live] = live_in_conversation({"id": "c-1", "participants": [participant]}, "u-1")
+    assert live.connected_at == connected_at

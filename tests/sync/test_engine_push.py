@@ -15,7 +15,7 @@ import pytest
 
 from genesys import ConversationSeen, LiveParticipant, PushState
 from store import Store
-from sync import AttributeRules
+from sync import AttributeRules, SyncTarget
 from sync.engine import EngineSettings, PushPort, PushStatus, SyncEngine
 from sync.render import SlackText
 from sync.timer import Timer
@@ -320,3 +320,25 @@ def test_a_profile_another_replica_read_reaches_the_call_without_a_poll(memory: 
     poller.run(stop)
     assert [sent["slack.title"] for _c, _p, sent in memory.genesys.writes] == ["Support Engineer", "Team Lead"]
     assert [round(at) for at in memory.genesys.polls] == [0, 5]  # the poll's own turns only
+
+
+def test_a_person_still_ringing_does_not_take_the_customers_participant(memory: Memory, pools: Pools) -> None:
+    """customer target: Bob offered the call (ringing, no connection time) leaves Ada on the customer's
+    participant; once Bob answers, the customer's participant describes him."""
+    engine = SyncEngine(store=memory.store, genesys=memory.genesys, slack=memory.slack, rules=AttributeRules(),
+                        clock=memory.clock, settings=EngineSettings(worker="push"), timer=RealWaits(memory.clock),
+                        push=pools, target=SyncTarget("customer"))
+    ada = _linked(memory, engine)
+    bob = _linked(memory, engine, "U0BOB", "bob@example.com", "Billing Specialist")
+    engine.take_poll_turn()
+
+    def on_call(user_id: str, connected_at: float) -> LiveParticipant:
+        return LiveParticipant("c1", f"p-{user_id}", user_id, "voice", connected_at, ("p-customer",))
+
+    pools.current.notify(ada, "c1", on_call(ada, 100.0))
+    pools.current.notify(bob, "c1", on_call(bob, 0.0))  # ringing
+    engine.write_notified()
+    assert memory.genesys.attributes[("c1", "p-customer")]["slack.agent.title"] == "Support Engineer"
+    pools.current.notify(bob, "c1", on_call(bob, 200.0))  # answered
+    engine.write_notified()
+    assert memory.genesys.attributes[("c1", "p-customer")]["slack.agent.title"] == "Billing Specialist"
