@@ -49,8 +49,6 @@ SENSITIVE_GROUPS: dict[str, tuple[str, ...]] = {
 DEFAULT_RENAME: dict[str, str] = {"id": "user_id", "tz": "timezone", "tz_label": "timezone_label"}
 # Fields each person may keep to themself (the App Home's checkboxes): pronouns and every custom field.
 DEFAULT_PERSON_OPTIONAL: tuple[str, ...] = ("profile.pronouns", "custom.*")
-# Bound on the attribute keys remembered as optional: custom field labels are few; hostile ones cost no memory.
-_OPTIONAL_KEPT = 4096
 # Bounds on the decisions kept: a Slack user object has under 30 containers and 100 keys.
 _PARENTS_KEPT = 256
 _DECISIONS_KEPT_PER_PARENT = 128
@@ -229,9 +227,9 @@ class AttributeMapper:
                     break
         target = self.mapping.prefix + target
         if self._optional is not None and self._optional.match(source_key):
-            if len(self._optional_targets) >= _OPTIONAL_KEPT:
-                self._optional_targets.clear()
-                self._decided.clear()  # decided again, so that the keys in use are noted again
+            # Never forgotten, unlike the decisions: a key dropped from here while a profile is mapped (on this thread
+            # or another) would be written although its person keeps it back. It holds one entry per optional key the
+            # profiles produce (their custom fields and pronouns), which the workspaces' field definitions bound.
             self._optional_targets.add(target)
         return target
 
