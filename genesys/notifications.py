@@ -633,16 +633,17 @@ class NotificationPool:
         if not isinstance(conversation_id, str) or not conversation_id:
             log.warning("Genesys notifications: an event on %s carries no conversation id; ignored", topic)
             return
-        # The body is the whole conversation: it tells every followed user's part in it, not only the topic's
-        # user's. Whether Genesys sends one message per subscribed topic or one per channel is not documented, so
-        # each followed user in it is reported (a repeat is harmless; a miss would leave a stale participant).
-        in_it = {p.get("userId") for p in body.get("participants") or () if isinstance(p, Mapping)}
-        for user in sorted({user_id, *(u for u in in_it if isinstance(u, str))} & desired):
-            seen = ConversationSeen(user, conversation_id, tuple(live_in_conversation(body, user)))
-            try:
-                self._on_conversation(seen)
-            except Exception:
-                log.exception("Genesys notifications: on_conversation failed for conversation %s", conversation_id)
+        # Only the topic's user is reported, although the body tells every participant's part: each message names
+        # one topic, each followed user has their own, and one user's topic lives on one channel, so their messages
+        # arrive in order. Reporting the others from it too would let an older snapshot, arriving later on another
+        # channel, undo a newer one.
+        if user_id not in desired:
+            return
+        seen = ConversationSeen(user_id, conversation_id, tuple(live_in_conversation(body, user_id)))
+        try:
+            self._on_conversation(seen)
+        except Exception:
+            log.exception("Genesys notifications: on_conversation failed for conversation %s", conversation_id)
 
     # ---------------------------------------------------------------- helpers
 
