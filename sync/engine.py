@@ -397,8 +397,6 @@ class SyncEngine:
         """Set by a notification, a reconnect or queued work: the loop's idle wait ends at once."""
         self._catch_up = False
         """A (re)connected socket may have missed notifications: poll once at once."""
-        self._follow_soon = False
-        """A link was resolved: hand push the followed people at the loop's next turn."""
         self._on_person_synced = on_person_synced
 
     # --------------------------------------------------------------- intake (handlers)
@@ -595,6 +593,7 @@ class SyncEngine:
     def _loop(self, stop: threading.Event) -> None:
         settings = self._settings
         next_poll = next_refresh = next_follow = next_recheck = 0.0
+        last_poll = -settings.poll_interval_s
         next_retention = 0.0  # on the engine's clock (the seam tests move), not the monotonic poll timer
         database_down = ""
         push_was_healthy = False
@@ -608,11 +607,17 @@ class SyncEngine:
                 push, push_condition = watched if watched is not None else (None, push_condition)
                 failed |= watched is None
                 push_healthy = push is not None and push.healthy
-                if (push_was_healthy and not push_healthy) or self._catch_up:
-                    # The socket went down (poll fast at once), or came back (one poll for what it missed).
-                    self._catch_up, next_poll = False, now
+                if push_was_healthy and not push_healthy:
+                    next_poll = now  # push went down: the fast poll takes over at once
+                if self._catch_up:
+                    # A socket (re)connected, or people were newly subscribed: one poll for what it missed, though
+                    # no sooner than the fast poll's interval after the last poll (a first start subscribes people
+                    # every few seconds, and each would cost an analytics query).
+                    self._catch_up = False
+                    next_poll = min(next_poll, max(now, last_poll + settings.poll_interval_s))
                 push_was_healthy = push_healthy
                 if now >= next_poll:
+                    last_poll = now
                     next_poll = now + (settings.push_poll_interval_s if push_healthy else settings.poll_interval_s)
                     failed |= self._step("polling Genesys", self._poll_turn) is None
                 if self._polling and push_healthy and now >= next_recheck:
@@ -623,8 +628,10 @@ class SyncEngine:
                 if self._polling and now >= next_refresh:
                     next_refresh = now + settings.refresh_tick_s
                     failed |= self._step("scheduling profile refreshes", self.schedule_refreshes) is None
-                if self._push is not None and (now >= next_follow or self._follow_soon):
-                    next_follow, self._follow_soon = now + settings.follow_every_s, False
+                if self._push is not None and now >= next_follow:
+                    # At a pace, not at each new link: each hand-over may cost a subscription call (the channel's
+                    # whole topic list) and a catch-up poll, and a first start links people three at a time.
+                    next_follow = now + settings.follow_every_s
                     failed |= self._step("following Genesys users", self.follow_linked) is None
                 failed |= self._step("writing what Genesys notified", self.write_notified) is None
                 # Retention runs on the replica that polls: one replica deletes (the statements are idempotent, but N
@@ -1040,7 +1047,6 @@ class SyncEngine:
         genesys_user = self._genesys.find_user_by_email(email) if email else None
         linked = self._store.link_user(record.team_id, record.user_id, email,
                                       genesys_user.id if genesys_user else None, resolved_at=self._clock())
-        self._follow_soon = True  # a new person's calls are followed from the next turn, not within follow_every_s
         if linked.conflict is not None:
             if linked.new_conflict:  # the store knows whether it is new: one line per conflict, across restarts
                 conflict = linked.conflict

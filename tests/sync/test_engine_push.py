@@ -232,7 +232,8 @@ def test_healthy_push_slows_the_poll_to_a_safety_net(memory: Memory, pools: Pool
 
 
 def test_push_down_polls_fast_at_once_and_a_reconnect_catches_up(memory: Memory, pools: Pools) -> None:
-    """Push failing → a poll at once, then every 5 s; push back → one catch-up poll at once, then every 60 s."""
+    """Push failing → a poll at once, then every 5 s; push back → one catch-up poll (no sooner than 5 s after the
+    last poll), then every 60 s."""
 
     def script(timer: Script, pools: Pools) -> None:
         def down() -> None:
@@ -245,7 +246,7 @@ def test_push_down_polls_fast_at_once_and_a_reconnect_catches_up(memory: Memory,
         timer.actions += [(100.0, down), (122.0, back)]
 
     polls = _poll_times(memory.store, memory, pools, script, until=200)
-    assert polls == [0, 5, 65, 100, 105, 110, 115, 120, 122, 182]
+    assert polls == [0, 5, 65, 100, 105, 110, 115, 120, 125, 185]  # the catch-up: 5 s after the last poll
 
 
 def _state(fallback: str | None) -> PushState:
@@ -320,6 +321,17 @@ def test_a_profile_another_replica_read_reaches_the_call_without_a_poll(memory: 
     poller.run(stop)
     assert [sent["slack.title"] for _c, _p, sent in memory.genesys.writes] == ["Support Engineer", "Team Lead"]
     assert [round(at) for at in memory.genesys.polls] == [0, 5]  # the poll's own turns only
+
+
+def test_catch_up_polls_come_no_faster_than_the_fast_poll(memory: Memory, pools: Pools) -> None:
+    """A first start subscribes people every couple of seconds, each time asking for a catch-up poll: those polls
+    come at most every POLL_INTERVAL_SECONDS (5 s), not at each subscription."""
+
+    def script(timer: Script, pools: Pools) -> None:
+        timer.actions += [(70.0 + 0.5 * n, lambda: pools.current.on_connected()) for n in range(20)]
+
+    polls = _poll_times(memory.store, memory, pools, script, until=100)
+    assert polls == [0, 5, 65, 70, 75, 80]  # 20 asks over 10 s: three polls
 
 
 def test_a_person_still_ringing_does_not_take_the_customers_participant(memory: Memory, pools: Pools) -> None:
