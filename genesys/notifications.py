@@ -37,7 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -132,8 +132,6 @@ class PushState:
     fallback_reason: str | None
     """Why the engine should poll fast, for its log and status; None when healthy."""
     missing_permissions: tuple[str, ...]
-    unwatched: frozenset[str] = field(default_factory=frozenset)
-    """Followed users whose events may be missed now: pending, rejected, uncovered, or on a socket that is down."""
 
     @property
     def healthy(self) -> bool:
@@ -278,7 +276,7 @@ class NotificationPool:
         return channels
 
     def state(self) -> PushState:
-        """A snapshot of what the pool covers (cheap; call it as often as needed)."""
+        """A snapshot of what the pool covers (the engine asks every turn of its loop)."""
         settings = self._settings
         with self._lock:
             now = self._clock()
@@ -290,12 +288,11 @@ class NotificationPool:
             rejected = {t: s for c in channels for t, s in c.rejected.items()}
             seen = [c.last_seen for c in [*channels, *self._retiring] if c.last_seen is not None]
             uncovered, problem = self._uncovered, self._problem
-            watched = {user for c in channels if c not in down for t, user in c.topics.items() if t not in rejected}
-            assigned = {user for c in channels for user in c.topics.values()}
             topics = sum(len(c.topics) for c in channels)
+            # Each followed user has one topic on one channel, so those assigned are counted, not collected.
+            assigned = sum(1 for c in channels for user in c.topics.values() if user in desired)
         started = self._manager is not None and not self._stopping.is_set()
-        unwatched = desired - watched
-        pending = max(0, len(desired - assigned) - uncovered)
+        pending = max(0, len(desired) - assigned - uncovered)
         missing = tuple(sorted({p for s in rejected.values() for p in s.missing_permissions}))
         reasons: list[str] = []
         if not started:
@@ -322,7 +319,6 @@ class NotificationPool:
             since_last_message_s=now - max(seen) if seen else None,
             fallback_reason="; ".join(reasons) or None,
             missing_permissions=missing,
-            unwatched=frozenset(unwatched),
         )
 
     # ---------------------------------------------------------------- manager

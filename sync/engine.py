@@ -396,7 +396,8 @@ class SyncEngine:
         self._wake = threading.Event()
         """Set by a notification, a reconnect or queued work: the loop's idle wait ends at once."""
         self._catch_up = False
-        """A (re)connected socket may have missed notifications: poll once at once."""
+        """A (re)connected socket, or newly subscribed people, may have missed notifications: one poll soon (no
+        sooner than POLL_INTERVAL_SECONDS after the last; see `_loop`)."""
         self._on_person_synced = on_person_synced
 
     # --------------------------------------------------------------- intake (handlers)
@@ -814,7 +815,8 @@ class SyncEngine:
         self._wake.set()
 
     def push_connected(self) -> None:
-        """Push (re)connected (called on its thread): one poll at once, for what happened while it was down."""
+        """Push (re)connected or subscribed newcomers (called on its thread): one catch-up poll, for what happened
+        before."""
         self._catch_up = True
         self._wake.set()
 

@@ -249,8 +249,6 @@ def test_users_beyond_the_channel_limit_are_uncovered_and_no_channel_is_evicted(
     assert (state.channels, state.uncovered, state.healthy) == (2, 1, False)
     assert state.fallback_reason is not None
     assert "beyond 2 channels × 2 topics" in state.fallback_reason
-    assert len(state.unwatched) == 1
-    assert state.unwatched < set(agents)
     assert len(fake.notification_channels()) == 2
 
 
@@ -400,7 +398,7 @@ def test_channels_are_renewed_before_they_expire(make_pool: Callable[..., Notifi
 
 def test_rejected_topics_name_the_permission_and_heal_once_granted(
         make_pool: Callable[..., NotificationPool], fake: FakeGenesysCloud) -> None:
-    """Without the topic's permission the state names it and the users stay unwatched; granting it heals the pool
+    """Without the topic's permission the state names it and the users are not covered; granting it heals the pool
     without a restart."""
     fake.revoke_permission(PERM_USER_CONVERSATIONS_TOPIC)
     agents = users(fake, 2)
@@ -411,7 +409,6 @@ def test_rejected_topics_name_the_permission_and_heal_once_granted(
     assert not state.healthy
     assert state.fallback_reason is not None
     assert PERM_USER_CONVERSATIONS_TOPIC in state.fallback_reason
-    assert state.unwatched == set(agents)
     fake.grant_permission(PERM_USER_CONVERSATIONS_TOPIC)
     wait_for(healthy(pool), what="the pool healed")
     assert fake.subscribed_topics() == {conversations_topic(u) for u in agents}
