@@ -4,6 +4,7 @@ until shared; preview and status show them; the engine tells who was synced."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def test_two_changes_at_once_both_count(memory: Memory) -> None:
     started, threads = threading.Barrier(2), []
     for key in ("slack.pronouns", "slack.custom.Team"):
         def change(before: frozenset[str], key: str = key) -> frozenset[str]:
+            time.sleep(0.2)  # both threads are inside at once unless changes take turns
             return before | {key}
 
         def run(change: Callable[[frozenset[str]], frozenset[str]] = change) -> None:
