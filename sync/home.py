@@ -18,7 +18,7 @@ from store import PRIVACY, AuditEntry, DeadLetter, Store
 from sync.dead_letters import retry_dead_letters
 from sync.desired import DesiredAttributes
 from sync.engine import GenesysStatus, PushStatus, SyncStatus
-from sync.render import push_line
+from sync.render import push_line, slack_date
 from sync.shared_budget import BudgetUse
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _person_blocks(person: PersonHome) -> list[dict[str, Any]]:
     if row is None:
         facts.append("Your profile has not been read yet: press *Sync now*.")
     else:
-        facts.append(f"Profile read {_date(row.refreshed_at)}.")
+        facts.append(f"Profile read {slack_date(row.refreshed_at)}.")
     facts.append(_last_write_text(person.last_write))
     if status.conflict is not None:
         facts.append("Not synced: another Slack user is linked to the Genesys user with your e-mail; "
@@ -189,7 +189,7 @@ def _last_write_text(entry: AuditEntry | None) -> str:
     words = {"written": "written", "gone": "the conversation had ended", "rejected": "REJECTED by Genesys",
              "failed": "failed, retried automatically"}.get(entry.result, entry.result)
     context = f", contextId {entry.context_id}" if entry.context_id else ""
-    return f"Last write {_date(entry.at)}: {words} ({len(entry.keys)} keys{context})."
+    return f"Last write {slack_date(entry.at)}: {words} ({len(entry.keys)} keys{context})."
 
 
 def _attribute_table(attributes: dict[str, str]) -> list[dict[str, Any]]:
@@ -255,7 +255,7 @@ def _admin_blocks(admin: AdminHome) -> list[dict[str, Any]]:
     blocks.append(_section(f"*Dead letters* (newest {len(admin.dead_letters)} of {admin.dead_letter_count}): work "
                            "given up on. Retry puts it back in the queue with fresh attempts."))
     for dead in admin.dead_letters:
-        text = (f"`{_escape(dead.kind)} {_escape(dead.key)}` {_date(dead.at)}, {dead.attempts} attempt(s): "
+        text = (f"`{_escape(dead.kind)} {_escape(dead.key)}` {slack_date(dead.at)}, {dead.attempts} attempt(s): "
                 f"{_escape(dead.reason)}")
         blocks.append({"type": "section", "block_id": f"dead_letter_{dead.id}", "text": _mrkdwn(_clip(text, 3000)),
                        "accessory": _button("Retry", RETRY, str(dead.id))})
@@ -316,10 +316,6 @@ def _option(key: str, value: str) -> dict[str, Any]:
     if value:
         option["description"] = {"type": "plain_text", "text": _clip(value, 75)}
     return option
-
-
-def _date(at: float) -> str:
-    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M} UTC>"
 
 
 def _escape(text: str) -> str:

@@ -7,6 +7,7 @@ Nothing here prints an exception's text: failures arrive as error ids (see `sync
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime
 
 from store import PRIVACY, LinkConflict
 from sync.desired import DesiredAttributes
@@ -147,6 +148,11 @@ def _not_synced_text(report: SyncReport) -> str:
     return "this user is deactivated, a bot or an app user: not synced"  # not_syncable
 
 
+def slack_date(at: float) -> str:
+    """A moment as Slack shows it in each reader's own time zone, with UTC where a client cannot."""
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M} UTC>"
+
+
 def conflict_text(conflict: LinkConflict) -> str:
     """Why a Slack user is not linked, for /genesys-sync (names the other Slack user: the person and admins only)."""
     return (f"Not synced: the Genesys user with this e-mail ({conflict.genesys_user_id}) is linked to Slack user "
@@ -161,7 +167,7 @@ def _status_lines(status: SyncStatus) -> list[str]:
         lines.append(f"<@{status.user_id}>'s profile has not been read yet.")
     else:
         state = "not synced (deactivated, bot or app user)" if row.deleted else f"{len(row.attributes)} attributes"
-        lines.append(f"Profile read <!date^{int(row.refreshed_at)}^{{date_short_pretty}} {{time}}|recently>: "
+        lines.append(f"Profile read {slack_date(row.refreshed_at)}: "
                      f"{state}.")
     if status.conflict is not None:
         lines.append(conflict_text(status.conflict))
@@ -170,11 +176,11 @@ def _status_lines(status: SyncStatus) -> list[str]:
                      else f"No Genesys user has the e-mail {link.email or '(none in Slack)'}.")
     for entry in status.writes:
         if entry.result == PRIVACY:
-            lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: privacy choice "
+            lines.append(f"• {slack_date(entry.at)}: privacy choice "
                          f"({entry.detail})")
             continue
         where = "the customer's participant of conversation" if entry.target == "customer" else "conversation"
-        lines.append(f"• <!date^{int(entry.at)}^{{date_short_pretty}} {{time}}|{entry.at:.0f}>: {entry.result} "
+        lines.append(f"• {slack_date(entry.at)}: {entry.result} "
                      f"on {where} `{entry.conversation_id}` ({len(entry.keys)} keys"
                      f"{', contextId ' + entry.context_id if entry.context_id else ''})")
     if not status.writes:
