@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -373,18 +373,14 @@ SYNC_TARGETS = ("agent", "customer", "both")
 def read_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (`read_environment` puts the working directory's `.env` under it)."""
     problems: list[str] = []
-    log_level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if log_level not in _LOG_LEVELS:
-        problems.append(f"LOG_LEVEL: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
-    log_format = environ.get("LOG_FORMAT", "").strip().lower() or "text"
-    if log_format not in LOG_FORMATS:
-        problems.append(f"LOG_FORMAT: {log_format!r} is neither text (one readable line per event, the default) nor "
-                        "json (one JSON object per line, for log shippers)")
-    target = environ.get("SYNC_TARGET", "").strip().lower() or "agent"
-    if target not in SYNC_TARGETS:
-        problems.append(f"SYNC_TARGET: {target!r} is not agent, customer or both; where attributes are written: each "
-                        "person's own participant (agent, the default), the customer's participant of their calls, "
-                        "which flows, scripts and screen pops read (customer), or both")
+    log_level = _choice(environ, "LOG_LEVEL", _LOG_LEVELS, "INFO", problems, upper=True)
+    log_format = _choice(environ, "LOG_FORMAT", LOG_FORMATS, "text", problems,
+                         meaning="text (one readable line per event, the default) or json (one JSON object per line, "
+                                 "for log shippers)")
+    target = _choice(environ, "SYNC_TARGET", SYNC_TARGETS, "agent", problems,
+                     meaning="where attributes are written: each person's own participant (agent, the default), the "
+                             "customer's participant of their calls, which flows, scripts and screen pops read "
+                             "(customer), or both")
     prefix = environ.get("CUSTOMER_KEY_PREFIX", "").strip() or "slack.agent."
     if len(prefix) > 64 or any(ord(character) < 32 or ord(character) == 127 or character.isspace()
                                for character in prefix):
@@ -399,6 +395,17 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
     if problems:
         raise ConfigError(*problems)
     return Settings(path, log_level, log_format, target, prefix)
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: Sequence[str], default: str, problems: list[str], *,
+            upper: bool = False, meaning: str = "") -> str:
+    """One of `choices` (any case; empty is `default`); anything else is a problem naming them and, with `meaning`,
+    what the setting decides."""
+    raw = environ.get(name, "").strip()
+    value = (raw.upper() if upper else raw.lower()) or default
+    if value not in choices:
+        problems.append(f"{name}: {value!r} is not one of {', '.join(choices)}" + (f"; {meaning}" if meaning else ""))
+    return value
 
 
 def read_settings_file(path: Path | None) -> SettingsTables:

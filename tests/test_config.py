@@ -243,5 +243,5 @@ def test_a_bad_sync_target_and_prefix_are_named_together() -> None:
     """An unknown target and a prefix with a space are both named, with what each setting means."""
     with pytest.raises(ConfigError) as raised:
         read_settings({"SYNC_TARGET": "customers", "CUSTOMER_KEY_PREFIX": "slack agent."})
-    assert raised.value.problems[0].startswith("SYNC_TARGET: 'customers' is not agent, customer or both;")
+    assert raised.value.problems[0].startswith("SYNC_TARGET: 'customers' is not one of agent, customer, both;")
     assert raised.value.problems[1].startswith("CUSTOMER_KEY_PREFIX: 'slack agent.' is not a key prefix")

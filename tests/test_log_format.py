@@ -29,7 +29,7 @@ def test_an_unknown_log_format_is_named_with_the_choices() -> None:
     with pytest.raises(ConfigError) as refused:
         read_settings({"LOG_FORMAT": "xml", "LOG_LEVEL": "LOUD"})
     assert [problem.split(":")[0] for problem in refused.value.problems] == ["LOG_LEVEL", "LOG_FORMAT"]
-    assert "'xml' is neither text" in str(refused.value)
+    assert "'xml' is not one of text, json" in str(refused.value)
     assert "json (one JSON object per line" in str(refused.value)
 
 

@@ -55,7 +55,7 @@ def test_an_unknown_sync_target_is_named() -> None:
     """SYNC_TARGET=agents is a settings problem naming the setting and its three values; exit 2."""
     result = run_preview(USER, settings={"SYNC_TARGET": "agents"})
     assert result.returncode == 2
-    assert "SYNC_TARGET: 'agents' is not agent, customer or both" in result.stderr
+    assert "SYNC_TARGET: 'agents' is not one of agent, customer, both" in result.stderr
 
 
 def test_json_prints_exactly_the_attribute_object() -> None:
